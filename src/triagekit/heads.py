@@ -1,0 +1,75 @@
+"""Label heads and the text a model sees: the vocabulary shared by data, models, evaluation and serving."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+__all__ = ["HeadSpec", "build_text", "row_labels", "heads_from_rows", "DEFAULT_TEXT_FIELDS"]
+
+DEFAULT_TEXT_FIELDS = ("subject", "body")
+TEXT_SEPARATOR = "\n"
+
+
+@dataclass
+class HeadSpec:
+    """One output of a router: a label field and its classes."""
+
+    name: str
+    """The label field (column) this head predicts."""
+    labels: list[str] = field(default_factory=list)
+    """Class names; index i of the model's output is labels[i]."""
+    multilabel: bool = False
+    """True for tag-like fields: independent sigmoid per class instead of one softmax."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "HeadSpec":
+        return cls(name=d["name"], labels=list(d["labels"]), multilabel=bool(d.get("multilabel", False)))
+
+
+def build_text(row: Mapping[str, Any] | str, text_fields: Sequence[str] = DEFAULT_TEXT_FIELDS) -> str:
+    """The model input for a row: the non-empty text fields joined by newlines.
+
+    A plain string, or a dict with a ``text`` key and none of ``text_fields``, is taken as is.
+    """
+    if isinstance(row, str):
+        return row
+    parts = [str(row[f]).strip() for f in text_fields if row.get(f) not in (None, "") and str(row[f]).strip()]
+    if not parts and row.get("text"):
+        return str(row["text"]).strip()
+    return TEXT_SEPARATOR.join(parts)
+
+
+def row_labels(row: Mapping[str, Any], head: HeadSpec) -> Any:
+    """The gold label of ``row`` for ``head``: a string, or a list of strings for a multi-label head."""
+    value = row.get(head.name)
+    if head.multilabel:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value] if value else []
+        return [str(v) for v in value if v not in (None, "")]
+    return None if value is None else str(value)
+
+
+def heads_from_rows(
+    rows: Iterable[Mapping[str, Any]], label_fields: Sequence[str], multilabel_fields: Sequence[str] = ()
+) -> list[HeadSpec]:
+    """Head specs with the sorted classes seen in ``rows`` (the training split)."""
+    rows = list(rows)
+    heads = []
+    for name in list(label_fields) + list(multilabel_fields):
+        spec = HeadSpec(name=name, multilabel=name in multilabel_fields)
+        seen: set[str] = set()
+        for r in rows:
+            v = row_labels(r, spec)
+            if spec.multilabel:
+                seen.update(v)
+            elif v is not None:
+                seen.add(v)
+        spec.labels = sorted(seen)
+        heads.append(spec)
+    return heads

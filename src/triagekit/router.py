@@ -1,0 +1,194 @@
+"""``Router``: the one model surface the CLI, the service and the exporters go through."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from triagekit.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text
+
+__all__ = ["Router", "Backend", "EncoderBackend", "ROUTER_FILE"]
+
+ROUTER_FILE = "router.json"
+FORMAT = "triagekit-router"
+
+
+class Backend(Protocol):
+    """What a router needs from a model: raw logits per head for a list of texts."""
+
+    heads: list[HeadSpec]
+
+    def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]: ...
+
+
+class EncoderBackend:
+    """A ``MultiHeadModel`` with its tokenizer; batches are sorted by length so padding stays small."""
+
+    def __init__(self, model, tokenizer, heads: list[HeadSpec], max_length: int, device: str = "cpu"):
+        self.model, self.tokenizer, self.heads = model, tokenizer, heads
+        self.max_length, self.device = max_length, device
+
+    @classmethod
+    def load(cls, path: Path, heads: list[HeadSpec], max_length: int, device: str | None = None) -> "EncoderBackend":
+        import torch
+        from transformers import AutoTokenizer
+
+        from triagekit.modeling import load_model
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = load_model(path, heads).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+        return cls(model, tokenizer, heads, max_length, device)
+
+    def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        import torch
+
+        out = {h.name: np.zeros((len(texts), len(h.labels)), dtype=np.float32) for h in self.heads}
+        if not texts:
+            return out
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        order = np.argsort([len(ids) for ids in enc], kind="stable")
+        pad_id = self.tokenizer.pad_token_id or 0
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                width = max(len(enc[i]) for i in idx)
+                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    ids[row, : len(enc[i])] = torch.tensor(enc[i])
+                    mask[row, : len(enc[i])] = 1
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+                for name, value in logits.items():
+                    out[name][idx] = value.float().cpu().numpy()
+        return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+class Router:
+    """A trained router: ``load(dir)``, ``predict(inputs)``, ``predict_proba(inputs)``, ``save(dir)``.
+
+    Inputs are strings or dicts with the run's text fields (e.g. ``{"subject": ..., "body": ...}``) or ``text``.
+    Probabilities are temperature-calibrated; ``requires_review`` is set when a head's confidence falls below
+    the threshold fitted for the target precision at training or evaluation time.
+    """
+
+    def __init__(self, backend: Backend, heads: list[HeadSpec], text_fields: Sequence[str] = DEFAULT_TEXT_FIELDS,
+                 calibration: Mapping[str, Mapping[str, Any]] | None = None, meta: Mapping[str, Any] | None = None):
+        self.backend, self.heads, self.text_fields = backend, list(heads), list(text_fields)
+        self.calibration = {k: dict(v) for k, v in (calibration or {}).items()}
+        self.meta = dict(meta or {})
+
+    # -- loading and saving -------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> "Router":
+        """Load a run or export directory; needs no network."""
+        path = Path(path)
+        file = path / ROUTER_FILE
+        if not file.exists():
+            raise FileNotFoundError(f"{path} is not a triagekit model directory (no {ROUTER_FILE})")
+        info = json.loads(file.read_text())
+        heads = [HeadSpec.from_dict(h) for h in info["heads"]]
+        kind = info["backend"]
+        if kind == "tfidf":
+            from triagekit.tfidf import TfidfBackend
+
+            backend = TfidfBackend.load(path)
+        elif kind == "encoder":
+            backend = EncoderBackend.load(path / info.get("model_dir", "."), heads, info["max_length"], device=device)
+        else:
+            raise ValueError(f"{file}: unknown backend {kind!r}")
+        return cls(backend, heads, info["text_fields"], info.get("calibration"), info.get("meta"))
+
+    def save_info(self, path: str | Path, backend: str, **extra: Any) -> None:
+        """Write ``router.json``: heads, text fields, calibration and metadata. Weights are saved by the trainer."""
+        info = {
+            "format": FORMAT,
+            "version": 1,
+            "backend": backend,
+            "heads": [h.to_dict() for h in self.heads],
+            "text_fields": self.text_fields,
+            "calibration": self.calibration,
+            "meta": self.meta,
+            **extra,
+        }
+        Path(path, ROUTER_FILE).write_text(json.dumps(info, indent=2))
+
+    def set_calibration(self, path: str | Path, calibration: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store new temperatures / review thresholds in memory and in ``path/router.json``."""
+        self.calibration = {k: dict(v) for k, v in calibration.items()}
+        file = Path(path, ROUTER_FILE)
+        info = json.loads(file.read_text())
+        info["calibration"] = self.calibration
+        file.write_text(json.dumps(info, indent=2))
+
+    @property
+    def model_version(self) -> str:
+        return str(self.meta.get("model_version", "unknown"))
+
+    # -- inference -----------------------------------------------------------------------------------------
+    def texts(self, inputs: Iterable[str | Mapping[str, Any]]) -> list[str]:
+        return [build_text(x, self.text_fields) for x in inputs]
+
+    def logits(self, inputs: Sequence[str | Mapping[str, Any]], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Raw (uncalibrated) logits per head."""
+        return self.backend.logits(self.texts(inputs), batch_size=batch_size)
+
+    def _temperature(self, head: str) -> float:
+        return float(self.calibration.get(head, {}).get("temperature", 1.0))
+
+    def probs_from_logits(self, logits: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {}
+        for h in self.heads:
+            z = logits[h.name] / self._temperature(h.name)
+            out[h.name] = _sigmoid(z) if h.multilabel else _softmax(z)
+        return out
+
+    def predict_proba(self, inputs: Sequence[str | Mapping[str, Any]], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Calibrated probabilities per head, shape (n, n_classes), columns in ``head.labels`` order."""
+        return self.probs_from_logits(self.logits(inputs, batch_size=batch_size))
+
+    def predict(self, inputs: Sequence[str | Mapping[str, Any]], top_k: int = 3, batch_size: int = 64
+                ) -> list[dict[str, Any]]:
+        """One dict per input: ``{head: {label, confidence, top_k, requires_review}}`` (tags: ``labels``)."""
+        probs = self.predict_proba(inputs, batch_size=batch_size)
+        results: list[dict[str, Any]] = [{} for _ in inputs]
+        for h in self.heads:
+            p = probs[h.name]
+            threshold = self.calibration.get(h.name, {}).get("review_threshold")
+            for i, row in enumerate(p):
+                results[i][h.name] = _head_result(h, row, top_k, threshold)
+        return results
+
+
+def _head_result(head: HeadSpec, p: np.ndarray, top_k: int, threshold: float | None) -> dict[str, Any]:
+    order = np.argsort(-p)
+    if head.multilabel:
+        chosen = [head.labels[j] for j in order if p[j] >= 0.5]
+        return {
+            "labels": chosen,
+            "scores": {head.labels[j]: round(float(p[j]), 6) for j in order[: max(top_k, len(chosen))]},
+            # Per-tag confidence is max(p, 1 - p); any uncertain tag sends the ticket to review.
+            "requires_review": threshold is not None and bool((np.maximum(p, 1 - p) < float(threshold)).any()),
+        }
+    best = int(order[0])
+    confidence = float(p[best])
+    return {
+        "label": head.labels[best],
+        "confidence": round(confidence, 6),
+        "top_k": [{"label": head.labels[j], "p": round(float(p[j]), 6)} for j in order[:top_k]],
+        "requires_review": threshold is not None and confidence < float(threshold),
+    }

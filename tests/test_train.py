@@ -1,0 +1,117 @@
+"""Training on a tiny random encoder: each method, multi-head + multi-label, early stopping, save/load parity."""
+
+import json
+
+import numpy as np
+import pytest
+
+from triagekit.config import TrainConfig
+from triagekit.router import Router
+from triagekit.train import train
+
+HEADS = dict(labels=["queue", "priority", "type"], multilabel=["tags"])
+
+
+def tiny_cfg(tiny_encoder, **kw):
+    base = dict(backbone=str(tiny_encoder), epochs=2, batch_size=16, lr=1e-3, head_lr=1e-2, max_length=64,
+                tensorboard=False, **HEADS)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "head"])
+def test_each_method_trains_saves_and_reloads(tiny_encoder, prepared, tmp_path, method):
+    out = tmp_path / method
+    result = train(tiny_cfg(tiny_encoder, method=method), prepared, out)
+    assert result.steps > 0 and result.best_score > 0
+    info = json.loads((out / "router.json").read_text())
+    assert [h["name"] for h in info["heads"]] == ["queue", "priority", "type", "tags"]
+    assert info["heads"][3]["multilabel"] is True
+    assert set(info["calibration"]) == {"queue", "priority", "type", "tags"}
+    assert (out / "model" / "adapter").exists() == (method == "lora")
+    params = json.loads((out / "parameters.json").read_text())
+    assert 0 < params["trainable"] <= params["total"]
+    if method != "full":
+        assert params["trainable"] < params["total"] / 5
+
+    router = Router.load(out)
+    texts = ["my invoice shows a double charge", {"subject": "VPN down", "body": "cannot connect since update"}]
+    probs = router.predict_proba(texts)
+    assert probs["queue"].shape == (2, len(router.heads[0].labels))
+    np.testing.assert_allclose(probs["queue"].sum(1), 1.0, atol=1e-5)
+    pred = router.predict(texts)[0]
+    assert set(pred["queue"]) == {"label", "confidence", "top_k", "requires_review"}
+    assert isinstance(pred["tags"]["labels"], list)
+    # A second load gives the same numbers (no randomness left at inference).
+    np.testing.assert_allclose(Router.load(out).predict_proba(texts)["queue"], probs["queue"], atol=1e-6)
+
+
+def test_lora_merge_matches_unmerged_adapter(tiny_encoder, prepared, tmp_path):
+    from triagekit.modeling import load_model
+
+    out = tmp_path / "lora"
+    train(tiny_cfg(tiny_encoder, method="lora", epochs=1), prepared, out)
+    router = Router.load(out)
+    heads = router.heads
+    import torch
+
+    unmerged = load_model(out / "model", heads, merge=False)
+    enc = router.backend.tokenizer(["printer offline again", "refund for order 123"], padding=True,
+                                   return_tensors="pt")
+    with torch.inference_mode():
+        a = unmerged(**enc)["queue"].numpy()
+        b = router.backend.model(**enc)["queue"].numpy()
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_learning_improves_validation_f1(tiny_encoder, prepared, tmp_path):
+    out = tmp_path / "learn"
+    train(tiny_cfg(tiny_encoder, epochs=4, eval_every=5, labels=["queue"], multilabel=[]), prepared, out)
+    scores = [r["val_macro_f1"] for r in records(out / "metrics.jsonl") if "val_macro_f1" in r]
+    assert scores[-1] > scores[0] + 0.1, scores
+    losses = [r["train_loss"] for r in records(out / "metrics.jsonl") if "train_loss" in r]
+    assert losses[-1] < losses[0]
+
+
+def test_early_stopping_stops_when_nothing_improves(tiny_encoder, prepared, tmp_path):
+    out = tmp_path / "stop"
+    cfg = tiny_cfg(tiny_encoder, epochs=10, lr=0.0, head_lr=0.0, early_stopping_patience=2, eval_every=3)
+    result = train(cfg, prepared, out)
+    assert result.stopped_early
+    evals = [r for r in records(out / "metrics.jsonl") if "val_macro_f1" in r]
+    assert len(evals) == 3 and result.best_step == 3
+
+
+def test_loss_options_and_accumulation(tiny_encoder, prepared, tmp_path):
+    cfg = tiny_cfg(tiny_encoder, epochs=1, loss="focal", class_weights=True, label_smoothing=0.1, grad_accum=2,
+                   scheduler="linear", gradient_checkpointing=True, head_weights={"priority": 0.5})
+    result = train(cfg, prepared, tmp_path / "opts")
+    assert result.steps == pytest.approx(np.ceil(len(records(prepared / "train.jsonl")) / 16 / 2), abs=1)
+
+
+def test_tfidf_backbone(prepared, tmp_path):
+    out = tmp_path / "tfidf"
+    result = train(TrainConfig(backbone="tfidf", **HEADS), prepared, out)
+    assert result.best_score > 0.3
+    router = Router.load(out)
+    assert router.predict(["refund my double charge"])[0]["queue"]["label"] in router.heads[0].labels
+
+
+def test_raw_file_is_prepared_on_the_fly(tiny_encoder, synth_file, tmp_path):
+    out = tmp_path / "raw"
+    train(tiny_cfg(tiny_encoder, epochs=1, method="head"), synth_file, out)
+    assert (out / "data" / "train.jsonl").exists() and (out / "data" / "data_card.json").exists()
+    assert (out / "config.yaml").exists()
+
+
+def test_single_class_head_is_a_clear_error(tiny_encoder, tmp_path):
+    from triagekit.data import write_jsonl
+
+    rows = [{"id": str(i), "text": f"ticket {i}", "queue": "only"} for i in range(20)]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    with pytest.raises(ValueError, match="need at least 2"):
+        train(tiny_cfg(tiny_encoder, labels=["queue"], multilabel=[]), tmp_path, tmp_path / "out")
