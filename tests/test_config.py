@@ -23,9 +23,19 @@ def test_overrides_are_typed():
     assert load_config(None, **got).backbone_lr == 3e-5
 
 
+def test_yaml_numbers_without_a_dot_are_floats(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("lr: 5e-5\nepochs: 3\nlabels: [queue]\n")
+    cfg = load_config(f)
+    assert cfg.lr == 5e-5 and isinstance(cfg.lr, float) and cfg.epochs == 3
+
+
 @pytest.mark.parametrize("bad, message", [
     (["nope=1"], "unknown config key 'nope'"),
     (["lr"], "key=value"),
+    (["epochs=2.5"], "expects"),
+    (["class_weights=maybe"], "expects"),
+    (["lr=fast"], "expects"),
 ])
 def test_bad_overrides(bad, message):
     with pytest.raises(ValueError, match=message):

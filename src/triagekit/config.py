@@ -161,14 +161,30 @@ class TrainConfig:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """Turn a ``--set`` string into the field's type (YAML parsing handles numbers, bools, lists)."""
+    """A YAML or ``--set`` value as the field's type. YAML reads ``5e-5`` as a string, so numbers are converted
+    by the field's declared type; a value that cannot be converted is a clear error."""
     hint = str(get_type_hints(TrainConfig)[name])
-    parsed = yaml.safe_load(value) if isinstance(value, str) else value
-    if "list" in hint and isinstance(parsed, str):
-        return [p.strip() for p in parsed.split(",") if p.strip()]
-    if hint.startswith("<class 'str'>") or hint == "str":
+    parsed = yaml.safe_load(value) if isinstance(value, str) and hint != "<class 'str'>" else value
+    try:
+        if "None" in hint and (parsed is None or str(parsed).lower() in ("none", "null")):
+            return None
+        if "list" in hint:
+            return [p.strip() for p in parsed.split(",") if p.strip()] if isinstance(parsed, str) else list(parsed)
+        if "dict" in hint:
+            return dict(parsed)
+        if "bool" in hint:
+            if not isinstance(parsed, bool):
+                raise ValueError
+            return parsed
+        if "float" in hint:
+            return float(parsed)
+        if "int" in hint:
+            if float(parsed) != int(float(parsed)):
+                raise ValueError
+            return int(float(parsed))
         return str(value)
-    return parsed
+    except (TypeError, ValueError):
+        raise ValueError(f"config key {name!r} expects {hint.replace('typing.', '')}, got {value!r}") from None
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -197,6 +213,6 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
         unknown = sorted(set(loaded) - valid)
         if unknown:
             raise ValueError(f"{path}: unknown config keys {unknown}; valid keys: {', '.join(sorted(valid))}")
-        data.update(loaded)
+        data.update({k: _coerce(k, v) for k, v in loaded.items()})
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**data)
