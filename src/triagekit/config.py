@@ -59,6 +59,8 @@ class TrainConfig:
     """Dropout on the LoRA input."""
     lora_target_modules: list[str] | None = None
     """Module names to adapt; None picks them from the architecture family."""
+    hybrid: bool = False
+    """Pool the encoder with a TF-IDF model (lexical weight per head fitted on validation)."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward to save memory (slower)."""
 

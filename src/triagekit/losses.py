@@ -34,7 +34,9 @@ def head_loss(
     """The loss of one head on a batch. Single-label targets use -100 for 'no label' (skipped)."""
     logits = logits.float()
     if multilabel:
-        return F.binary_cross_entropy_with_logits(logits, target.float())
+        # Sum over tags, mean over examples: a mean over every (example, tag) pair would shrink the tag head's
+        # gradient by the number of tags and leave it far behind the single-label heads it shares a backbone with.
+        return F.binary_cross_entropy_with_logits(logits, target.float(), reduction="sum") / max(len(logits), 1)
     if kind == "focal":
         return focal_loss(logits, target, gamma=gamma, weight=weight, label_smoothing=label_smoothing)
     if not (target != IGNORE).any():

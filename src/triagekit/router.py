@@ -109,6 +109,10 @@ class Router:
             backend = TfidfBackend.load(path)
         elif kind == "encoder":
             backend = EncoderBackend.load(path / info.get("model_dir", "."), heads, info["max_length"], device=device)
+            if info.get("lexical"):
+                from triagekit.hybrid import HybridBackend
+
+                backend = HybridBackend.load(backend, path, info["lexical"]["weights"])
         else:
             raise ValueError(f"{file}: unknown backend {kind!r}")
         return cls(backend, heads, info["text_fields"], info.get("calibration"), info.get("meta"))

@@ -441,26 +441,48 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
     accelerator.end_training()
-    return _finish(cfg, accelerator, heads, output, state, params, best_logits, val_targets, meta, console)
+    return _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console)
 
 
-def _finish(cfg, accelerator, heads, output, state, params, best_logits, val_targets, meta, console) -> TrainResult:
-    """Calibrate on the best model's validation logits and write ``router.json``."""
+def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console) -> TrainResult:
+    """Fit the optional lexical pool, calibrate on the best model's validation logits, write ``router.json``."""
+    from triagekit.batching import row_targets
     from triagekit.router import Router
 
+    extra: dict[str, Any] = {}
     if accelerator.is_main_process:
         if not best_logits and (output / "val_logits.npz").exists():
             with np.load(output / "val_logits.npz") as z:  # a resumed run whose best was before the kill
                 best_logits = {k: z[k] for k in z.files}
+        val_targets = row_targets(splits.get("val") or [], heads)
+        if cfg.hybrid and best_logits:
+            best_logits, extra["lexical"] = _fit_lexical(cfg, heads, splits, output, best_logits, val_targets, console)
         calibration = _calibrate(cfg, heads, best_logits, val_targets) if best_logits else {}
         digest = hashlib.sha256((output / "model" / "heads.safetensors").read_bytes()).hexdigest()[:12]
         router = Router(None, heads, cfg.text_fields, calibration, meta={
             **meta, "model_version": f"{Path(cfg.backbone).name}-{cfg.method}-{digest}", "method": cfg.method,
             "parameters": params, "best_step": state["best_step"], "best_val_macro_f1": state["best_score"]})
-        router.save_info(output, "encoder", model_dir="model", max_length=cfg.max_length)
+        router.save_info(output, "encoder", model_dir="model", max_length=cfg.max_length, **extra)
     accelerator.wait_for_everyone()
     return TrainResult(str(output), state["best_score"], state["best_step"], state["global_step"],
                        state["stopped_early"], state["train_seconds"], params, state["best_val"])
+
+
+def _fit_lexical(cfg, heads, splits, output: Path, neural_val: dict[str, np.ndarray],
+                 val_targets: dict[str, np.ndarray], console) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """TF-IDF on the training split, its pooling weight per head on validation; returns the pooled val logits."""
+    from triagekit.heads import build_text
+    from triagekit.hybrid import LEXICAL_DIR, fit_fusion_weights, fuse
+    from triagekit.tfidf import TfidfBackend
+
+    lexical = TfidfBackend().fit(splits["train"], heads, cfg.text_fields, seed=cfg.seed)
+    lexical.save(output / LEXICAL_DIR)
+    lexical_val = lexical.logits([build_text(r, cfg.text_fields) for r in splits["val"]])
+    weights = fit_fusion_weights(heads, neural_val, lexical_val, val_targets)
+    pooled = {h.name: fuse(h, neural_val[h.name], lexical_val[h.name], weights[h.name]) for h in heads}
+    f1 = _macro_f1(heads, pooled, val_targets)
+    console.print(f"hybrid: lexical weights {weights}; pooled val macro-F1 {np.mean(list(f1.values())):.4f}")
+    return pooled, {"weights": weights, "dir": LEXICAL_DIR, "val_macro_f1": f1}
 
 
 def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> TrainResult:
