@@ -63,12 +63,22 @@ def run_one(name: str, kind: str, cfg, data: Path, out: Path) -> dict:
     start = time.perf_counter()
     router.predict_proba(texts, batch_size=64)
     per_second = len(texts) / (time.perf_counter() - start)
-    metrics = evaluate(router, test, out / "eval", val_rows=load_prepared(data).get("val"), plots=False)
-    return {
-        "dataset": name, "router": kind, "train_seconds": result.train_seconds, "tickets_per_second": per_second,
-        "trainable_parameters": result.parameters.get("trainable", 0),
+    val = load_prepared(data).get("val")
+    metrics = evaluate(router, test, out / "eval", val_rows=val, plots=False)
+    rows = [{
+        "dataset": name, "router": kind + ("+tfidf" if cfg.hybrid else ""), "train_seconds": result.train_seconds,
+        "tickets_per_second": per_second, "trainable_parameters": result.parameters.get("trainable", 0),
         "heads": {h: {"accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1")} for h, m in metrics["heads"].items()},
-    }
+    }]
+    if cfg.hybrid:  # the encoder alone, from the same run: lexical weights set to 0
+        router.backend.weights = {h: 0.0 for h in router.backend.weights}
+        start = time.perf_counter()
+        router.predict_proba(texts, batch_size=64)
+        alone = evaluate(router, test, out / "eval-encoder-only", val_rows=val, plots=False)
+        rows.append({**rows[0], "router": kind, "tickets_per_second": len(texts) / (time.perf_counter() - start),
+                     "heads": {h: {"accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1")}
+                               for h, m in alone["heads"].items()}})
+    return rows
 
 
 def main() -> None:
@@ -90,8 +100,8 @@ def main() -> None:
         data, text_fields, labels = DATASETS[name](out / name / "data")
         base = dict(labels=labels, text_fields=text_fields, **parse_overrides(args.set))
         neural = load_config(args.config, **base)
-        rows.append(run_one(name, f"{neural.backbone}/{neural.method}", neural, data, out / name / "neural"))
-        rows.append(run_one(name, "tfidf", load_config(None, backbone="tfidf", **base), data, out / name / "tfidf"))
+        rows += run_one(name, f"{neural.backbone}/{neural.method}", neural, data, out / name / "neural")
+        rows += run_one(name, "tfidf", load_config(None, backbone="tfidf", **base), data, out / name / "tfidf")
         (out / "results.json").write_text(json.dumps(rows, indent=2))
 
     table = Table(title="router benchmark (test split)")
@@ -102,13 +112,12 @@ def main() -> None:
             table.add_row(r["dataset"], r["router"], head, f"{100 * m['accuracy']:.2f}", f"{100 * m['macro_f1']:.2f}",
                           f"{r['train_seconds']:.0f}", f"{r['tickets_per_second']:.0f}")
     Console().print(table)
-    by = {(r["dataset"], r["router"] == "tfidf"): r for r in rows}
     for name in args.datasets.split(","):
-        n, t = by.get((name, False)), by.get((name, True))
-        if n and t:
-            deltas = ", ".join(f"{h} macro-F1 {100 * (m['macro_f1'] - t['heads'][h]['macro_f1']):+.2f}"
-                               for h, m in n["heads"].items())
-            print(f"{name}: neural vs TF-IDF: {deltas}; train time ratio "
+        t = next((r for r in rows if r["dataset"] == name and r["router"] == "tfidf"), None)
+        for n in (r for r in rows if r["dataset"] == name and r is not t):
+            deltas = ", ".join(f"{h} acc {100 * (m['accuracy'] - t['heads'][h]['accuracy']):+.2f} / macro-F1 "
+                               f"{100 * (m['macro_f1'] - t['heads'][h]['macro_f1']):+.2f}" for h, m in n["heads"].items())
+            print(f"{name}: {n['router']} vs TF-IDF: {deltas}; train time ratio "
                   f"{n['train_seconds'] / max(t['train_seconds'], 1e-9):.1f}x, "
                   f"throughput ratio {n['tickets_per_second'] / t['tickets_per_second']:.2f}x")
     print(f"results: {out / 'results.json'}")

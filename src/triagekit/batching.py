@@ -8,27 +8,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from triagekit.heads import HeadSpec, build_text, row_labels
-from triagekit.losses import IGNORE
+from triagekit.heads import HeadSpec, build_text, row_targets
 
-__all__ = ["row_targets", "encode_rows", "BucketBatchSampler", "SequentialLengthSampler", "Collator"]
-
-
-def row_targets(rows: Sequence[dict], heads: list[HeadSpec]) -> dict[str, np.ndarray]:
-    """Integer targets (single-label; -100 for missing or unseen labels) or 0/1 matrices (multi-label) per head."""
-    out = {}
-    for h in heads:
-        index = {label: i for i, label in enumerate(h.labels)}
-        if h.multilabel:
-            m = np.zeros((len(rows), len(h.labels)), dtype=np.float32)
-            for r, row in enumerate(rows):
-                for tag in row_labels(row, h):
-                    if tag in index:
-                        m[r, index[tag]] = 1.0
-            out[h.name] = m
-        else:
-            out[h.name] = np.array([index.get(row_labels(row, h), IGNORE) for row in rows], dtype=np.int64)
-    return out
+__all__ = ["encode_rows", "BucketBatchSampler", "SequentialLengthSampler", "Collator"]
 
 
 def encode_rows(rows: Sequence[dict], tokenizer, heads: list[HeadSpec], text_fields: Sequence[str],

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["HeadSpec", "build_text", "row_labels", "heads_from_rows", "DEFAULT_TEXT_FIELDS"]
+import numpy as np
+
+__all__ = ["HeadSpec", "build_text", "row_labels", "row_targets", "heads_from_rows", "DEFAULT_TEXT_FIELDS", "IGNORE"]
 
 DEFAULT_TEXT_FIELDS = ("subject", "body")
 TEXT_SEPARATOR = "\n"
+IGNORE = -100
+"""Target of a row whose label is missing or unknown to the head (skipped by losses and metrics)."""
 
 
 @dataclass
@@ -73,3 +77,20 @@ def heads_from_rows(
         spec.labels = sorted(seen)
         heads.append(spec)
     return heads
+
+
+def row_targets(rows: Sequence[dict], heads: list[HeadSpec]) -> dict[str, np.ndarray]:
+    """Integer targets (single-label; -100 for missing or unseen labels) or 0/1 matrices (multi-label) per head."""
+    out = {}
+    for h in heads:
+        index = {label: i for i, label in enumerate(h.labels)}
+        if h.multilabel:
+            m = np.zeros((len(rows), len(h.labels)), dtype=np.float32)
+            for r, row in enumerate(rows):
+                for tag in row_labels(row, h):
+                    if tag in index:
+                        m[r, index[tag]] = 1.0
+            out[h.name] = m
+        else:
+            out[h.name] = np.array([index.get(row_labels(row, h), IGNORE) for row in rows], dtype=np.int64)
+    return out

@@ -8,9 +8,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["focal_loss", "head_loss", "balanced_weights"]
+from triagekit.heads import IGNORE
 
-IGNORE = -100
+__all__ = ["focal_loss", "head_loss", "balanced_weights"]
 
 
 def focal_loss(

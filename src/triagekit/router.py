@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from triagekit.calibration import sigmoid, softmax
 from triagekit.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text
 
 __all__ = ["Router", "Backend", "EncoderBackend", "ROUTER_FILE"]
@@ -68,16 +69,6 @@ class EncoderBackend:
         return out
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
-
-
 class Router:
     """A trained router: ``load(dir)``, ``predict(inputs)``, ``predict_proba(inputs)``, ``save(dir)``.
 
@@ -112,6 +103,13 @@ class Router:
             if info.get("lexical"):
                 from triagekit.hybrid import HybridBackend
 
+                backend = HybridBackend.load(backend, path, info["lexical"]["weights"])
+        elif kind == "onnx":
+            from triagekit.exporters.onnx import OnnxBackend
+            from triagekit.hybrid import HybridBackend
+
+            backend = OnnxBackend.load(path, heads, info["max_length"], file=info["onnx_file"], device=device)
+            if info.get("lexical"):
                 backend = HybridBackend.load(backend, path, info["lexical"]["weights"])
         else:
             raise ValueError(f"{file}: unknown backend {kind!r}")
@@ -157,8 +155,7 @@ class Router:
     def probs_from_logits(self, logits: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = {}
         for h in self.heads:
-            z = logits[h.name] / self._temperature(h.name)
-            out[h.name] = _sigmoid(z) if h.multilabel else _softmax(z)
+            out[h.name] = (sigmoid if h.multilabel else softmax)(logits[h.name], self._temperature(h.name))
         return out
 
     def predict_proba(self, inputs: Sequence[str | Mapping[str, Any]], batch_size: int = 64) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion
 
-from triagekit.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text, row_labels
+from triagekit.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text, row_targets
 
 __all__ = ["TfidfBackend"]
 
@@ -36,25 +36,6 @@ def _features() -> FeatureUnion:
             ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)),
         ]
     )
-
-
-def _single_targets(rows: Sequence[Mapping], head: HeadSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices with a known label for ``head`` and their class ids."""
-    index = {lab: i for i, lab in enumerate(head.labels)}
-    labels = [row_labels(r, head) for r in rows]
-    keep = np.array([i for i, lab in enumerate(labels) if lab in index], dtype=np.int64)
-    return keep, np.array([index[labels[i]] for i in keep], dtype=np.int64)
-
-
-def _multi_targets(rows: Sequence[Mapping], head: HeadSpec) -> np.ndarray:
-    """0/1 matrix (n, n_labels); tags outside ``head.labels`` are ignored."""
-    index = {lab: i for i, lab in enumerate(head.labels)}
-    y = np.zeros((len(rows), len(head.labels)), dtype=np.int64)
-    for i, r in enumerate(rows):
-        for tag in row_labels(r, head):
-            if tag in index:
-                y[i, index[tag]] = 1
-    return y
 
 
 class TfidfBackend:
@@ -98,7 +79,9 @@ class TfidfBackend:
 
     @staticmethod
     def _fit_single(x, rows, head: HeadSpec, seed: int, C: float):
-        keep, y = _single_targets(rows, head)
+        y = row_targets(rows, [head])[head.name]
+        keep = np.flatnonzero(y >= 0)
+        y = y[keep]
         if len(np.unique(y)) < 2:
             # Nothing to discriminate: remember the only class seen (or none) instead of failing.
             return {"constant": int(y[0]) if len(y) else None}
@@ -106,7 +89,7 @@ class TfidfBackend:
 
     @staticmethod
     def _fit_multi(x, rows, head: HeadSpec, seed: int, C: float):
-        y = _multi_targets(rows, head)
+        y = row_targets(rows, [head])[head.name].astype(np.int64)
         if y.shape[1] == 0:
             return None
         with warnings.catch_warnings():

@@ -299,8 +299,8 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
     from transformers import AutoTokenizer, get_scheduler
 
     from triagekit.backbones import resolve_backbone
-    from triagekit.batching import (BucketBatchSampler, Collator, IndexedDataset, SequentialLengthSampler,
-                                    encode_rows, row_targets)
+    from triagekit.batching import BucketBatchSampler, Collator, IndexedDataset, SequentialLengthSampler, encode_rows
+    from triagekit.heads import row_targets
     from triagekit.losses import balanced_weights
     from triagekit.modeling import count_parameters
 
@@ -446,7 +446,7 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
 
 def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console) -> TrainResult:
     """Fit the optional lexical pool, calibrate on the best model's validation logits, write ``router.json``."""
-    from triagekit.batching import row_targets
+    from triagekit.heads import row_targets
     from triagekit.router import Router
 
     extra: dict[str, Any] = {}
@@ -495,7 +495,7 @@ def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> Train
     backend.save(output)
     calibration, f1 = {}, {}
     if splits.get("val"):
-        from triagekit.batching import row_targets
+        from triagekit.heads import row_targets
 
         targets = row_targets(splits["val"], heads)
         logits = backend.logits(Router(backend, heads, cfg.text_fields).texts(splits["val"]))

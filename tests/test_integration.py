@@ -1,0 +1,25 @@
+"""Integration on the packaged real model (all-MiniLM-L6-v2 from PyPI): a few real training steps, then predict."""
+
+import numpy as np
+
+from triagekit.backbones import minilm_path
+from triagekit.config import TrainConfig
+from triagekit.router import Router
+from triagekit.train import train
+
+
+def test_embedded_minilm_is_found_offline():
+    assert (minilm_path() / "model.safetensors").exists()
+
+
+def test_minilm_lora_few_steps(prepared, tmp_path):
+    out = tmp_path / "minilm"
+    cfg = TrainConfig(backbone="minilm", method="lora", labels=["queue"], max_steps=4, batch_size=8,
+                      max_length=48, eval_batch_size=64, tensorboard=False)
+    result = train(cfg, prepared, out)
+    assert result.steps == 4
+    assert result.parameters["trainable"] < result.parameters["total"] / 20
+    router = Router.load(out)
+    probs = router.predict_proba(["I was charged twice for my subscription"])["queue"]
+    assert probs.shape == (1, len(router.heads[0].labels))
+    np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-5)
