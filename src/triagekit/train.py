@@ -144,10 +144,15 @@ def _accelerator(cfg: TrainConfig, output: Path):
 
 def build_model(cfg: TrainConfig, heads: list[HeadSpec]):
     """Backbone (+ LoRA or frozen) and heads, per ``cfg.method``."""
-    from triagekit.backbones import lora_targets, resolve_backbone
+    from triagekit.backbones import is_decoder, lora_targets, resolve_backbone
     from triagekit.modeling import MultiHeadModel, load_backbone
 
-    backbone = load_backbone(resolve_backbone(cfg.backbone))
+    backbone = load_backbone(resolve_backbone(cfg.backbone), quantization=cfg.quantization)
+    if cfg.quantization != "none":
+        from peft import prepare_model_for_kbit_training
+
+        backbone = prepare_model_for_kbit_training(backbone, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    pooling = cfg.pooling if cfg.pooling != "auto" else ("last" if is_decoder(backbone.config) else "mean")
     if cfg.gradient_checkpointing:
         # transformers 5 renamed it; keep working on 4.x.
         (getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable)()
@@ -163,7 +168,7 @@ def build_model(cfg: TrainConfig, heads: list[HeadSpec]):
     elif cfg.method == "head":
         for p in backbone.parameters():
             p.requires_grad_(False)
-    return MultiHeadModel(backbone, heads, pooling=cfg.pooling, dropout=cfg.head_dropout)
+    return MultiHeadModel(backbone, heads, pooling=pooling, dropout=cfg.head_dropout)
 
 
 def _optimizer(cfg: TrainConfig, model):
@@ -257,8 +262,25 @@ def _batch_loss(cfg: TrainConfig, heads: list[HeadSpec], logits, batch, weights)
 
 # ---------------------------------------------------------------------------------------------------------------
 # fit
+RUN_ARTIFACTS = ("router.json", "config.yaml", "metrics.jsonl", "parameters.json", "val_logits.npz", CHECKPOINTS,
+                 "model", "model.tmp", "model.old", "lexical", "tb", "eval", "data", "tfidf.joblib")
+
+
+def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
+    """Never mix two runs in one folder: continue it (--resume), replace it (--overwrite), or refuse."""
+    existing = [name for name in RUN_ARTIFACTS if (output / name).exists()]
+    if not existing or resume:
+        return
+    if not overwrite:
+        raise FileExistsError(f"{output} already holds a run ({', '.join(existing)}); pass --resume to continue it "
+                              "or --overwrite to start again")
+    for name in existing:
+        path = output / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | Path | None = None,
-          resume: bool = False, console=None) -> TrainResult:
+          resume: bool = False, overwrite: bool = False, console=None) -> TrainResult:
     """Train a router on ``data`` (prepared dir or raw file) into ``output``; see ``TrainConfig`` for knobs.
 
     Args:
@@ -267,11 +289,14 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
         output: the run directory; becomes a self-contained model directory loadable with ``Router.load``.
         val: an explicit validation file, overriding the split's.
         resume: continue from the latest checkpoint in ``output/checkpoints``.
+        overwrite: delete an earlier run's files in ``output`` first (otherwise an earlier run is an error).
         console: a ``rich.console.Console`` for progress (a quiet one is made if None).
     """
     from rich.console import Console
 
     output = Path(output)
+    data_in_output = Path(data).resolve() == (output / "data").resolve()
+    _check_output(output, resume or data_in_output, overwrite)
     output.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     if resume and (output / "config.yaml").exists():
@@ -307,6 +332,8 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
     accelerator = _accelerator(cfg, output)
     set_seed(cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.backbone))
+    if tokenizer.pad_token is None:  # decoder tokenizers often have none; the mask keeps pads out of pooling
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model = build_model(cfg, heads)
     params = count_parameters(model)
     if accelerator.is_main_process:
@@ -396,7 +423,7 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
                         TimeRemainingColumn(), console=console, disable=not accelerator.is_main_process)
     task = progress.add_task("train", total=total_steps, completed=state["global_step"], info="")
     model.train()
-    stop = state["global_step"] >= total_steps
+    stop = state["global_step"] >= total_steps or state["stopped_early"]
     running, seen = 0.0, 0
     with progress:
         while not stop and state["epoch"] < cfg.epochs:

@@ -1,0 +1,64 @@
+"""Decoder LLMs as routers: tiny random Llama and GPT-NeoX backbones, last-token pooling, LoRA and head-only."""
+
+import json
+
+import numpy as np
+import pytest
+
+from triagekit.config import TrainConfig
+from triagekit.data import load_prepared
+from triagekit.router import Router
+from triagekit.train import train
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt_neox"])
+def tiny_decoder(request, tmp_path_factory):
+    import torch
+    from transformers import AutoTokenizer, GPTNeoXConfig, GPTNeoXModel, LlamaConfig, LlamaModel
+
+    from triagekit.backbones import minilm_path
+
+    path = tmp_path_factory.mktemp(f"tiny-{request.param}")
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
+    torch.manual_seed(0)
+    if request.param == "llama":
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+        LlamaModel(config).save_pretrained(str(path))
+    else:
+        config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                               num_attention_heads=4, max_position_embeddings=128)
+        GPTNeoXModel(config).save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+@pytest.mark.parametrize("method", ["lora", "head"])
+def test_decoder_router_round_trip(tiny_decoder, prepared, tmp_path, method):
+    out = tmp_path / method
+    cfg = TrainConfig(backbone=str(tiny_decoder), method=method, labels=["queue", "type"], epochs=1, batch_size=16,
+                      lr=1e-3, head_lr=1e-2, max_length=64, tensorboard=False)
+    result = train(cfg, prepared, out)
+    assert result.steps > 0
+    assert json.loads((out / "model" / "model.json").read_text())["pooling"] == "last"
+    params = json.loads((out / "parameters.json").read_text())
+    assert params["trainable"] < params["total"] / 3
+    # The best model's validation logits, computed in memory during training, equal the reloaded model's.
+    with np.load(out / "val_logits.npz") as z:
+        in_memory = {k: z[k] for k in z.files}
+    router = Router.load(out)
+    reloaded = router.logits(load_prepared(prepared)["val"], batch_size=7)
+    for head in ("queue", "type"):
+        np.testing.assert_allclose(reloaded[head], in_memory[head], atol=1e-4)
+
+
+def test_qlora_needs_lora_and_cuda(tiny_decoder, prepared, tmp_path):
+    import torch
+
+    with pytest.raises(ValueError, match="method: lora"):
+        TrainConfig(method="full", quantization="4bit")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: QLoRA is allowed here")
+    cfg = TrainConfig(backbone=str(tiny_decoder), method="lora", quantization="4bit", labels=["queue"], epochs=1)
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+        train(cfg, prepared, tmp_path / "q")
