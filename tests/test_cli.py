@@ -69,7 +69,7 @@ def test_predict_text_and_interactive(run_dir, capsys, monkeypatch):
         try:
             return next(answers)
         except StopIteration:
-            raise EOFError
+            raise EOFError from None
 
     monkeypatch.setattr("builtins.input", fake_input)
     assert main(["predict", str(run_dir / "run")]) == 0

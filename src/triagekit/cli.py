@@ -76,10 +76,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["labels"] = []
     overrides.update(parse_overrides(args.set or []))
     cfg = load_config(args.config, **overrides)
-    result = train(cfg, args.data, args.output, val=args.val, resume=args.resume, console=_console())
+    result = train(cfg, args.data, args.output, val=args.val, resume=args.resume, overwrite=args.overwrite,
+                   console=_console())
+    early = ", stopped early" if result.stopped_early else ""
     _console().print(f"[green]done[/]: best val macro-F1 {result.best_score:.4f} at step {result.best_step} "
-                     f"({result.steps} steps, {result.train_seconds:.1f}s{', stopped early' if result.stopped_early else ''})"
-                     f" -> {result.output}")
+                     f"({result.steps} steps, {result.train_seconds:.1f}s{early}) -> {result.output}")
     return 0
 
 
@@ -145,10 +146,9 @@ def print_results(metrics: dict[str, Any]) -> None:
     """The results table of an evaluation (with the TF-IDF baseline beside it when present)."""
     from rich.table import Table
 
-    table = Table(title=f"test set: {metrics.get('n_test', '?')} tickets")
+    table = Table(title=f"test set: {metrics.get('n_test', '?')} tickets (%, F1 = macro-F1, wF1 = weighted-F1)")
     base = (metrics.get("baseline") or {}).get("heads", {})
-    for col in ["head", "accuracy", "macro-F1", "weighted-F1", "top-3", "ECE", "review @"] + (
-            ["TF-IDF acc", "TF-IDF macro-F1"] if base else []):
+    for col in ["head", "acc", "F1", "wF1", "top3", "ECE", "review<"] + (["tfidf acc", "tfidf F1"] if base else []):
         table.add_column(col, justify="left" if col == "head" else "right")
     for name, m in metrics["heads"].items():
         row = [name, _pct(m.get("accuracy", m.get("subset_accuracy"))), _pct(m.get("macro_f1")),
@@ -178,9 +178,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not args.output:
             raise ValueError("--input needs --output FILE.jsonl")
         predict_file(router, args.input, args.output, batch_size=args.batch_size, top_k=args.top_k,
-                     console=_console())
+                     console=_console(), resume=args.resume)
     else:
         interactive(router, top_k=args.top_k)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from triagekit.export import export
+
+    fmt = args.format or ("hf" if args.merge else "onnx")
+    if args.merge and fmt != "hf":
+        raise ValueError("--merge writes merged HF weights (--format hf); ONNX and Triton exports merge LoRA anyway")
+    out = export(args.model, args.out, format=fmt, quantize=args.quantize)
+    _console().print(f"[green]exported[/] {args.model} as {fmt}{' (' + args.quantize + ')' if args.quantize else ''}"
+                     f" -> {out}")
     return 0
 
 
@@ -195,7 +207,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ("prepare", ["data", "prepare", "--input", str(out / "tickets.jsonl"), "--out", str(out / "data"),
                      "--labels", "queue,priority,type", "--multilabel", "tags", "--redact-pii"]),
         ("train", ["train", "--data", str(out / "data"), "--labels", "queue,priority,type", "--multilabel", "tags",
-                   "--output", str(out / "router"), "--config", args.config]),
+                   "--output", str(out / "router"), "--config", args.config, "--overwrite"]),
         ("evaluate", ["eval", str(out / "router"), "--data", str(out / "data"), "--critical", "priority=high"]),
         ("predict", ["predict", str(out / "router"), "--input", str(out / "data" / "test.jsonl"),
                      "--output", str(out / "predictions.jsonl")]),
@@ -259,6 +271,7 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)")
     p.set_defaults(func=cmd_train)
 
@@ -282,6 +295,7 @@ def _add_eval_predict(sub) -> None:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default=None)
+    p.add_argument("--resume", action="store_true", help="skip the records already in --output and append the rest")
     p.set_defaults(func=cmd_predict)
 
 
@@ -293,7 +307,21 @@ def _add_demo(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-COMMANDS: list[Callable] = [_add_data, _add_train, _add_eval_predict, _add_demo]
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a trained router: ONNX (fp32/int8), Triton repository, merged HF")
+    p.add_argument("model", help="a run directory")
+    p.add_argument("--format", choices=["onnx", "triton", "hf"], default=None, help="default: onnx (hf with --merge)")
+    p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 weights (onnx, triton)")
+    p.add_argument("--merge", action="store_true", help="merged full weights in HF format (= --format hf)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_export)
+
+
+COMMANDS: list[Callable] = [_add_data, _add_train, _add_eval_predict, _add_export, _add_demo]
+
+from triagekit.serve.commands import _add_drift, _add_feedback, _add_serve  # noqa: E402 - cheap, no serve extra
+
+COMMANDS += [_add_serve, _add_feedback, _add_drift]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         _console().print(f"[red]error:[/] {exc}")
         return 2
 

@@ -1,0 +1,239 @@
+"""Load test of ``triagekit serve``: latency percentiles and throughput with micro-batching on vs off.
+
+Starts the server with uvicorn in a subprocess on 127.0.0.1 (a free port), drives ``POST /predict`` with 1, 8, 32
+and 64 concurrent keep-alive clients for a fixed time each, and prints p50/p95/p99 latency, requests/s, mean batch
+size and errors per mode; then the throughput ratio at 32 clients (target >= 2x) and p50 at 1 client (target
+<= 25 ms). Cores are usually shared, so the load average before and after is printed with the table.
+
+Usage:
+    python benchmarks/serve_load.py --run demo/router        # an existing run (fast)
+    python benchmarks/serve_load.py                          # trains the default MiniLM router first (1 epoch)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_default(work: Path, n: int, config: str) -> Path:
+    """The default MiniLM router (``config``) on ``n`` synthetic tickets, one epoch."""
+    from triagekit.config import load_config
+    from triagekit.data import prepare, write_synth
+    from triagekit.train import train
+
+    write_synth(n, work / "tickets.jsonl", seed=0)
+    prepare(work / "tickets.jsonl", work / "data", text_fields=["subject", "body"],
+            label_fields=["queue", "priority", "type"], multilabel_fields=["tags"], seed=0)
+    cfg = load_config(config, epochs=1, labels=["queue", "priority", "type"], multilabel=["tags"])
+    train(cfg, work / "data", work / "router", overwrite=True)
+    return work / "router"
+
+
+def tickets_for(run: Path, n: int = 500) -> list[dict]:
+    """Typical tickets: the run's test split when it has one, else synthetic ones."""
+    meta = json.loads((run / "router.json").read_text()).get("meta", {})
+    test = Path(meta.get("data_dir", "")) / "test.jsonl"
+    if test.exists():
+        rows = [json.loads(line) for line in test.read_text().splitlines() if line.strip()]
+    else:
+        from triagekit.data import synth_tickets
+
+        rows = list(synth_tickets(n, seed=3))
+    return [{"subject": r.get("subject", ""), "body": r.get("body", "")} for r in rows[:n]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(run: Path, work: Path, batching: bool, args) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    db = work / f"predictions-{'on' if batching else 'off'}.db"
+    db.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "triagekit", "serve", str(run), "--host", "127.0.0.1", "--port", str(port),
+           "--db", f"sqlite:///{db}", "--log-level", "warning", "--max-batch", str(args.max_batch),
+           "--max-wait-ms", str(args.max_wait_ms), "--batching" if batching else "--no-batching"]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "a"))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; see {work / 'server.log'}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError("server did not become ready in 300 s")
+
+
+def logged_rows(db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM predictions").fetchone()[0]
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()  # SIGTERM: graceful shutdown (drains the batcher, flushes the log)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def _request(reader, writer, body: bytes) -> int:
+    """One keep-alive HTTP/1.1 POST /predict; returns the status code."""
+    writer.write(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+    await reader.readexactly(length)
+    return status
+
+
+async def _client(port: int, bodies: list[bytes], until: float, latencies: list[float], errors: list[str]):
+    rng = random.Random(len(latencies))
+    reader = writer = None
+    while time.perf_counter() < until:
+        body = bodies[rng.randrange(len(bodies))]
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            start = time.perf_counter()
+            status = await asyncio.wait_for(_request(reader, writer, body), timeout=30)
+            if status == 200:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors.append(f"HTTP {status}")
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, AttributeError) as exc:
+            errors.append(type(exc).__name__)
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+def scrape_batches(port: int) -> tuple[float, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    total = float(re.search(r"^triagekit_batch_size_sum (\S+)$", text, re.M).group(1))
+    count = float(re.search(r"^triagekit_batch_size_count (\S+)$", text, re.M).group(1))
+    return total, count
+
+
+async def drive(port: int, bodies: list[bytes], clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    before = scrape_batches(port)
+    start = time.perf_counter()
+    await asyncio.gather(*(_client(port, bodies, start + seconds, latencies, errors) for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    after = scrape_batches(port)
+    lat = sorted(latencies)
+
+    def pct(p):
+        return 1000 * lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")
+
+    calls = after[1] - before[1]
+    return {"clients": clients, "requests": len(lat), "rps": len(lat) / elapsed, "p50": pct(50), "p95": pct(95),
+            "p99": pct(99), "errors": len(errors), "error_kinds": sorted(set(errors)),
+            "mean_batch": (after[0] - before[0]) / calls if calls else float("nan")}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", default=None, help="trained router dir (default: train one into --work)")
+    p.add_argument("--work", default=str(ROOT / "runs" / "serve_load"))
+    p.add_argument("--n", type=int, default=2000, help="synthetic tickets when training")
+    p.add_argument("--config", default=str(ROOT / "configs" / "router" / "minilm.yaml"), help="config when training")
+    p.add_argument("--train-only", action="store_true", help="train the router into --work and stop")
+    p.add_argument("--clients", default="1,8,32,64")
+    p.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrency level")
+    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
+    args = p.parse_args()
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    run = Path(args.run) if args.run else train_default(work, args.n, args.config)
+    if args.train_only:
+        print(f"trained: {run}")
+        return 0
+    bodies = [json.dumps(t).encode() for t in tickets_for(run)]
+    levels = [int(c) for c in args.clients.split(",")]
+    load_before = os.getloadavg()
+    results, logged = [], {}
+    for batching in (True, False):
+        proc, port = start_server(run, work, batching, args)
+        answered = 0
+        try:
+            answered += asyncio.run(drive(port, bodies, 4, 2.0))["requests"]  # warm-up, not measured
+            for clients in levels:
+                r = asyncio.run(drive(port, bodies, clients, args.seconds))
+                answered += r["requests"]
+                results.append({"batching": "on" if batching else "off", **r})
+                print(f"  batching {'on ' if batching else 'off'} {clients:>3} clients: {r['rps']:7.1f} req/s "
+                      f"p50 {r['p50']:6.1f} ms", file=sys.stderr, flush=True)
+        finally:
+            stop_server(proc)
+        logged[batching] = (answered, logged_rows(work / f"predictions-{'on' if batching else 'off'}.db"))
+    load_after = os.getloadavg()
+
+    print(f"\nserve load test: {run} ({len(bodies)} distinct tickets), {args.seconds:.0f} s per level, "
+          f"max_batch {args.max_batch}, max_wait {args.max_wait_ms} ms, torch threads {args.threads or 'default'}, "
+          f"{os.cpu_count()} CPUs")
+    print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}\n")
+    header = f"{'batching':<9}{'clients':>8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}" \
+             f"{'batch':>7}{'errors':>8}"
+    print(header + "\n" + "-" * len(header))
+    for r in results:
+        print(f"{r['batching']:<9}{r['clients']:>8}{r['requests']:>10}{r['rps']:>9.1f}{r['p50']:>9.1f}"
+              f"{r['p95']:>9.1f}{r['p99']:>9.1f}{r['mean_batch']:>7.1f}{r['errors']:>8}")
+    by = {(r["batching"], r["clients"]): r for r in results}
+    print()
+    if ("on", 32) in by and ("off", 32) in by:
+        ratio = by[("on", 32)]["rps"] / max(by[("off", 32)]["rps"], 1e-9)
+        print(f"throughput ratio at 32 clients (on/off): {ratio:.2f}x (target >= 2x)")
+    if ("on", 1) in by:
+        print(f"p50 at 1 client: {by[('on', 1)]['p50']:.1f} ms batching on, "
+              f"{by.get(('off', 1), {}).get('p50', float('nan')):.1f} ms off (target <= 25 ms)")
+    for batching, (answered, rows) in logged.items():
+        print(f"prediction log, batching {'on' if batching else 'off'}: {rows} rows for {answered} answered requests"
+              f" after SIGTERM ({'nothing lost' if rows == answered else 'MISMATCH'})")
+    errors = sum(r["errors"] for r in results) + sum(a != n for a, n in logged.values())
+    print(f"errors: {errors}" + (f" ({sorted({k for r in results for k in r['error_kinds']})})" if errors else ""))
+    (work / "serve_load.json").write_text(json.dumps({"run": str(run), "results": results,
+                                                      "load_before": load_before, "load_after": load_after}, indent=2))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

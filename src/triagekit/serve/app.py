@@ -1,0 +1,152 @@
+"""The FastAPI app: ``create_app(model_dir, settings)`` and ``run_server`` (uvicorn)."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
+
+from triagekit.serve.guards import GuardMiddleware, install_error_handlers
+from triagekit.serve.schemas import (
+    DriftResponse,
+    ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    Health,
+    PredictBatchRequest,
+    PredictBatchResponse,
+    PredictResponse,
+    Ready,
+    ReviewResponse,
+    Ticket,
+)
+from triagekit.serve.service import Service
+from triagekit.serve.settings import MODEL_DIR_ENV, SETTINGS_ENV, ServeSettings
+
+__all__ = ["create_app", "create_app_from_env", "run_server"]
+
+API_KEY_HEADER = "X-API-Key"
+# Module level: with postponed annotations, FastAPI resolves the dependency's annotation from these globals.
+_KEY_HEADER = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="required when the server has a key")
+
+DESCRIPTION = """Route support tickets with a trained triagekit router (one classifier head per label field).
+
+Every prediction is logged; predictions below a head's review threshold wait in `GET /review` until someone posts
+`POST /feedback`, and `triagekit feedback export` turns the corrections into training rows. `GET /drift` compares
+the latest predictions with the validation-set predictions (PSI). When the server was started with
+`--api-key-env`, all endpoints except `/health`, `/ready` and `/metrics` need the `X-API-Key` header."""
+
+
+def _errors(*codes: int) -> dict[int | str, dict]:
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
+def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> FastAPI:
+    """A routing service for the model in ``model_dir``; the model loads when the app starts (lifespan).
+
+    Raises:
+        ValueError: when ``settings.api_key_env`` names an unset variable (the service refuses to run open).
+    """
+    from triagekit import __version__
+
+    settings = settings or ServeSettings()
+    api_key = settings.api_key()
+    service = Service(model_dir, settings)
+    app = FastAPI(title="triagekit router", version=__version__, description=DESCRIPTION,
+                  lifespan=service.lifespan)
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes, metrics=service.metrics)
+
+    async def require_key(key: Annotated[Optional[str], Security(_KEY_HEADER)] = None) -> None:
+        if api_key is None:
+            return
+        # Header values arrive latin-1 decoded; compare bytes in constant time.
+        if key is None or not hmac.compare_digest(key.encode("latin-1", "replace"), api_key.encode("utf-8")):
+            raise HTTPException(401, f"missing or wrong API key (send it in the {API_KEY_HEADER} header)",
+                                headers={"WWW-Authenticate": "APIKey"})
+
+    guarded = [Depends(require_key)]
+
+    @app.get("/health", response_model=Health, tags=["ops"], summary="Liveness: the process answers")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=Ready, tags=["ops"], responses={503: {"model": Ready}},
+             summary="Readiness: 200 once the model is loaded, 503 with the reason otherwise")
+    async def ready():
+        if service.router is None:
+            reason = f"model failed to load: {service.load_error}" if service.load_error else "model is loading"
+            return JSONResponse(status_code=503, content={"status": "not_ready", "reason": reason})
+        return {"status": "ready", "model_version": service.router.model_version}
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {}}}})
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        if service.drift is not None:
+            service.drift_report()  # refresh the drift gauges at scrape time
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True, tags=["routing"],
+              dependencies=guarded, responses=_errors(401, 413, 422, 503), summary="Route one ticket")
+    async def predict(ticket: Ticket) -> dict:
+        return (await service.predict([ticket]))[0]
+
+    @app.post("/predict_batch", response_model=PredictBatchResponse, response_model_exclude_none=True,
+              tags=["routing"], dependencies=guarded, responses=_errors(401, 413, 422, 503),
+              summary="Route several tickets in one request")
+    async def predict_batch(request: PredictBatchRequest) -> dict:
+        if len(request.items) > settings.max_batch_items:
+            raise HTTPException(413, f"too many items: {len(request.items)}, the limit is {settings.max_batch_items}"
+                                     f" per request")
+        items = await service.predict(request.items, default_top_k=request.top_k, batch=True)
+        return {"items": items, "model_version": service.router.model_version}
+
+    @app.get("/review", response_model=ReviewResponse, tags=["feedback"], dependencies=guarded,
+             responses=_errors(401, 422), summary="Predictions waiting for a human (requires_review, no feedback)")
+    async def review(limit: Annotated[int, Query(ge=1, le=1000, description="Most items to return")] = 50) -> dict:
+        items = await service.review_queue(limit)
+        return {"items": items, "count": len(items)}
+
+    @app.post("/feedback", response_model=FeedbackResponse, tags=["feedback"], dependencies=guarded,
+              responses=_errors(401, 404, 413, 422, 503), summary="Record the correct label of one head")
+    async def feedback(body: FeedbackRequest) -> dict:
+        label = service.check_label(body.head, body.correct_label)
+        await service.add_feedback(body.prediction_id, body.head, label)
+        return {"prediction_id": body.prediction_id, "head": body.head, "correct_label": label, "recorded": True}
+
+    @app.get("/drift", response_model=DriftResponse, tags=["monitoring"], dependencies=guarded,
+             responses=_errors(401, 503), summary="PSI of recent predictions against the reference distribution")
+    async def drift() -> dict:
+        return service.drift_report()
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for uvicorn worker processes: the model dir and settings come from the environment."""
+    return create_app(os.environ[MODEL_DIR_ENV], ServeSettings.from_env())
+
+
+def run_server(model_dir: str | Path, settings: ServeSettings, log_level: str = "info") -> None:
+    """Serve until interrupted; SIGINT/SIGTERM shut down gracefully (queued requests answered, log flushed)."""
+    import uvicorn
+
+    if not (Path(model_dir) / "router.json").exists():
+        # Still serve (/health answers, /ready says why), but say it loudly at the start.
+        print(f"warning: {model_dir} has no router.json; /ready will report 503")
+    if settings.workers > 1:
+        os.environ[MODEL_DIR_ENV] = str(Path(model_dir).resolve())
+        os.environ[SETTINGS_ENV] = settings.to_json()
+        uvicorn.run("triagekit.serve.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
+                    workers=settings.workers, log_level=log_level, timeout_graceful_shutdown=30)
+    else:
+        uvicorn.run(create_app(model_dir, settings), host=settings.host, port=settings.port, log_level=log_level,
+                    timeout_graceful_shutdown=30)

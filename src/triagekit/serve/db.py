@@ -1,0 +1,172 @@
+"""The prediction log: SQLAlchemy tables and the few queries the service and ``triagekit feedback`` need.
+
+SQLite (one file next to the model, WAL mode so readers never wait for the writer) by default; PostgreSQL with a
+``postgresql+psycopg://`` URL. All calls here are blocking: the service runs them on worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+
+__all__ = ["PredictionStore", "predictions", "feedback", "metadata", "make_engine", "export_feedback", "utcnow"]
+
+metadata = MetaData()
+
+predictions = Table(
+    "predictions", metadata,
+    Column("id", String(64), primary_key=True, comment="prediction id (uuid4 hex) returned to the client"),
+    Column("request_id", String(200), nullable=True, comment="the client's own ticket id, if given"),
+    Column("input_hash", String(64), nullable=False, index=True, comment="sha256 of the model input text"),
+    Column("inputs", JSON, nullable=False, comment="the text fields as received"),
+    Column("outputs", JSON, nullable=False, comment="per-head predictions as returned"),
+    Column("requires_review", Boolean, nullable=False, index=True),
+    Column("latency_ms", Float, nullable=False, comment="time in the service, queueing included"),
+    Column("model_version", String(200), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+feedback = Table(
+    "feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prediction_id", String(64), ForeignKey("predictions.id"), nullable=False, index=True),
+    Column("head", String(200), nullable=False),
+    Column("correct_label", JSON, nullable=False, comment="a label, or a list of tags for a multi-label head"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get WAL mode and a busy timeout on every connection."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001 - SQLAlchemy's listener signature
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer and vice versa
+            cur.execute("PRAGMA busy_timeout=30000")  # several uvicorn workers share one file
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were written as UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat()
+
+
+class PredictionStore:
+    """Blocking access to the prediction log."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+
+    def create(self) -> None:
+        metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def write(self, prediction_rows: list[dict[str, Any]], feedback_rows: list[dict[str, Any]]) -> None:
+        """Insert both lists in one transaction (predictions first: feedback refers to them)."""
+        with self.engine.begin() as conn:
+            if prediction_rows:
+                conn.execute(insert(predictions), prediction_rows)
+            if feedback_rows:
+                conn.execute(insert(feedback), feedback_rows)
+
+    def prediction_exists(self, prediction_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(predictions.c.id).where(predictions.c.id == prediction_id)).first() is not None
+
+    def count(self, table: Table) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def review_queue(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Oldest predictions that need a human and have no feedback yet."""
+        answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
+        query = (select(predictions).where(predictions.c.requires_review, ~answered)
+                 .order_by(predictions.c.created_at, predictions.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [{"prediction_id": r["id"], "id": r["request_id"], "created_at": _iso(r["created_at"]),
+                 "inputs": r["inputs"], "heads": r["outputs"], "model_version": r["model_version"]}
+                for r in rows]
+
+    def recent_outputs(self, model_version: str, limit: int) -> list[dict[str, Any]]:
+        """Outputs of the latest ``limit`` predictions of ``model_version``, oldest first (warms the drift window)."""
+        query = (select(predictions.c.outputs).where(predictions.c.model_version == model_version)
+                 .order_by(predictions.c.created_at.desc(), predictions.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)][::-1]
+
+    def corrected_examples(self) -> Iterator[dict[str, Any]]:
+        """One training row per prediction with feedback: its text fields and the latest correction per head."""
+        query = (select(predictions.c.id, predictions.c.request_id, predictions.c.inputs, predictions.c.model_version,
+                        feedback.c.head, feedback.c.correct_label)
+                 .join(feedback, feedback.c.prediction_id == predictions.c.id)
+                 .order_by(predictions.c.created_at, predictions.c.id, feedback.c.id))
+        current: dict[str, Any] | None = None
+        with self.engine.connect() as conn:
+            for r in conn.execution_options(yield_per=1000).execute(query).mappings():
+                if current is None or current["prediction_id"] != r["id"]:
+                    if current is not None:
+                        yield current
+                    current = {"id": r["request_id"] if r["request_id"] is not None else r["id"],
+                               "prediction_id": r["id"], **r["inputs"], "model_version": r["model_version"]}
+                current[r["head"]] = r["correct_label"]  # later feedback on the same head wins
+        if current is not None:
+            yield current
+
+
+def export_feedback(url: str, out: str | Path) -> int:
+    """Write the corrected examples of the log at ``url`` to ``out`` (JSONL); returns the number of rows."""
+    store = PredictionStore(url)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    try:
+        store.create()
+        with out.open("w") as f:
+            for row in store.corrected_examples():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+    finally:
+        store.dispose()
+    return n

@@ -1,0 +1,99 @@
+"""``ServeSettings``: everything ``triagekit serve`` can be told, as one typed, checked dataclass."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ServeSettings", "SETTINGS_ENV", "MODEL_DIR_ENV"]
+
+SETTINGS_ENV = "TRIAGEKIT_SERVE_SETTINGS"
+"""Environment variable carrying the settings as JSON to uvicorn worker processes (``--workers N``)."""
+MODEL_DIR_ENV = "TRIAGEKIT_SERVE_MODEL_DIR"
+
+
+@dataclass
+class ServeSettings:
+    """How the routing service runs; ``triagekit serve --help`` lists the same knobs."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; loopback by default so nothing is exposed by accident."""
+    port: int = 8000
+    """TCP port."""
+    workers: int = 1
+    """uvicorn worker processes; each loads its own copy of the model."""
+    db: str | None = None
+    """SQLAlchemy URL of the prediction log; default ``sqlite:///<model dir>/predictions.db``."""
+    api_key_env: str | None = None
+    """Name of an environment variable holding the API key; when set, ``X-API-Key`` is required."""
+    batching: bool = True
+    """Gather concurrent requests into one model call (micro-batching)."""
+    max_batch: int = 32
+    """Most inputs in one model call."""
+    max_wait_ms: float = 5.0
+    """Longest time the first request of a batch waits for company."""
+    max_batch_items: int = 64
+    """Most items in one ``POST /predict_batch`` (413 above)."""
+    max_body_bytes: int = 1_000_000
+    """Largest request body accepted (413 above)."""
+    max_text_chars: int = 20_000
+    """Longest ticket text (all text fields together) accepted (422 above)."""
+    max_top_k: int = 20
+    """Largest ``top_k`` a client may ask for."""
+    drift_window: int = 1000
+    """Number of most recent predictions compared with the reference distribution."""
+    drift_threshold: float = 0.2
+    """PSI at or above which a head's drift status is ``alert``."""
+    drift_min_samples: int = 100
+    """Fewer predictions in the window than this give status ``insufficient_data``."""
+    log_flush_ms: float = 50.0
+    """Pending prediction-log rows are written at least this often (one transaction per flush)."""
+    device: str | None = None
+    """Torch device for the model (default: cuda when available, else cpu)."""
+    threads: int | None = None
+    """Torch intra-op threads for inference (default: torch's, one per core); 1 is often faster on shared cores."""
+
+    def __post_init__(self) -> None:
+        for name in ("port", "workers", "max_batch", "max_batch_items", "max_body_bytes", "max_text_chars",
+                     "max_top_k", "drift_window", "drift_min_samples"):
+            if int(getattr(self, name)) < (0 if name == "port" else 1):
+                raise ValueError(f"serve setting {name} must be positive, got {getattr(self, name)!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.max_wait_ms < 0 or self.log_flush_ms <= 0:
+            raise ValueError("max_wait_ms must be >= 0 and log_flush_ms > 0")
+        if not 0 < self.drift_threshold:
+            raise ValueError(f"drift_threshold must be > 0, got {self.drift_threshold}")
+        if self.drift_min_samples > self.drift_window:
+            raise ValueError(f"drift_min_samples ({self.drift_min_samples}) cannot exceed drift_window "
+                             f"({self.drift_window}): drift would never be reported")
+
+    def db_url(self, model_dir: str | Path) -> str:
+        return self.db or f"sqlite:///{Path(model_dir).resolve() / 'predictions.db'}"
+
+    def api_key(self) -> str | None:
+        """The key to require, read from the named environment variable; fails closed when it is empty."""
+        if not self.api_key_env:
+            return None
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            raise ValueError(f"--api-key-env {self.api_key_env}: that environment variable is not set or empty")
+        return key
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ServeSettings":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+
+    @classmethod
+    def from_env(cls) -> "ServeSettings":
+        return cls.from_json(os.environ[SETTINGS_ENV]) if os.environ.get(SETTINGS_ENV) else cls()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
