@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -78,6 +79,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, **overrides)
     result = train(cfg, args.data, args.output, val=args.val, resume=args.resume, overwrite=args.overwrite,
                    console=_console())
+    if os.environ.get("RANK", "0") != "0":  # one summary under `accelerate launch`
+        return 0
     early = ", stopped early" if result.stopped_early else ""
     _console().print(f"[green]done[/]: best val macro-F1 {result.best_score:.4f} at step {result.best_step} "
                      f"({result.steps} steps, {result.train_seconds:.1f}s{early}) -> {result.output}")

@@ -5,6 +5,7 @@ Split into setup -> fit -> validate -> save; resumable from ``DIR/checkpoints/st
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -116,7 +117,7 @@ def _calibrate(cfg: TrainConfig, heads: list[HeadSpec], logits: dict[str, np.nda
 def _accelerator(cfg: TrainConfig, output: Path):
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was requested but CUDA is not available")
@@ -136,9 +137,13 @@ def _accelerator(cfg: TrainConfig, output: Path):
             trackers = ["tensorboard"]
         except ImportError:
             pass
+    # Backbones carry parameters the router never uses (BERT's pooler, a decoder's unused norms): DDP must not
+    # wait for their gradients.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     return Accelerator(
         cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum, log_with=trackers or None,
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "tb")),
+        kwargs_handlers=[ddp],
     )
 
 
@@ -175,7 +180,7 @@ def _optimizer(cfg: TrainConfig, model):
     import torch
 
     decay, no_decay = [], []
-    for name, p in model.backbone.named_parameters():
+    for p in model.backbone.parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 else decay).append(p)
     groups = [{"params": list(model.heads.parameters()), "lr": cfg.head_lr, "weight_decay": cfg.weight_decay}]
@@ -295,30 +300,38 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
     from rich.console import Console
 
     output = Path(output)
-    data_in_output = Path(data).resolve() == (output / "data").resolve()
-    _check_output(output, resume or data_in_output, overwrite)
-    output.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     if resume and (output / "config.yaml").exists():
         saved = TrainConfig(**__import__("yaml").safe_load((output / "config.yaml").read_text()))
         if saved.to_dict() != cfg.to_dict():
             console.print("[yellow]resuming with the saved config.yaml of the run (flags given now are ignored)")
         cfg = saved
+    # Under `accelerate launch` every process runs this: the main one checks the folder and prepares the data
+    # first, the others then read what it wrote.
+    accelerator = _accelerator(cfg, output) if cfg.backbone != "tfidf" else None
+    is_main = accelerator is None or accelerator.is_main_process
     data_dir = output / "data" if resume and (output / "data" / "train.jsonl").exists() else data
-    splits = load_training_splits(cfg, data_dir, output, val=val, log=console.print)
-    cfg.save(output / "config.yaml")
+    with accelerator.main_process_first() if accelerator else contextlib.nullcontext():
+        if is_main:
+            _check_output(output, resume or Path(data).resolve() == (output / "data").resolve(), overwrite)
+            output.mkdir(parents=True, exist_ok=True)
+            splits = load_training_splits(cfg, data_dir, output, val=val, log=console.print)
+            cfg.save(output / "config.yaml")
+        else:
+            prepared = data_dir if Path(data_dir).is_dir() else output / "data"
+            splits = load_training_splits(cfg, prepared, output, val=val, log=lambda *_: None)
     heads = heads_from_rows(splits["train"], cfg.labels, cfg.multilabel)
     for h in heads:
         if len(h.labels) < (1 if h.multilabel else 2):
             raise ValueError(f"head {h.name!r} has {len(h.labels)} class(es) in the training split; need at least 2")
     data_dir = Path(data_dir).resolve() if Path(data_dir).is_dir() else (output / "data").resolve()
     meta = {"backbone": cfg.backbone, "data_dir": str(data_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if cfg.backbone == "tfidf":
+    if accelerator is None:
         return _train_tfidf(cfg, splits, heads, output, meta, console)
-    return _fit_neural(cfg, splits, heads, output, resume, meta, console)
+    return _fit_neural(cfg, accelerator, splits, heads, output, resume, meta, console)
 
 
-def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, console) -> TrainResult:
+def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, meta: dict, console) -> TrainResult:
     import torch
     from accelerate.utils import set_seed
     from transformers import AutoTokenizer, get_scheduler
@@ -329,7 +342,6 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
     from triagekit.losses import balanced_weights
     from triagekit.modeling import count_parameters
 
-    accelerator = _accelerator(cfg, output)
     set_seed(cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.backbone))
     if tokenizer.pad_token is None:  # decoder tokenizers often have none; the mask keeps pads out of pooling
@@ -381,8 +393,9 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
 
     val_targets = row_targets(val_rows, heads) if val_ex else {}
     metrics_file = output / "metrics.jsonl"
-    eval_every = cfg.eval_every or per_epoch
-    save_every = cfg.save_every or per_epoch
+    # 0 means "at the end of each epoch" (handled where the loader runs out), not every len(loader) steps.
+    eval_every = cfg.eval_every or math.inf
+    save_every = cfg.save_every or math.inf
     best_logits: dict[str, np.ndarray] = {}
     started = time.perf_counter() - state["train_seconds"]
 
@@ -392,8 +405,12 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
                 f.write(json.dumps(record) + "\n")
         accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=record["step"])
 
+    def save() -> None:
+        _save_checkpoint(accelerator, output, state, cfg.keep_checkpoints)
+
     def evaluate_and_maybe_stop() -> bool:
         nonlocal best_logits
+        state["last_eval"] = state["global_step"]
         if not val_ex:
             _save_best(accelerator, model, tokenizer, output, cfg.method == "lora")
             return False
@@ -415,7 +432,8 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
             console.print(f"step {state['global_step']}: val macro-F1 {score:.4f} "
                           f"({', '.join(f'{k} {v:.3f}' for k, v in f1.items())}){' *' if improved else ''}")
         patience = cfg.early_stopping_patience
-        return bool(patience and state["bad_evals"] >= patience)
+        state["stopped_early"] = bool(patience and state["bad_evals"] >= patience)
+        return state["stopped_early"]
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -451,24 +469,24 @@ def _fit_neural(cfg, splits, heads, output: Path, resume: bool, meta: dict, cons
                     log({"step": state["global_step"], "epoch": state["epoch"], "train_loss": running / seen,
                          "lr": scheduler.get_last_lr()[-1]})
                     running, seen = 0.0, 0
-                end_of_epoch = state["batch_in_epoch"] >= len(train_dl)
-                if end_of_epoch:
-                    state["epoch"] += 1
-                    state["batch_in_epoch"] = 0
-                if state["global_step"] % eval_every == 0 or end_of_epoch or state["global_step"] >= total_steps:
+                if state["global_step"] % eval_every == 0 or state["global_step"] >= total_steps:
                     stop = evaluate_and_maybe_stop()
-                    state["stopped_early"] = stop
                 stop = stop or state["global_step"] >= total_steps
-                if state["global_step"] % save_every == 0 or end_of_epoch or stop:
-                    _save_checkpoint(accelerator, output, state, cfg.keep_checkpoints)
-                if stop or end_of_epoch:
+                if state["global_step"] % save_every == 0 or stop:
+                    save()
+                if stop:
                     break
             else:
-                # An epoch whose last batches did not complete an accumulation round.
+                # The epoch ran out. Its end is where the loader stops, not len(loader): sharding across processes
+                # can leave a process one batch short.
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
-    accelerator.end_training()
-    return _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console)
+                if state.get("last_eval") != state["global_step"]:
+                    stop = evaluate_and_maybe_stop()
+                save()
+    result = _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console)
+    accelerator.end_training()  # after the last barrier: it tears down the process group
+    return result
 
 
 def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console) -> TrainResult:
