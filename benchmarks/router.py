@@ -68,7 +68,8 @@ def run_one(name: str, kind: str, cfg, data: Path, out: Path, resume: bool = Fal
     rows = [{
         "dataset": name, "router": kind + ("+tfidf" if cfg.hybrid else ""), "train_seconds": result.train_seconds,
         "tickets_per_second": per_second, "trainable_parameters": result.parameters.get("trainable", 0),
-        "heads": {h: {"accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1")} for h, m in metrics["heads"].items()},
+        "heads": {h: {"accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1")}
+                  for h, m in metrics["heads"].items()},
     }]
     if cfg.hybrid:  # the encoder alone, from the same run: lexical weights set to 0
         router.backend.weights = {h: 0.0 for h in router.backend.weights}
@@ -116,8 +117,9 @@ def main() -> None:
     for name in args.datasets.split(","):
         t = next((r for r in rows if r["dataset"] == name and r["router"] == "tfidf"), None)
         for n in (r for r in rows if r["dataset"] == name and r is not t):
-            deltas = ", ".join(f"{h} acc {100 * (m['accuracy'] - t['heads'][h]['accuracy']):+.2f} / macro-F1 "
-                               f"{100 * (m['macro_f1'] - t['heads'][h]['macro_f1']):+.2f}" for h, m in n["heads"].items())
+            deltas = ", ".join(
+                f"{h} acc {100 * (m['accuracy'] - t['heads'][h]['accuracy']):+.2f} / macro-F1 "
+                f"{100 * (m['macro_f1'] - t['heads'][h]['macro_f1']):+.2f}" for h, m in n["heads"].items())
             print(f"{name}: {n['router']} vs TF-IDF: {deltas}; train time ratio "
                   f"{n['train_seconds'] / max(t['train_seconds'], 1e-9):.1f}x, "
                   f"throughput ratio {n['tickets_per_second'] / t['tickets_per_second']:.2f}x")
