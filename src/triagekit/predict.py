@@ -35,11 +35,25 @@ def _chunks(records: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+def _written(path: Path, field: str | None) -> list:
+    """``field`` of each complete JSONL line of ``path`` (a line cut short by a kill is truncated away)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+        data = data[: data.rfind(b"\n") + 1]
+    return [json.loads(line).get(field) if field else None for line in data.splitlines() if line.strip()]
+
+
 def predict_file(router, input: str | Path, output: str | Path, batch_size: int = 64, top_k: int = 3,
-                 console=None, chunk_size: int = 1024) -> dict[str, int]:
+                 console=None, chunk_size: int = 1024, resume: bool = False) -> dict[str, int]:
     """Stream ``input`` (any supported format) to JSONL predictions in constant memory.
 
     Unreadable rows and rows without text are written to ``<output>.rejected.jsonl`` with file, line and reason.
+    With ``resume``, the records already in ``output`` (and its rejected file) are skipped and the rest appended,
+    so a killed run over a large file picks up where it stopped; the ids written must match the input's.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -50,14 +64,20 @@ def predict_file(router, input: str | Path, output: str | Path, batch_size: int 
     output.parent.mkdir(parents=True, exist_ok=True)
     rejected_path = output.with_suffix(output.suffix + ".rejected.jsonl")
     counts = {"predicted": 0, "rejected": 0}
+    done = _written(output, "id") if resume else []
+    skip_rejected = len(_written(rejected_path, None)) if resume else 0
     progress = Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, disable=console is None)
-    with progress, output.open("w") as out, rejected_path.open("w") as rej:
+    mode = "a" if resume else "w"
+    with progress, output.open(mode) as out, rejected_path.open(mode) as rej:
         task = progress.add_task("predict", total=None)
         for chunk in _chunks(iter_records(input), chunk_size):
             good = []
             for rec in chunk:
-                if isinstance(rec, RowError):
+                bad = isinstance(rec, RowError) or not build_text(rec.data, router.text_fields)
+                if bad and skip_rejected:
+                    skip_rejected -= 1
+                elif isinstance(rec, RowError):
                     rej.write(json.dumps(rec.to_dict(), ensure_ascii=False, default=str) + "\n")
                     counts["rejected"] += 1
                 elif not build_text(rec.data, router.text_fields):
@@ -67,11 +87,18 @@ def predict_file(router, input: str | Path, output: str | Path, batch_size: int 
                 else:
                     good.append(rec)
             ids = [r.data.get("id") if r.data.get("id") is not None else f"{Path(r.file).stem}-{r.line}" for r in good]
+            if done:  # resuming: the first len(done) good records are already written, in input order
+                n = min(len(done), len(good))
+                if [str(i) for i in ids[:n]] != [str(i) for i in done[:n]]:
+                    raise ValueError(f"--resume: {output} does not hold the predictions of {input} (ids differ)")
+                good, ids, done = good[n:], ids[n:], done[n:]
+                counts["skipped"] = counts.get("skipped", 0) + n
             for line in prediction_lines(router, [r.data for r in good], ids, top_k=top_k, batch_size=batch_size):
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
             counts["predicted"] += len(good)
+            out.flush()
             progress.update(task, advance=len(chunk))
-    if counts["rejected"] == 0:
+    if rejected_path.stat().st_size == 0:
         rejected_path.unlink()
     elif console is not None:
         console.print(f"[yellow]{counts['rejected']} rows rejected -> {rejected_path}")
