@@ -102,3 +102,15 @@ def test_shipped_suite_is_the_seeded_synthetic_suite():
     assert len({e.id for e in examples}) == 100 and all(e.meta.language == "en" for e in examples)
     loaded = load_split(SUITE)
     assert len(loaded) == 100 and loaded[0] == examples[0]
+
+
+@pytest.mark.parametrize("path", sorted((SUITE.parents[1] / "configs" / "answer").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_answer_preset_loads(path):
+    from triagekit.answers.guardrails import Guardrails
+    from triagekit.sft import SFTConfig, load_sft_config
+
+    if path.name == "guardrails.yaml":
+        assert Guardrails.load(path).rules
+    else:
+        assert isinstance(load_sft_config(path), SFTConfig)

@@ -64,7 +64,19 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------------------
 # train / eval / predict
+# `train --task NAME` for tasks other than the router: "module:function" run with the same parsed arguments
+TRAIN_TASKS = {"answer": "triagekit.answers.commands:cmd_train_answer"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    task = getattr(args, "task", "router")
+    if task != "router":
+        if task not in TRAIN_TASKS:
+            raise ValueError(f"unknown --task {task!r}; choose one of router, {', '.join(TRAIN_TASKS)}")
+        import importlib
+
+        module, func = TRAIN_TASKS[task].split(":")
+        return getattr(importlib.import_module(module), func)(args)
     from triagekit.config import load_config, parse_overrides
     from triagekit.train import train
 
@@ -260,7 +272,8 @@ def _add_data(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a router (multi-head classifier)")
+    p = sub.add_parser("train", help="train a router (multi-head classifier) or, with --task, another model")
+    p.add_argument("--task", default="router", help="router (default) | answer (SFT of a chat model on replies)")
     p.add_argument("--data", required=True, help="a raw file (prepared on the fly) or a prepared directory")
     p.add_argument("--val", default=None, help="explicit validation file")
     p.add_argument("--output", required=True)
@@ -269,7 +282,7 @@ def _add_train(sub) -> None:
     p.add_argument("--multilabel", default=None, help="multi-label fields, comma-separated (e.g. tags)")
     p.add_argument("--text", default=None, help="text fields, comma-separated")
     p.add_argument("--backbone", default=None, help="minilm | tfidf | HF id | local path")
-    p.add_argument("--method", default=None, choices=["lora", "full", "head"])
+    p.add_argument("--method", default=None, choices=["lora", "full", "head", "qlora"], help="qlora: --task answer")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--seed", type=int, default=None)
@@ -325,6 +338,10 @@ COMMANDS: list[Callable] = [_add_data, _add_train, _add_eval_predict, _add_expor
 from triagekit.serve.commands import _add_drift, _add_feedback, _add_serve  # noqa: E402 - cheap, no serve extra
 
 COMMANDS += [_add_serve, _add_feedback, _add_drift]
+
+from triagekit.answers.commands import _add_answers, _add_eval_answers, _add_generate  # noqa: E402 - cheap imports
+
+COMMANDS += [_add_answers, _add_generate, _add_eval_answers]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,8 +57,14 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
     settings = settings or ServeSettings()
     api_key = settings.api_key()
     service = Service(model_dir, settings)
+    answers = None
+    if settings.answer_model:  # POST /generate with an answer model beside the router
+        from triagekit.serve.generate import AnswerService, chain_lifespans
+
+        answers = AnswerService(settings.answer_model, settings.guardrails, settings.device, settings.max_new_tokens,
+                                settings.max_text_chars)
     app = FastAPI(title="triagekit router", version=__version__, description=DESCRIPTION,
-                  lifespan=service.lifespan)
+                  lifespan=chain_lifespans(service.lifespan, answers.lifespan) if answers else service.lifespan)
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes, metrics=service.metrics)
@@ -127,6 +133,10 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
     async def drift() -> dict:
         return service.drift_report()
 
+    if answers is not None:
+        from triagekit.serve.generate import add_generate_route
+
+        add_generate_route(app, answers, guarded)
     return app
 
 

@@ -41,7 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch_items=args.max_batch_items, max_body_bytes=args.max_body_bytes, max_text_chars=args.max_text_chars,
         drift_window=args.drift_window, drift_threshold=args.drift_threshold,
         drift_min_samples=min(args.drift_min_samples, args.drift_window), device=args.device,
-        threads=args.threads)
+        threads=args.threads, answer_model=args.answer_model, guardrails=args.guardrails,
+        max_new_tokens=args.max_new_tokens)
     settings.api_key()  # fail before binding the port when the key variable is unset
     run_server(args.model, settings, log_level=args.log_level)
     return 0
@@ -126,6 +127,10 @@ def _add_serve(sub) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for inference (default: one per core; 1 is often faster on shared cores)")
+    p.add_argument("--answer-model", default=None, metavar="DIR",
+                   help="also serve POST /generate with this answer model (train --task answer run, or smollm2)")
+    p.add_argument("--guardrails", default=None, help="YAML guardrail rules for /generate (default: built-in)")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="most tokens a /generate client may ask for")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 

@@ -55,10 +55,16 @@ class ServeSettings:
     """Torch device for the model (default: cuda when available, else cpu)."""
     threads: int | None = None
     """Torch intra-op threads for inference (default: torch's, one per core); 1 is often faster on shared cores."""
+    answer_model: str | None = None
+    """Run directory (or base name) of an answer model; enables ``POST /generate``."""
+    guardrails: str | None = None
+    """YAML guardrail rules for ``/generate`` (default: the built-in ones)."""
+    max_new_tokens: int = 512
+    """Largest ``max_new_tokens`` a ``/generate`` client may ask for."""
 
     def __post_init__(self) -> None:
         for name in ("port", "workers", "max_batch", "max_batch_items", "max_body_bytes", "max_text_chars",
-                     "max_top_k", "drift_window", "drift_min_samples"):
+                     "max_top_k", "drift_window", "drift_min_samples", "max_new_tokens"):
             if int(getattr(self, name)) < (0 if name == "port" else 1):
                 raise ValueError(f"serve setting {name} must be positive, got {getattr(self, name)!r}")
         if self.threads is not None and self.threads < 1:

@@ -1,0 +1,159 @@
+"""The answer commands (``answers prepare|synth``, ``train --task answer``, ``generate``, ``eval-answers``): their
+parsers for the command table in ``triagekit.cli`` and the plain functions they run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["cmd_answers_prepare", "cmd_answers_synth", "cmd_train_answer", "cmd_generate", "cmd_eval_answers",
+           "_add_answers", "_add_generate", "_add_eval_answers"]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def cmd_answers_prepare(args: argparse.Namespace) -> int:
+    from triagekit.answers import prepare_answers
+
+    s = prepare_answers(args.input, args.out, question_fields=[f.strip() for f in args.question.split(",")],
+                        answer_field=args.answer, language=args.language, stratify=args.stratify,
+                        val_fraction=args.val_fraction, test_fraction=args.test_fraction, redact_pii=args.redact_pii,
+                        dedup=not args.keep_duplicates, limit=args.limit, seed=args.seed)
+    console = _console()
+    console.print(f"{s.kept} examples kept of {s.total} rows: {s.rejected} rejected, {s.duplicates} duplicates, "
+                  f"{s.filtered} filtered; splits {s.splits}" + (f"; PII replaced {s.pii}" if s.pii else ""))
+    for w in s.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    if s.rejected:
+        console.print(f"[yellow]rejected rows with file, line and reason: {Path(args.out) / 'rejected.jsonl'}")
+    return 0
+
+
+def cmd_answers_synth(args: argparse.Namespace) -> int:
+    from triagekit.answers import write_answer_suite
+
+    write_answer_suite(args.out, args.n, args.seed)
+    _console().print(f"wrote {args.n} synthetic questions with reference answers to {args.out} (seed {args.seed})")
+    return 0
+
+
+def cmd_train_answer(args: argparse.Namespace) -> int:
+    """``triagekit train --task answer``: SFT of a chat model on a prepared answer folder or raw file."""
+    from triagekit.answers.model import train_answer_model
+    from triagekit.sft import load_sft_config, parse_sft_overrides
+
+    router_only = [f"--{k}" for k in ("labels", "multilabel", "text", "val") if getattr(args, k, None)]
+    if router_only:
+        raise ValueError(f"{', '.join(router_only)} apply to routers, not to --task answer")
+    if args.method == "head":
+        raise ValueError("--method head is for routers; answer models use lora, qlora or full")
+    overrides = {"base": args.backbone, "method": args.method, "epochs": args.epochs, "seed": args.seed,
+                 "device": args.device}
+    overrides.update(parse_sft_overrides(args.set or []))
+    cfg = load_sft_config(args.config, **overrides)
+    result = train_answer_model(cfg, args.data, args.output, resume=args.resume, overwrite=args.overwrite,
+                                console=_console())
+    early = ", stopped early" if result.stopped_early else ""
+    _console().print(f"[green]done[/]: best val loss {result.best_val_loss:.4f} at step {result.best_step} "
+                     f"({result.steps} steps, {result.train_tokens} tokens, {result.train_seconds:.1f}s{early}) "
+                     f"-> {result.output}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from triagekit.answers.guardrails import Guardrails
+    from triagekit.answers.model import AnswerModel
+
+    if not 1 <= args.max_new_tokens <= 4096 or not 0 <= args.temperature <= 2:
+        raise ValueError("--max-new-tokens must be in [1, 4096] and --temperature in [0, 2]")
+    guard = Guardrails({"rules": []}) if args.no_guardrails else Guardrails.load(args.guardrails)
+    model = AnswerModel.load(args.model, guardrails=guard, device=args.device)
+    prompts = args.prompt or []
+    if not prompts:
+        text = sys.stdin.read().strip()
+        if not text:
+            raise ValueError("give --prompt TEXT (repeatable) or the prompt on standard input")
+        prompts = [text]
+    for prompt in prompts:
+        for piece in model.stream(prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+    return 0
+
+
+def cmd_eval_answers(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from triagekit.answers.evaluate import evaluate_answers, render_summary
+
+    summary = evaluate_answers(args.model, args.base, args.suite, out_dir=args.out, name=args.name, judge=args.judge,
+                               max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
+                               device=args.device)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        Console().print(render_summary(summary))
+    _console().print(f"per-question results: {Path(args.out) / (args.name + '.csv')}; summary: {summary['results']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parsers for the command table
+def _add_answers(sub) -> None:
+    p = sub.add_parser("answers", help="prepare answer data (ticket->reply, dialogs, Q&A) or write the synthetic suite")
+    asub = p.add_subparsers(dest="answers_command", required=True)
+    a = asub.add_parser("prepare", help="validate, filter, redact, deduplicate and split answer examples")
+    a.add_argument("--input", required=True, help="CSV/TSV/JSONL/JSON/Parquet: tickets, dialogs, Q&A or unified")
+    a.add_argument("--out", required=True, help="output directory")
+    a.add_argument("--question", default="subject,body", help="ticket columns joined into the question")
+    a.add_argument("--answer", default="answer", help="ticket column holding the reply")
+    a.add_argument("--language", default=None, help="keep only rows with this language (e.g. en)")
+    a.add_argument("--stratify", choices=["tag", "source", "none"], default="tag")
+    a.add_argument("--val-fraction", type=float, default=0.1)
+    a.add_argument("--test-fraction", type=float, default=0.1)
+    a.add_argument("--redact-pii", action="store_true")
+    a.add_argument("--keep-duplicates", action="store_true")
+    a.add_argument("--limit", type=int, default=None, help="keep at most N examples (after filtering)")
+    a.add_argument("--seed", type=int, default=0)
+    a.set_defaults(func=cmd_answers_prepare)
+    s = asub.add_parser("synth", help="write synthetic questions with grounded reference answers (the shipped suite)")
+    s.add_argument("--out", required=True, help="output .jsonl")
+    s.add_argument("--n", type=int, default=100)
+    s.add_argument("--seed", type=int, default=7)
+    s.set_defaults(func=cmd_answers_synth)
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="stream a reply from an answer model (tuned run or base) to stdout")
+    p.add_argument("model", help="run directory of `train --task answer`, or smollm2 / HF id / local folder")
+    p.add_argument("--prompt", action="append", help="the customer's message (repeatable; default: stdin)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--guardrails", default=None, help="YAML rules (default: built-in = configs/answer/guardrails.yaml)")
+    p.add_argument("--no-guardrails", action="store_true")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_generate)
+
+
+def _add_eval_answers(sub) -> None:
+    p = sub.add_parser("eval-answers", help="tuned answer model vs its base: win rate, hallucination rate, ROUGE-L")
+    p.add_argument("model", help="run directory of `train --task answer`")
+    p.add_argument("--base", required=True, help="the untuned base: smollm2, an HF id or a local folder")
+    p.add_argument("--suite", required=True, help="questions with references (e.g. suites/answers-synth-100.jsonl, "
+                                                  "or a prepared folder: its test split)")
+    p.add_argument("--judge", default="reference", help="reference (default) or llm:MODEL (a local judge model)")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=int, default=None, help="first N questions only")
+    p.add_argument("--out", default="results", help="folder for NAME.csv and NAME.json")
+    p.add_argument("--name", default="answers")
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_eval_answers)
