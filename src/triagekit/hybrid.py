@@ -77,7 +77,10 @@ class HybridBackend:
 
     def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         z_n = self.neural.logits(texts, batch_size=batch_size)
-        if not any(self.weights.values()):
+        pooled = [h.name for h in self.heads if self.weights.get(h.name, 0.0)]
+        if not pooled:
             return z_n
-        z_l = self.lexical.logits(texts)
-        return {h.name: fuse(h, z_n[h.name], z_l[h.name], self.weights.get(h.name, 0.0)) for h in self.heads}
+        # Only the heads with a non-zero weight need their lexical logits (the char n-gram features are shared).
+        z_l = self.lexical.logits(texts, heads=pooled)
+        return {h.name: fuse(h, z_n[h.name], z_l[h.name], self.weights[h.name]) if h.name in z_l else z_n[h.name]
+                for h in self.heads}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import joblib
 import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
@@ -46,6 +48,8 @@ class TfidfBackend:
         self.text_fields: list[str] = list(DEFAULT_TEXT_FIELDS)
         self.features: FeatureUnion | None = None
         self.models: dict[str, Any] = {}
+        self._stacked: dict[str, Any] = {}
+        """Per multi-label head, its tag classifiers stacked into one matrix (built on first use)."""
 
     def fit(
         self,
@@ -71,7 +75,7 @@ class TfidfBackend:
         self.text_fields = list(text_fields)
         self.features = _features()
         x = self.features.fit_transform([build_text(r, self.text_fields) for r in rows])
-        self.models = {}
+        self.models, self._stacked = {}, {}
         for head in self.heads:
             fit = self._fit_multi if head.multilabel else self._fit_single
             self.models[head.name] = fit(x, rows, head, seed, C)
@@ -98,7 +102,8 @@ class TfidfBackend:
             warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
             return OneVsRestClassifier(LogisticRegression(C=C, max_iter=2000, random_state=seed)).fit(x, y)
 
-    def logits(self, inputs: list[str | dict], batch_size: int = 64) -> dict[str, np.ndarray]:
+    def logits(self, inputs: list[str | dict], batch_size: int = 64,
+               heads: Collection[str] | None = None) -> dict[str, np.ndarray]:
         """Raw logits per head name, shape (n, len(head.labels)), columns in ``head.labels`` order.
 
         Single-label heads return ``log(proba)`` (softmax gives the probabilities back; classes unseen in
@@ -107,13 +112,26 @@ class TfidfBackend:
         Args:
             inputs: Texts or row dicts.
             batch_size: Unused; part of the router protocol. Sparse features are cheap to compute in one pass.
+            heads: Names of the heads to compute (default all); the hybrid router skips heads it weights 0.
         """
         if self.features is None:
             raise RuntimeError("TfidfBackend is not fitted; call fit() or TfidfBackend.load() first")
+        wanted = [h for h in self.heads if heads is None or h.name in heads]
         if len(inputs) == 0:  # sklearn rejects empty matrices
-            return {h.name: np.zeros((0, len(h.labels))) for h in self.heads}
-        x = self.features.transform([build_text(r, self.text_fields) for r in inputs])
-        return {h.name: self._head_logits(x, h) for h in self.heads}
+            return {h.name: np.zeros((0, len(h.labels))) for h in wanted}
+        if not wanted:
+            return {}
+        x = self._transform([build_text(r, self.text_fields) for r in inputs])
+        return {h.name: self._head_logits(x, h) for h in wanted}
+
+    def _transform(self, texts: list[str]):
+        # FeatureUnion.transform dispatches through joblib even with n_jobs=None (~0.4 ms per call, a third of
+        # the featurisation of one ticket); stacking the parts directly gives the same matrix.
+        f = self.features
+        parts = f.transformer_list
+        if f.transformer_weights or any(t in ("drop", "passthrough") for _, t in parts):
+            return f.transform(texts)
+        return sp.hstack([t.transform(texts) for _, t in parts], format="csr")
 
     def _head_logits(self, x, head: HeadSpec) -> np.ndarray:
         model = self.models[head.name]
@@ -121,7 +139,7 @@ class TfidfBackend:
         if head.multilabel:
             if model is None:
                 return np.zeros((n, 0))
-            p = np.clip(model.predict_proba(x), EPS, 1.0 - EPS)
+            p = np.clip(self._tag_proba(head.name, model, x), EPS, 1.0 - EPS)
             return np.log(p) - np.log1p(-p)
         out = np.full((n, len(head.labels)), UNSEEN_LOGIT)
         if isinstance(model, dict):
@@ -130,6 +148,22 @@ class TfidfBackend:
             return out
         out[:, model.classes_] = np.log(np.clip(model.predict_proba(x), EPS, 1.0))
         return out
+
+    def _tag_proba(self, name: str, model, x) -> np.ndarray:
+        """``model.predict_proba(x)`` of a one-vs-rest tag model, as one sparse-dense product.
+
+        ``OneVsRestClassifier`` calls each tag's classifier in turn; with ~40 tags that is ~6 ms for a single
+        ticket, almost all of it per-call validation. The binary logistic regressions are stacked once into one
+        weight matrix (constant tags keep their constant), which gives the same probabilities in ~0.1 ms.
+        """
+        stacked = self._stacked.get(name)
+        if stacked is None:
+            stacked = self._stacked[name] = _stack_one_vs_rest(model)
+        if stacked is False:
+            return model.predict_proba(x)
+        weights, intercept, constant, is_constant = stacked
+        p = expit(np.asarray(x @ weights) + intercept)
+        return np.where(is_constant, constant, p)
 
     def save(self, directory: str | Path) -> Path:
         """Write the fitted backend to ``directory/tfidf.joblib`` and return that path."""
@@ -154,3 +188,25 @@ class TfidfBackend:
         self.features = state["features"]
         self.models = state["models"]
         return self
+
+
+def _stack_one_vs_rest(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | bool:
+    """(weights (features x tags), intercepts, constant probabilities, which tags are constant) of a multi-label
+    ``OneVsRestClassifier`` of binary logistic regressions; False when it is anything else."""
+    estimators = getattr(model, "estimators_", None)
+    if not getattr(model, "multilabel_", False) or not estimators or len(estimators) < 2:
+        return False
+    n_features = next((e.coef_.shape[1] for e in estimators if isinstance(e, LogisticRegression)), None)
+    if n_features is None:
+        return False
+    weights = np.zeros((n_features, len(estimators)))
+    intercept, constant = np.zeros(len(estimators)), np.zeros(len(estimators))
+    is_constant = np.zeros(len(estimators), dtype=bool)
+    for j, e in enumerate(estimators):
+        if isinstance(e, LogisticRegression) and e.coef_.shape == (1, n_features) and len(e.classes_) == 2:
+            weights[:, j], intercept[j] = e.coef_[0], e.intercept_[0]
+        elif hasattr(e, "y_"):  # sklearn's _ConstantPredictor: a tag always or never present in training
+            is_constant[j], constant[j] = True, float(np.ravel(e.y_)[0])
+        else:
+            return False
+    return weights, intercept, constant, is_constant

@@ -41,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch_items=args.max_batch_items, max_body_bytes=args.max_body_bytes, max_text_chars=args.max_text_chars,
         drift_window=args.drift_window, drift_threshold=args.drift_threshold,
         drift_min_samples=min(args.drift_min_samples, args.drift_window), device=args.device,
-        threads=args.threads, answer_model=args.answer_model, guardrails=args.guardrails,
+        threads=args.threads, backend=args.backend, answer_model=args.answer_model, guardrails=args.guardrails,
         max_new_tokens=args.max_new_tokens)
     settings.api_key()  # fail before binding the port when the key variable is unset
     run_server(args.model, settings, log_level=args.log_level)
@@ -127,6 +127,10 @@ def _add_serve(sub) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for inference (default: one per core; 1 is often faster on shared cores)")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnx", "onnx-fp32"],
+                   help="auto: the directory as it is (PyTorch for a run); onnx: the run's int8 ONNX graph on "
+                        "onnxruntime, the fast path on CPU (exported into DIR/onnx-int8 on first start, reused "
+                        "while the run is unchanged); onnx-fp32: the float32 graph")
     p.add_argument("--answer-model", default=None, metavar="DIR",
                    help="also serve POST /generate with this answer model (train --task answer run, or smollm2)")
     p.add_argument("--guardrails", default=None, help="YAML guardrail rules for /generate (default: built-in)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 import uuid
 from collections import deque
@@ -15,6 +16,7 @@ from typing import Any, AsyncIterator, Sequence
 from fastapi import HTTPException
 
 from triagekit.heads import build_text
+from triagekit.serve.backends import resolve_model_dir
 from triagekit.serve.batcher import BatcherClosed, MicroBatcher
 from triagekit.serve.db import PredictionStore, utcnow
 from triagekit.serve.drift import DriftMonitor, load_or_build_reference
@@ -77,8 +79,12 @@ class Service:
         from triagekit.router import Router
 
         self._set_threads()
+        if self.settings.threads:  # onnxruntime's intra-op threads too (--backend onnx, or an export dir)
+            os.environ.setdefault("TRIAGEKIT_ORT_THREADS", str(self.settings.threads))
         try:
-            self.router = await asyncio.to_thread(Router.load, self.model_dir, self.settings.device)
+            # --backend onnx: the run's ONNX export, made here on first start (the drift reference stays the run's).
+            path = await asyncio.to_thread(resolve_model_dir, self.model_dir, self.settings.backend)
+            self.router = await asyncio.to_thread(Router.load, path, self.settings.device)
             await asyncio.to_thread(self.router.predict, ["warm-up ticket"], 1)  # first request pays no setup
         except Exception as exc:  # the service still answers /health and says why in /ready
             self.router, self.load_error = None, f"{type(exc).__name__}: {exc}"

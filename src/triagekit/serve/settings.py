@@ -55,6 +55,9 @@ class ServeSettings:
     """Torch device for the model (default: cuda when available, else cpu)."""
     threads: int | None = None
     """Torch intra-op threads for inference (default: torch's, one per core); 1 is often faster on shared cores."""
+    backend: str = "auto"
+    """``auto`` serves the directory as it is; ``onnx`` / ``onnx-fp32`` serve the run's ONNX export (int8 / fp32),
+    made in the run directory on first start (``triagekit.serve.backends``)."""
     answer_model: str | None = None
     """Run directory (or base name) of an answer model; enables ``POST /generate``."""
     guardrails: str | None = None
@@ -67,6 +70,10 @@ class ServeSettings:
                      "max_top_k", "drift_window", "drift_min_samples", "max_new_tokens"):
             if int(getattr(self, name)) < (0 if name == "port" else 1):
                 raise ValueError(f"serve setting {name} must be positive, got {getattr(self, name)!r}")
+        from triagekit.serve.backends import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.max_wait_ms < 0 or self.log_flush_ms <= 0:
