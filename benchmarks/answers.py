@@ -1,0 +1,120 @@
+"""Support answers: SmolLM2-135M-Instruct tuned (LoRA) on English ticket→reply pairs vs the untuned base.
+
+Data: ``../shared/data/support-tickets/tickets.csv`` (English rows, PII redacted, split stratified by first tag);
+the tuned model trains on ``--n-train`` examples of the train split, both models answer the first ``--n-test``
+questions of the held-out test split with the same system prompt (greedy, ``--max-new-tokens``). Reported: win
+rate of the tuned model vs the base (reference judge, position-swapped, ties = 1/2), hallucination rate (rubric in
+``triagekit.answers.rubric``), ROUGE-L F1, embedding cosine, train time. Targets: win rate >= 60%, hallucination
+rate >= 30% lower than the base's.
+
+    flock /tmp/triagekit-cpu.lock python benchmarks/answers.py            # ~30-40 min on 2 CPU cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "support-tickets" / "tickets.csv"
+
+
+def _subset(prepared: Path, out: Path, n_train: int, n_val: int) -> Path:
+    """A folder with the first ``n_train`` train and ``n_val`` val examples (the split is already shuffled)."""
+    from triagekit.data.prepare import read_jsonl, write_jsonl
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "train.jsonl", read_jsonl(prepared / "train.jsonl")[:n_train])
+    write_jsonl(out / "val.jsonl", read_jsonl(prepared / "val.jsonl")[:n_val])
+    return out
+
+
+def _examples(rows: list[dict], k: int = 2) -> list[dict]:
+    """Before/after examples: questions the tuned model won where the base made unsupported claims, shortest first."""
+    won = [r for r in rows if r["winner"] == "model" and r["base_hallucinated"] and not r["model_hallucinated"]]
+    won = won or [r for r in rows if r["winner"] == "model"]
+    return sorted(won, key=lambda r: len(r["question"]))[:k]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--work", default="/tmp/triagekit-bench/answers", help="prepared data and the tuned run")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "answer" / "smollm2-lora.yaml"))
+    ap.add_argument("--n-train", type=int, default=600)
+    ap.add_argument("--n-val", type=int, default=48)
+    ap.add_argument("--n-test", type=int, default=100)
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--gen-threads", type=int, default=None,
+                    help="torch threads for generation (1 is much faster when other jobs share the cores)")
+    ap.add_argument("--reuse", action="store_true", help="reuse a finished run in --work instead of training")
+    ap.add_argument("--out", default=str(ROOT / "results"))
+    args = ap.parse_args()
+
+    import torch
+    from rich.console import Console
+
+    from triagekit.answers import prepare_answers
+    from triagekit.answers.evaluate import generate_replies, load_suite, render_summary, score_replies, write_results
+    from triagekit.answers.model import train_answer_model
+    from triagekit.sft import load_sft_config
+
+    console = Console()
+    work = Path(args.work)
+    t0 = time.perf_counter()
+    summary = prepare_answers(args.data, work / "data", language="en", redact_pii=True, stratify="tag",
+                              val_fraction=0.05, test_fraction=0.1, seed=0)
+    console.print(f"prepared: {summary.kept} English examples ({summary.rejected} rejected, {summary.duplicates} "
+                  f"duplicates, {summary.filtered} other-language rows left out), splits {summary.splits}")
+    sub = _subset(work / "data", work / "subset", args.n_train, args.n_val)
+    run = work / "run"
+    if not (args.reuse and (run / "sft.json").exists()):
+        cfg = load_sft_config(args.config, device="cpu")
+        result = train_answer_model(cfg, sub, run, overwrite=True, console=console)
+        train_info = {"seconds": result.train_seconds, "tokens": result.train_tokens, "steps": result.steps,
+                      "best_val_loss": result.best_val_loss}
+    else:
+        meta = json.loads((run / "sft.json").read_text())
+        train_info = {"seconds": meta["train_seconds"], "tokens": meta["train_tokens"], "steps": meta["steps"],
+                      "best_val_loss": meta["best_val_loss"]}
+    train_info["tokens_per_s"] = train_info["tokens"] / max(train_info["seconds"], 1e-9)
+
+    test = load_suite(work / "data", args.n_test)
+    if args.gen_threads:
+        torch.set_num_threads(args.gen_threads)
+    tuned, tuned_info = generate_replies(run, test, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                         device="cpu")
+    base, base_info = generate_replies("smollm2", test, system_prompt=tuned_info["system_prompt"],
+                                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, device="cpu")
+    rows, result = score_replies(test, tuned, base)
+    result.update(benchmark="answers", n_train=args.n_train, max_new_tokens=args.max_new_tokens, train=train_info,
+                  generation={"model": tuned_info, "base": base_info}, threads=torch.get_num_threads(),
+                  total_seconds=time.perf_counter() - t0)
+    write_results(rows, result, args.out, "answers-benchmark")
+
+    console.print(render_summary(result, title=f"SmolLM2-135M: LoRA-tuned on {args.n_train} English tickets vs base, "
+                                               f"{result['n']} held-out questions"))
+    console.print(f"train: {train_info['seconds']:.0f}s for {train_info['tokens']} tokens "
+                  f"({train_info['tokens_per_s']:.0f} tokens/s, {train_info['steps']} steps, best val loss "
+                  f"{train_info['best_val_loss']:.3f}); generation: tuned {tuned_info['seconds']:.0f}s, base "
+                  f"{base_info['seconds']:.0f}s ({torch.get_num_threads()} threads); total "
+                  f"{result['total_seconds']:.0f}s")
+    m, b = result["model"]["hallucination"]["rate"], result["base"]["hallucination"]["rate"]
+    checks = [(f"win rate >= 60%: {100 * result['win_rate']:.1f}%", result["win_rate"] >= 0.6),
+              (f"hallucination rate >= 30% lower than base: {100 * m:.1f}% vs {100 * b:.1f}% "
+               f"({100 * result['hallucination_reduction']:.0f}% lower)", result["hallucination_reduction"] >= 0.3)]
+    for text, ok in checks:
+        console.print(("[green]MET  [/] " if ok else "[red]UNMET[/] ") + text)
+    for r in _examples(rows):
+        console.rule(f"example {r['id']}")
+        console.print(f"[bold]question:[/] {r['question']}\n[bold]reference:[/] {r['reference']}\n"
+                      f"[bold]base:[/] {r['base_reply']}\n  unsupported: {r['base_unsupported'] or '-'}\n"
+                      f"[bold]tuned:[/] {r['model_reply']}\n  unsupported: {r['model_unsupported'] or '-'}")
+    console.print(f"results: {Path(args.out) / 'answers-benchmark.csv'} and .json")
+
+
+if __name__ == "__main__":
+    main()
