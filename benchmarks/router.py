@@ -67,7 +67,8 @@ def run_one(name: str, kind: str, cfg, data: Path, out: Path, resume: bool = Fal
     metrics = evaluate(router, test, out / "eval", val_rows=val, plots=False)
     rows = [{
         "dataset": name, "router": kind + ("+tfidf" if cfg.hybrid else ""), "train_seconds": result.train_seconds,
-        "tickets_per_second": per_second, "trainable_parameters": result.parameters.get("trainable", 0),
+        "tickets_per_second": per_second, "device": device_name(),
+        "trainable_parameters": result.parameters.get("trainable", 0),
         "heads": {h: {"accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1")}
                   for h, m in metrics["heads"].items()},
     }]
@@ -82,10 +83,20 @@ def run_one(name: str, kind: str, cfg, data: Path, out: Path, resume: bool = Fal
     return rows
 
 
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
+    return f"CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="banking77,tickets")
-    parser.add_argument("--config", default=str(ROOT / "configs" / "router" / "minilm.yaml"))
+    parser.add_argument("--config", action="append", metavar="YAML",
+                        help="a neural router preset; repeat it to put several beside the TF-IDF baseline "
+                             "(default: configs/router/minilm.yaml)")
     parser.add_argument("--out", default=str(ROOT / "results" / "router"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--resume", action="store_true", help="continue killed runs from their checkpoints")
@@ -101,18 +112,23 @@ def main() -> None:
     for name in args.datasets.split(","):
         data, text_fields, labels = DATASETS[name](out / name / "data")
         base = dict(labels=labels, text_fields=text_fields, **parse_overrides(args.set))
-        neural = load_config(args.config, **base)
-        rows += run_one(name, f"{neural.backbone}/{neural.method}", neural, data, out / name / "neural", args.resume)
-        rows += run_one(name, "tfidf", load_config(None, backbone="tfidf", **base), data, out / name / "tfidf")
+        for config in args.config or [str(ROOT / "configs" / "router" / "minilm.yaml")]:
+            neural = load_config(config, **base)
+            run_dir = out / name / Path(config).stem
+            rows += run_one(name, f"{neural.backbone}/{neural.method}", neural, data, run_dir, args.resume)
+        # The baseline takes the data fields and seed from --set, never the neural backbone or the hybrid switch.
+        tfidf = load_config(None, **{**base, "backbone": "tfidf", "method": "full", "hybrid": False})
+        rows += run_one(name, "tfidf", tfidf, data, out / name / "tfidf")
         (out / "results.json").write_text(json.dumps(rows, indent=2))
 
     table = Table(title="router benchmark (test split)")
-    for col in ["data set", "router", "head", "accuracy", "macro-F1", "train s", "tickets/s"]:
+    for col in ["data set", "router", "head", "accuracy", "macro-F1", "train s", "trainable params", "tickets/s"]:
         table.add_column(col, justify="left" if col in ("data set", "router", "head") else "right")
     for r in rows:
         for head, m in r["heads"].items():
             table.add_row(r["dataset"], r["router"], head, f"{100 * m['accuracy']:.2f}", f"{100 * m['macro_f1']:.2f}",
-                          f"{r['train_seconds']:.0f}", f"{r['tickets_per_second']:.0f}")
+                          f"{r['train_seconds']:.0f}", f"{r['trainable_parameters']:,}",
+                          f"{r['tickets_per_second']:.0f}")
     Console().print(table)
     for name in args.datasets.split(","):
         t = next((r for r in rows if r["dataset"] == name and r["router"] == "tfidf"), None)
@@ -123,7 +139,7 @@ def main() -> None:
             print(f"{name}: {n['router']} vs TF-IDF: {deltas}; train time ratio "
                   f"{n['train_seconds'] / max(t['train_seconds'], 1e-9):.1f}x, "
                   f"throughput ratio {n['tickets_per_second'] / t['tickets_per_second']:.2f}x")
-    print(f"results: {out / 'results.json'}")
+    print(f"device: {device_name()}; results: {out / 'results.json'}")
 
 
 if __name__ == "__main__":
