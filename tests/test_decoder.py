@@ -50,6 +50,14 @@ def test_decoder_router_round_trip(tiny_decoder, prepared, tmp_path, method):
     reloaded = router.logits(load_prepared(prepared)["val"], batch_size=7)
     for head in ("queue", "type"):
         np.testing.assert_allclose(reloaded[head], in_memory[head], atol=1e-4)
+    if method == "lora":  # `triagekit export DIR --merge`: the adapter folded into plain weights predicts the same
+        from triagekit.export import export
+
+        merged = Router.load(export(out, tmp_path / "merged", format="hf"))
+        assert not (tmp_path / "merged" / "model" / "adapter").exists()
+        again = merged.logits(load_prepared(prepared)["val"], batch_size=5)
+        for head in ("queue", "type"):
+            np.testing.assert_allclose(again[head], in_memory[head], atol=1e-4)
 
 
 def test_qlora_needs_lora_and_cuda(tiny_decoder, prepared, tmp_path):

@@ -23,7 +23,8 @@ def export(run_dir: str | Path, out_dir: str | Path, format: str = "onnx", quant
     """Export ``run_dir`` to ``out_dir`` in ``format`` (onnx | triton | hf).
 
     Args:
-        run_dir: a run directory written by ``triagekit train`` with an encoder backbone.
+        run_dir: a run directory written by ``triagekit train`` (encoder or decoder backbone; ONNX and Triton
+            take encoders).
         out_dir: the export directory (created).
         format: ``onnx`` (one graph, ``Router.load``-able), ``triton`` (a model repository) or ``hf`` (merged
             full weights in Hugging Face format, LoRA folded in).
