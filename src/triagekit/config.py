@@ -168,10 +168,10 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _coerce(name: str, value: Any, schema: type | None = None) -> Any:
     """A YAML or ``--set`` value as the field's type. YAML reads ``5e-5`` as a string, so numbers are converted
     by the field's declared type; a value that cannot be converted is a clear error."""
-    hint = str(get_type_hints(TrainConfig)[name])
+    hint = str(get_type_hints(schema or TrainConfig)[name])
     parsed = yaml.safe_load(value) if isinstance(value, str) and hint != "<class 'str'>" else value
     try:
         if "None" in hint and (parsed is None or str(parsed).lower() in ("none", "null")):
@@ -195,9 +195,13 @@ def _coerce(name: str, value: Any) -> Any:
         raise ValueError(f"config key {name!r} expects {hint.replace('typing.', '')}, got {value!r}") from None
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["lr=3e-5", "labels=queue,priority"]`` -> typed dict; unknown keys raise with the list of valid ones."""
-    valid = {f.name for f in fields(TrainConfig)}
+def parse_overrides(pairs: list[str], schema: type | None = None) -> dict[str, Any]:
+    """``["lr=3e-5", "labels=queue,priority"]`` -> typed dict; unknown keys raise with the list of valid ones.
+
+    ``schema`` is the config dataclass the keys belong to (default ``TrainConfig``; the SFT config uses it too).
+    """
+    schema = schema or TrainConfig
+    valid = {f.name for f in fields(schema)}
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
@@ -206,21 +210,25 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         key = key.strip()
         if key not in valid:
             raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
-        out[key] = _coerce(key, value)
+        out[key] = _coerce(key, value, schema)
     return out
 
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """A config from a YAML file (optional) with ``overrides`` on top; None values in overrides are ignored."""
+def load_config(path: str | Path | None = None, *, schema: type | None = None, **overrides: Any) -> TrainConfig:
+    """A config from a YAML file (optional) with ``overrides`` on top; None values in overrides are ignored.
+
+    ``schema`` is the config dataclass to build (default ``TrainConfig``).
+    """
+    schema = schema or TrainConfig
     data: dict[str, Any] = {}
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, Mapping):
             raise ValueError(f"{path}: a config file must be a YAML mapping")
-        valid = {f.name for f in fields(TrainConfig)}
+        valid = {f.name for f in fields(schema)}
         unknown = sorted(set(loaded) - valid)
         if unknown:
             raise ValueError(f"{path}: unknown config keys {unknown}; valid keys: {', '.join(sorted(valid))}")
-        data.update({k: _coerce(k, v) for k, v in loaded.items()})
+        data.update({k: _coerce(k, v, schema) for k, v in loaded.items()})
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**data)
+    return schema(**data)
