@@ -2,12 +2,16 @@
 
 Starts the server with uvicorn in a subprocess on 127.0.0.1 (a free port), drives ``POST /predict`` with 1, 8, 32
 and 64 concurrent keep-alive clients for a fixed time each, and prints p50/p95/p99 latency, requests/s, mean batch
-size and errors per mode; then the throughput ratio at 32 clients (target >= 2x) and p50 at 1 client (target
-<= 25 ms). Cores are usually shared, so the load average before and after is printed with the table.
+size, the server's own ``inference_ms`` (p50) and errors per mode, for each ``--backends`` (PyTorch as the run is,
+and its int8 ONNX export); then the throughput ratio at 32 clients (target >= 2x) and p50 at 1 client (target
+<= 25 ms). The load generator runs on the same cores as the server, so its own CPU time per request is printed too
+(one event loop, raw keep-alive HTTP/1.1, no client library); cores are usually shared, so the load average before
+and after is printed with the table.
 
 Usage:
     python benchmarks/serve_load.py --run demo/router        # an existing run (fast)
     python benchmarks/serve_load.py                          # trains the default MiniLM router first (1 epoch)
+    python benchmarks/serve_load.py --run R --backends onnx  # only the ONNX int8 fast path
 """
 
 from __future__ import annotations
@@ -64,17 +68,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run: Path, work: Path, batching: bool, args) -> tuple[subprocess.Popen, int]:
+def db_path(work: Path, backend: str, batching: bool) -> Path:
+    return work / f"predictions-{backend}-{'on' if batching else 'off'}.db"
+
+
+def start_server(run: Path, work: Path, backend: str, batching: bool, args) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    db = work / f"predictions-{'on' if batching else 'off'}.db"
-    db.unlink(missing_ok=True)
+    db = db_path(work, backend, batching)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "triagekit", "serve", str(run), "--host", "127.0.0.1", "--port", str(port),
            "--db", f"sqlite:///{db}", "--log-level", "warning", "--max-batch", str(args.max_batch),
-           "--max-wait-ms", str(args.max_wait_ms), "--batching" if batching else "--no-batching"]
+           "--max-wait-ms", str(args.max_wait_ms), "--batching" if batching else "--no-batching",
+           "--backend", backend]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "a"))
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600  # --backend onnx exports the run on its first start
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}; see {work / 'server.log'}")
@@ -86,7 +96,7 @@ def start_server(run: Path, work: Path, batching: bool, args) -> tuple[subproces
             pass
         time.sleep(0.25)
     proc.kill()
-    raise RuntimeError("server did not become ready in 300 s")
+    raise RuntimeError("server did not become ready in 600 s")
 
 
 def logged_rows(db: Path) -> int:
@@ -104,19 +114,22 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-async def _request(reader, writer, body: bytes) -> int:
-    """One keep-alive HTTP/1.1 POST /predict; returns the status code."""
+INFERENCE_MS = re.compile(rb'"inference_ms":\s*([0-9.eE+-]+)')
+
+
+async def _request(reader, writer, body: bytes) -> tuple[int, bytes]:
+    """One keep-alive HTTP/1.1 POST /predict; returns the status code and the body."""
     writer.write(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-    await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length)
 
 
-async def _client(port: int, bodies: list[bytes], until: float, latencies: list[float], errors: list[str]):
+async def _client(port: int, bodies: list[bytes], until: float, latencies: list[float], inference: list[float],
+                  errors: list[str]):
     rng = random.Random(len(latencies))
     reader = writer = None
     while time.perf_counter() < until:
@@ -125,9 +138,13 @@ async def _client(port: int, bodies: list[bytes], until: float, latencies: list[
             if writer is None:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             start = time.perf_counter()
-            status = await asyncio.wait_for(_request(reader, writer, body), timeout=30)
+            status, answer = await asyncio.wait_for(_request(reader, writer, body), timeout=30)
             if status == 200:
                 latencies.append(time.perf_counter() - start)
+                # The server's model-call time for this request (a regex, not a JSON parse: cheap for the client).
+                found = INFERENCE_MS.search(answer)
+                if found:
+                    inference.append(float(found.group(1)))
             else:
                 errors.append(f"HTTP {status}")
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, AttributeError) as exc:
@@ -149,13 +166,16 @@ def scrape_batches(port: int) -> tuple[float, float]:
 
 async def drive(port: int, bodies: list[bytes], clients: int, seconds: float) -> dict:
     latencies: list[float] = []
+    inference: list[float] = []
     errors: list[str] = []
     before = scrape_batches(port)
-    start = time.perf_counter()
-    await asyncio.gather(*(_client(port, bodies, start + seconds, latencies, errors) for _ in range(clients)))
-    elapsed = time.perf_counter() - start
+    start, cpu_start = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(_client(port, bodies, start + seconds, latencies, inference, errors)
+                           for _ in range(clients)))
+    elapsed, client_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     after = scrape_batches(port)
     lat = sorted(latencies)
+    inf = sorted(inference)
 
     def pct(p):
         return 1000 * lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")
@@ -163,7 +183,9 @@ async def drive(port: int, bodies: list[bytes], clients: int, seconds: float) ->
     calls = after[1] - before[1]
     return {"clients": clients, "requests": len(lat), "rps": len(lat) / elapsed, "p50": pct(50), "p95": pct(95),
             "p99": pct(99), "errors": len(errors), "error_kinds": sorted(set(errors)),
-            "mean_batch": (after[0] - before[0]) / calls if calls else float("nan")}
+            "mean_batch": (after[0] - before[0]) / calls if calls else float("nan"),
+            "inference_p50": inf[len(inf) // 2] if inf else float("nan"),
+            "client_cpu_ms": 1000 * client_cpu / max(len(lat) + len(errors), 1)}
 
 
 def main() -> int:
@@ -178,6 +200,9 @@ def main() -> int:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
+    p.add_argument("--backends", default="auto,onnx",
+                   help="serve --backend values to compare: auto (the run as it is: PyTorch), onnx (int8 export, "
+                        "made in RUN/onnx-int8 on first start), onnx-fp32")
     args = p.parse_args()
 
     work = Path(args.work)
@@ -188,22 +213,25 @@ def main() -> int:
         return 0
     bodies = [json.dumps(t).encode() for t in tickets_for(run)]
     levels = [int(c) for c in args.clients.split(",")]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     load_before = os.getloadavg()
     results, logged = [], {}
-    for batching in (True, False):
-        proc, port = start_server(run, work, batching, args)
-        answered = 0
-        try:
-            answered += asyncio.run(drive(port, bodies, 4, 2.0))["requests"]  # warm-up, not measured
-            for clients in levels:
-                r = asyncio.run(drive(port, bodies, clients, args.seconds))
-                answered += r["requests"]
-                results.append({"batching": "on" if batching else "off", **r})
-                print(f"  batching {'on ' if batching else 'off'} {clients:>3} clients: {r['rps']:7.1f} req/s "
-                      f"p50 {r['p50']:6.1f} ms", file=sys.stderr, flush=True)
-        finally:
-            stop_server(proc)
-        logged[batching] = (answered, logged_rows(work / f"predictions-{'on' if batching else 'off'}.db"))
+    for backend in backends:
+        for batching in (True, False):
+            proc, port = start_server(run, work, backend, batching, args)
+            answered = 0
+            try:
+                answered += asyncio.run(drive(port, bodies, 4, 2.0))["requests"]  # warm-up, not measured
+                time.sleep(1.5)  # past the batcher's memory of concurrency (RECENT_S), so 1 client runs alone
+                for clients in levels:
+                    r = asyncio.run(drive(port, bodies, clients, args.seconds))
+                    answered += r["requests"]
+                    results.append({"backend": backend, "batching": "on" if batching else "off", **r})
+                    print(f"  {backend} batching {'on ' if batching else 'off'} {clients:>3} clients: "
+                          f"{r['rps']:7.1f} req/s p50 {r['p50']:6.1f} ms", file=sys.stderr, flush=True)
+            finally:
+                stop_server(proc)
+            logged[(backend, batching)] = (answered, logged_rows(db_path(work, backend, batching)))
     load_after = os.getloadavg()
 
     print(f"\nserve load test: {run} ({len(bodies)} distinct tickets), {args.seconds:.0f} s per level, "
@@ -211,23 +239,27 @@ def main() -> int:
           f"{os.cpu_count()} CPUs")
     print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}\n")
-    header = f"{'batching':<9}{'clients':>8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}" \
-             f"{'batch':>7}{'errors':>8}"
+    header = f"{'backend':<10}{'batching':<9}{'clients':>8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}" \
+             f"{'p99 ms':>9}{'infer p50':>10}{'batch':>7}{'client cpu':>11}{'errors':>8}"
     print(header + "\n" + "-" * len(header))
     for r in results:
-        print(f"{r['batching']:<9}{r['clients']:>8}{r['requests']:>10}{r['rps']:>9.1f}{r['p50']:>9.1f}"
-              f"{r['p95']:>9.1f}{r['p99']:>9.1f}{r['mean_batch']:>7.1f}{r['errors']:>8}")
-    by = {(r["batching"], r["clients"]): r for r in results}
+        print(f"{r['backend']:<10}{r['batching']:<9}{r['clients']:>8}{r['requests']:>10}{r['rps']:>9.1f}"
+              f"{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['inference_p50']:>10.1f}{r['mean_batch']:>7.1f}"
+              f"{r['client_cpu_ms']:>11.2f}{r['errors']:>8}")
+    print("(infer p50: the server's inference_ms, the model call a request rode in; client cpu: the load generator's "
+          "CPU ms per request)")
+    by = {(r["backend"], r["batching"], r["clients"]): r for r in results}
     print()
-    if ("on", 32) in by and ("off", 32) in by:
-        ratio = by[("on", 32)]["rps"] / max(by[("off", 32)]["rps"], 1e-9)
-        print(f"throughput ratio at 32 clients (on/off): {ratio:.2f}x (target >= 2x)")
-    if ("on", 1) in by:
-        print(f"p50 at 1 client: {by[('on', 1)]['p50']:.1f} ms batching on, "
-              f"{by.get(('off', 1), {}).get('p50', float('nan')):.1f} ms off (target <= 25 ms)")
-    for batching, (answered, rows) in logged.items():
-        print(f"prediction log, batching {'on' if batching else 'off'}: {rows} rows for {answered} answered requests"
-              f" after SIGTERM ({'nothing lost' if rows == answered else 'MISMATCH'})")
+    for backend in backends:
+        if (backend, "on", 32) in by and (backend, "off", 32) in by:
+            ratio = by[(backend, "on", 32)]["rps"] / max(by[(backend, "off", 32)]["rps"], 1e-9)
+            print(f"{backend}: throughput ratio at 32 clients (on/off): {ratio:.2f}x (target >= 2x)")
+        if (backend, "on", 1) in by:
+            print(f"{backend}: p50 at 1 client: {by[(backend, 'on', 1)]['p50']:.1f} ms batching on, "
+                  f"{by.get((backend, 'off', 1), {}).get('p50', float('nan')):.1f} ms off (target <= 25 ms)")
+    for (backend, batching), (answered, rows) in logged.items():
+        print(f"prediction log, {backend} batching {'on' if batching else 'off'}: {rows} rows for {answered} answered "
+              f"requests after SIGTERM ({'nothing lost' if rows == answered else 'MISMATCH'})")
     errors = sum(r["errors"] for r in results) + sum(a != n for a, n in logged.values())
     print(f"errors: {errors}" + (f" ({sorted({k for r in results for k in r['error_kinds']})})" if errors else ""))
     (work / "serve_load.json").write_text(json.dumps({"run": str(run), "results": results,
