@@ -137,15 +137,19 @@ def test_service_on_onnx_matches_pytorch(run_dir, tmp_path, monkeypatch):
     from triagekit.router import Router
     from triagekit.serve import ServeSettings, create_app
 
-    monkeypatch.setenv("TRIAGEKIT_ORT_THREADS", "unset")  # recorded, so the value the service sets is undone
-    monkeypatch.delenv("TRIAGEKIT_ORT_THREADS")
+    for name in ("TRIAGEKIT_ORT_THREADS", "TRIAGEKIT_ORT_SPINNING"):
+        monkeypatch.setenv(name, "unset")  # recorded, so the values the service sets are undone afterwards
+        monkeypatch.delenv(name)
     tickets = [{"subject": "Invoice charged twice", "body": "My card was billed twice."},
                {"text": "VPN down since the update"}]
     app = create_app(run_dir, ServeSettings(db=f"sqlite:///{tmp_path / 'log.db'}", backend="onnx-fp32", threads=1))
     with TestClient(app) as client:
         assert client.get("/ready").json()["status"] == "ready"
         served = [client.post("/predict", json={**t, "top_k": 2}).json() for t in tickets]
+        options = app.state.service.router.backend.session.get_session_options()
     assert os.environ.get("TRIAGEKIT_ORT_THREADS") == "1"  # --threads reaches onnxruntime too
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"  # no busy-waiting in a server
     assert (run_dir / "onnx-fp32" / "model.onnx").exists()
     torch_router = Router.load(run_dir)
     expected = torch_router.predict_proba(tickets)

@@ -81,6 +81,10 @@ class Service:
         self._set_threads()
         if self.settings.threads:  # onnxruntime's intra-op threads too (--backend onnx, or an export dir)
             os.environ.setdefault("TRIAGEKIT_ORT_THREADS", str(self.settings.threads))
+        # A server shares its cores with its own event loop (and often with other processes): onnxruntime threads
+        # that spin between calls starve them. Single-client p50 on 2 cores with two other busy processes: 28.6 ms
+        # spinning vs 10.9 ms not (benchmarks/serve_load.py). TRIAGEKIT_ORT_SPINNING=1 turns it back on.
+        os.environ.setdefault("TRIAGEKIT_ORT_SPINNING", "0")
         try:
             # --backend onnx: the run's ONNX export, made here on first start (the drift reference stays the run's).
             path = await asyncio.to_thread(resolve_model_dir, self.model_dir, self.settings.backend)
