@@ -25,6 +25,10 @@ def _csv(value: str | None) -> list[str] | None:
 # ---------------------------------------------------------------------------------------------------------------
 # data
 def cmd_data_synth(args: argparse.Namespace) -> int:
+    if getattr(args, "task", "router") == "triage":
+        from triagekit.triage.commands import cmd_synth_triage
+
+        return cmd_synth_triage(args)
     from triagekit.data import write_synth
 
     write_synth(args.n, args.out, seed=args.seed)
@@ -66,6 +70,8 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 # train / eval / predict
 # `train --task NAME` for tasks other than the router: "module:function" run with the same parsed arguments
 TRAIN_TASKS = {"answer": "triagekit.answers.commands:cmd_train_answer"}
+
+TRAIN_TASKS["triage"] = "triagekit.triage.commands:cmd_train_triage"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -250,6 +256,9 @@ def _add_data(sub) -> None:
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--out", required=True, help="output .jsonl or .csv")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", choices=["router", "triage"], default="router",
+                   help="router: tickets with queue/priority/type/tags; triage: IT tickets with gold triage JSON")
+    p.add_argument("--schema", default=None, help="--task triage: JSON Schema with x-taxonomy (default: IT schema)")
     p.set_defaults(func=cmd_data_synth)
     p = dsub.add_parser("prepare", help="validate, deduplicate, redact and split a CSV/JSONL/JSON/Parquet file")
     p.add_argument("--input", required=True)
@@ -286,6 +295,7 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--schema", default=None, help="--task triage: JSON Schema of the output (default: IT schema)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)")
@@ -342,6 +352,10 @@ COMMANDS += [_add_serve, _add_feedback, _add_drift]
 from triagekit.answers.commands import _add_answers, _add_eval_answers, _add_generate  # noqa: E402 - cheap imports
 
 COMMANDS += [_add_answers, _add_generate, _add_eval_answers]
+
+from triagekit.triage.commands import _add_triage  # noqa: E402 - cheap import
+
+COMMANDS += [_add_triage]
 
 
 def build_parser() -> argparse.ArgumentParser:

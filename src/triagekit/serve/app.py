@@ -63,8 +63,17 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
 
         answers = AnswerService(settings.answer_model, settings.guardrails, settings.device, settings.max_new_tokens,
                                 settings.max_text_chars)
+    triage = None
+    if settings.triage_model:  # POST /triage with a triage model beside the router
+        from triagekit.serve.triage import TriageService
+
+        triage = TriageService(settings.triage_model, settings.device, settings.max_text_chars)
     app = FastAPI(title="triagekit router", version=__version__, description=DESCRIPTION,
                   lifespan=chain_lifespans(service.lifespan, answers.lifespan) if answers else service.lifespan)
+    if triage is not None:
+        from triagekit.serve.generate import chain_lifespans
+
+        app.router.lifespan_context = chain_lifespans(app.router.lifespan_context, triage.lifespan)
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes, metrics=service.metrics)
@@ -137,6 +146,11 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
         from triagekit.serve.generate import add_generate_route
 
         add_generate_route(app, answers, guarded)
+    if triage is not None:
+        from triagekit.serve.triage import add_triage_route
+
+        add_triage_route(app, triage, guarded)
+
     return app
 
 

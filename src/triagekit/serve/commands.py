@@ -43,6 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         drift_min_samples=min(args.drift_min_samples, args.drift_window), device=args.device,
         threads=args.threads, backend=args.backend, answer_model=args.answer_model, guardrails=args.guardrails,
         max_new_tokens=args.max_new_tokens)
+    settings.triage_model = args.triage_model
     settings.api_key()  # fail before binding the port when the key variable is unset
     run_server(args.model, settings, log_level=args.log_level)
     return 0
@@ -135,6 +136,8 @@ def _add_serve(sub) -> None:
                    help="also serve POST /generate with this answer model (train --task answer run, or smollm2)")
     p.add_argument("--guardrails", default=None, help="YAML guardrail rules for /generate (default: built-in)")
     p.add_argument("--max-new-tokens", type=int, default=512, help="most tokens a /generate client may ask for")
+    p.add_argument("--triage-model", default=None, metavar="DIR",
+                   help="also serve POST /triage with this triage model (train --task triage run, or smollm2)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 

@@ -64,6 +64,8 @@ class ServeSettings:
     """YAML guardrail rules for ``/generate`` (default: the built-in ones)."""
     max_new_tokens: int = 512
     """Largest ``max_new_tokens`` a ``/generate`` client may ask for."""
+    triage_model: str | None = None
+    """Run directory (or base name) of a triage model; enables ``POST /triage``."""
 
     def __post_init__(self) -> None:
         for name in ("port", "workers", "max_batch", "max_batch_items", "max_body_bytes", "max_text_chars",

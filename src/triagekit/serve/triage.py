@@ -1,0 +1,96 @@
+"""``POST /triage``: a raw IT ticket in, a schema-valid triage record out (``triagekit serve ... --triage-model``).
+
+The model loads at startup in a worker thread (``/triage`` answers 503 until it is ready, or says why it failed);
+grammar-constrained generation runs off the event loop, one request at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Optional
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from triagekit.serve.schemas import ClientId, ErrorResponse, Text
+
+__all__ = ["TriageRequest", "TriageResponse", "TriageService", "add_triage_route"]
+
+log = logging.getLogger("triagekit.serve")
+
+
+class TriageRequest(BaseModel):
+    """One raw ticket: ``text``, or ``subject`` and/or ``body``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"id": "T-7", "text": "vpn drops every 10 min since update, cant work!!"}]})
+    id: Optional[ClientId] = Field(None, description="Your ticket id, echoed back.")
+    text: Optional[Text] = Field(None, description="The whole ticket as one string.")
+    subject: Optional[Text] = None
+    body: Optional[Text] = None
+    constrained: bool = Field(True, description="Grammar-constrained decoding (false: free generation, which may "
+                                                "produce invalid JSON; for comparison).")
+
+
+class TriageResponse(BaseModel):
+    id: Optional[ClientId] = None
+    triage: Optional[dict[str, Any]] = Field(None, description="The record (null when the output did not parse).")
+    valid: bool = Field(..., description="The record parses and validates against the schema.")
+    errors: list[str] = Field(default_factory=list, description="Schema errors (empty when valid).")
+    model: str = Field(..., description="The triage model's name.")
+    latency_ms: float = Field(..., description="Server-side time for this request.")
+
+
+class TriageService:
+    """The triage model of one app and its lifespan."""
+
+    def __init__(self, model_dir: str | Path, device: str | None, max_chars: int, schema: str | None = None):
+        self.model_dir, self.device, self.max_chars, self.schema = str(model_dir), device, max_chars, schema
+        self.model = None
+        self.load_error: str | None = None
+        self._lock = asyncio.Lock()
+
+    def _load(self):
+        from triagekit.triage import Triager
+
+        triager = Triager.load(self.model_dir, schema=self.schema, device=self.device)
+        triager.constraint()  # compile the grammar now, not on the first request
+        return triager
+
+    @asynccontextmanager
+    async def lifespan(self, _app) -> AsyncIterator[None]:
+        try:
+            self.model = await asyncio.to_thread(self._load)
+        except Exception as exc:  # the rest of the service keeps running; /triage says why it cannot
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("triage model failed to load from %s: %s", self.model_dir, self.load_error)
+        yield
+
+    async def triage(self, req: TriageRequest) -> dict[str, Any]:
+        start = time.perf_counter()
+        if self.model is None:
+            raise HTTPException(503, f"triage model failed to load: {self.load_error}" if self.load_error
+                                else "triage model is still loading")
+        text = (req.text or "\n".join(t for t in (req.subject, req.body) if t)).strip()
+        if not text:
+            raise HTTPException(422, "give the ticket as 'text', or 'subject' and/or 'body'")
+        if len(text) > self.max_chars:
+            raise HTTPException(422, f"ticket too long: {len(text)} characters, the limit is {self.max_chars}")
+        async with self._lock:
+            out = (await asyncio.to_thread(self.model.triage, [text], constrained=req.constrained, batch_size=1))[0]
+        return {"id": req.id, "triage": out["triage"], "valid": out["valid"], "errors": out["errors"],
+                "model": self.model.model_version, "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
+
+
+def add_triage_route(app: FastAPI, service: TriageService, dependencies: list) -> None:
+    """Register ``POST /triage`` on ``app``."""
+    errors = {code: {"model": ErrorResponse} for code in (401, 413, 422, 503)}
+
+    @app.post("/triage", response_model=TriageResponse, tags=["triage"], dependencies=dependencies,
+              responses=errors, summary="Structure one raw IT ticket as schema-valid JSON")
+    async def triage(body: TriageRequest) -> dict:
+        return await service.triage(body)

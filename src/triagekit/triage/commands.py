@@ -1,0 +1,114 @@
+"""The triage commands: ``triagekit triage DIR``, ``train --task triage`` and ``data synth --task triage``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cmd_triage", "cmd_train_triage", "cmd_synth_triage", "_add_triage"]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def cmd_synth_triage(args: argparse.Namespace) -> int:
+    from triagekit.triage import load_schema, write_triage_synth
+
+    write_triage_synth(args.n, args.out, seed=args.seed, schema=load_schema(getattr(args, "schema", None)))
+    _console().print(f"wrote {args.n} synthetic IT tickets with gold triage JSON to {args.out} (seed {args.seed})")
+    return 0
+
+
+def cmd_train_triage(args: argparse.Namespace) -> int:
+    from triagekit.sft import load_sft_config, parse_sft_overrides
+    from triagekit.triage import load_schema, train_triage
+
+    default = Path(__file__).resolve().parents[3] / "configs" / "triage" / "smollm2.yaml"
+    overrides: dict[str, Any] = {"base": args.backbone, "method": args.method, "epochs": args.epochs,
+                                 "device": args.device, "seed": args.seed}
+    if args.method == "head":
+        raise ValueError("--task triage trains with --method lora, full or qlora")
+    overrides.update(parse_sft_overrides(args.set or []))
+    cfg = load_sft_config(args.config or (default if default.exists() else None), **overrides)
+    result = train_triage(cfg, args.data, args.output, schema=load_schema(getattr(args, "schema", None)),
+                          val=args.val, resume=args.resume, overwrite=args.overwrite, console=_console())
+    early = ", stopped early" if result.stopped_early else ""
+    _console().print(f"[green]done[/]: best val loss {result.best_val_loss:.4f} at step {result.best_step} "
+                     f"({result.steps} steps, {result.train_seconds:.1f}s, {result.train_tokens} tokens{early}) "
+                     f"-> {result.output}")
+    return 0
+
+
+def _read_inputs(path: str) -> list[dict[str, Any]]:
+    """Tickets from JSONL (``text`` or ``subject``/``body``, optional ``id`` and gold) or a text file (one per
+    line); a malformed line is an error with its line number."""
+    from triagekit.triage.model import row_text
+
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            if not path.endswith((".jsonl", ".ndjson")):
+                rows.append({"id": n, "text": line.rstrip("\n")})
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or not row_text(row):
+                raise ValueError(f"{path}:{n}: no ticket text (need 'text' or 'subject'/'body')")
+            rows.append({**row, "id": row.get("id", n), "text": row_text(row)})
+    return rows
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from triagekit.triage import Triager
+
+    triager = Triager.load(args.model, schema=args.schema, device=args.device)
+    kwargs = dict(constrained=not args.no_constrain, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    if args.text:
+        for text, res in zip(args.text, triager.triage(args.text, **kwargs)):
+            print(json.dumps({"text": text, **res}, ensure_ascii=False))
+        return 0
+    if not args.input or not args.output:
+        raise ValueError("give --text TEXT, or --input FILE with --output FILE.jsonl")
+    rows = _read_inputs(args.input)
+    results = triager.triage([r["text"] for r in rows], **kwargs)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as f:
+        for row, res in zip(rows, results):
+            f.write(json.dumps({"id": row["id"], **res}, ensure_ascii=False) + "\n")
+    stats = triager.lm.last_stats
+    _console().print(f"{len(rows)} tickets -> {args.output}: {sum(r['valid'] for r in results)} valid; "
+                     f"{stats.tokens} tokens ({stats.forced} forced) in {stats.seconds:.1f}s")
+    gold = [r.get("triage") for r in rows]
+    if args.eval:
+        from triagekit.triage.evaluate import evaluate_triage
+
+        if not all(isinstance(g, dict) for g in gold):
+            raise ValueError(f"--eval needs a gold 'triage' record on every line of {args.input}")
+        metrics = evaluate_triage(results, gold, triager.schema)
+        Path(args.output).with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2))
+        print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _add_triage(sub) -> None:
+    p = sub.add_parser("triage", help="structure raw IT tickets as schema-valid JSON (grammar-constrained LLM)")
+    p.add_argument("model", help="a `train --task triage` run, or an untuned model (smollm2, HF id, path)")
+    p.add_argument("--text", action="append", help="a ticket text (repeatable)")
+    p.add_argument("--input", default=None, help="JSONL (text or subject/body) or a text file, one ticket per line")
+    p.add_argument("--output", default=None, help="JSONL results")
+    p.add_argument("--schema", default=None, help="JSON Schema file (default: the run's, or the IT schema)")
+    p.add_argument("--no-constrain", action="store_true", help="free generation (for comparison)")
+    p.add_argument("--eval", action="store_true", help="score against the gold 'triage' records of --input")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_triage)
