@@ -82,8 +82,8 @@ class Service:
         if self.settings.threads:  # onnxruntime's intra-op threads too (--backend onnx, or an export dir)
             os.environ.setdefault("TRIAGEKIT_ORT_THREADS", str(self.settings.threads))
         # A server shares its cores with its own event loop (and often with other processes): onnxruntime threads
-        # that spin between calls starve them. Single-client p50 on 2 cores with two other busy processes: 28.6 ms
-        # spinning vs 10.9 ms not (benchmarks/serve_load.py). TRIAGEKIT_ORT_SPINNING=1 turns it back on.
+        # that spin between calls starve them. Single-client p50 through HTTP on 2 cores with two other busy
+        # processes: 28.6 ms spinning vs 10.9 ms not. TRIAGEKIT_ORT_SPINNING=1 turns it back on.
         os.environ.setdefault("TRIAGEKIT_ORT_SPINNING", "0")
         try:
             # --backend onnx: the run's ONNX export, made here on first start (the drift reference stays the run's).
