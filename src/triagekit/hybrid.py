@@ -43,7 +43,13 @@ def _nll(head: HeadSpec, z: np.ndarray, y: np.ndarray) -> float:
 
 def fit_fusion_weights(heads: list[HeadSpec], neural: Mapping[str, np.ndarray], lexical: Mapping[str, np.ndarray],
                        targets: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Per head, the lexical weight with the best validation accuracy (ties: lower NLL, then smaller weight)."""
+    """Per head, the lexical weight with the lowest validation negative log-likelihood (ties: smaller weight).
+
+    Log-likelihood rather than accuracy: on a few hundred validation tickets accuracy is a step function that a
+    weight can win by a handful of lucky examples (a noisy head then gets a large lexical weight that hurts on
+    test); the likelihood scores every example's probability and is the proper rule for fitting a pooling weight,
+    as it is for the temperature.
+    """
     out = {}
     for h in heads:
         y = targets[h.name]
@@ -54,11 +60,9 @@ def fit_fusion_weights(heads: list[HeadSpec], neural: Mapping[str, np.ndarray], 
         best = None
         for w in WEIGHTS:
             z = fuse(h, neural[h.name][keep], lexical[h.name][keep], float(w))
-            acc = float(((z > 0) == (y[keep] > 0.5)).mean()) if h.multilabel else float(
-                (z.argmax(1) == y[keep]).mean())
-            key = (-acc, _nll(h, z, y[keep]), w)
+            key = (round(_nll(h, z, y[keep]), 9), w)
             best = key if best is None or key < best else best
-        out[h.name] = float(best[2])
+        out[h.name] = float(best[1])
     return out
 
 
