@@ -44,6 +44,13 @@ def test_placeholders_list_markers_and_sentence_starts_are_not_claims():
     assert check_reply(reply, QUESTION, REFERENCE).claims == []
 
 
+def test_possessives_and_compounds_of_supported_names_are_supported():
+    reply = "AnalyticsHub's login uses ERR_CONNECTION_RESET-style codes; the AnalyticsHub-related fix is ready."
+    assert not check_reply(reply, QUESTION, REFERENCE).hallucinated
+    result = check_reply("Use AES-256 and Docker-related tools.", QUESTION, REFERENCE)
+    assert sorted(c.text for c in result.unsupported) == ["256", "AES-256", "Docker-related"]
+
+
 def test_context_supports_claims_and_rate_counts_replies():
     replies = ["Your plan renews on 2024-05-01.", "We will look into it.", "Call 0800 123 456."]
     results = [check_reply(r, "When does my plan renew?", context="Account: renewal 2024-05-01") for r in replies]

@@ -111,6 +111,7 @@ def test_guardrails_refuse_unsafe_and_out_of_scope_but_not_support_tickets(tmp_p
         d = g.check(text)
         assert not d.allowed and d.category == category and d.refusal
     assert g.check("Someone tried to break into my account, please lock it").allowed
+    assert g.check("We were hit by ransomware overnight and the file server is encrypted").allowed
     custom = tmp_path / "g.yaml"
     custom.write_text("refusal: Not here.\nrules:\n  - name: no-pricing\n    category: out_of_scope\n"
                       "    keywords: [price list]\n")
@@ -163,3 +164,55 @@ def test_eval_answers_writes_results(trained, tiny_llama, tmp_path, capsys):
     lines = (tmp_path / "results" / "tiny.csv").read_text().splitlines()
     assert len(lines) >= 7 and lines[0].startswith("id,question,reference,model_reply,base_reply,winner")
     assert json.loads((tmp_path / "results" / "tiny.json").read_text())["n"] == 6
+
+
+def _margin(model_dir, pairs):
+    """Mean log p(chosen) - log p(rejected) over the reply tokens."""
+    am = AnswerModel.load(model_dir, device="cpu")
+    out = []
+    for prompt, chosen, rejected in pairs:
+        encoded, _ = encode_pairs(am.lm.tokenizer, [(prompt, chosen), (prompt, rejected)], 192, am.lm.system_prompt)
+        total = []
+        for ex in encoded:
+            ids, labels = torch.tensor([ex["input_ids"]]), torch.tensor(ex["labels"][1:])
+            with torch.no_grad():
+                logp = torch.log_softmax(am.lm.model(input_ids=ids).logits[0, :-1], -1)
+            keep = labels != IGNORE_INDEX
+            total.append(float(logp[keep].gather(1, labels[keep][:, None]).sum()))
+        out.append(total[0] - total[1])
+    return sum(out) / len(out)
+
+
+def test_dpo_prefers_chosen_replies_and_round_trips(trained, tmp_path):
+    pytest.importorskip("trl")
+    examples = synth_answer_examples(8, seed=5)
+    rows = [{"id": e.id, "question": e.inputs.question, "chosen": e.outputs.answer,
+             "rejected": "Call +1 555 0100 or visit www.fake-support.com for a refund of $99.99."} for e in examples]
+    rows.append({"id": "no-pair", "question": "Hello?", "answer": "Hi, how can I help?"})
+    write_jsonl(tmp_path / "prefs.jsonl", rows)
+    pairs = [(r["question"], r["chosen"], r["rejected"]) for r in rows[:4]]
+    before = _margin(trained, pairs)
+    out = tmp_path / "dpo"
+    code = main(["train", "--task", "answer-dpo", "--backbone", str(trained), "--data", str(tmp_path / "prefs.jsonl"),
+                 "--output", str(out), "--set", "max_steps=6", "--set", "lr=5e-3", "--set", "batch_size=4",
+                 "--set", "max_length=192"])
+    assert code == 0
+    meta = json.loads((out / "sft.json").read_text())
+    assert meta["method"] == "dpo+lora" and meta["dpo"]["pairs"] == 8 and meta["dpo"]["skipped_without_rejected"] == 1
+    assert meta["system_prompt"] == SYSTEM_PROMPT and meta["dpo"]["losses"][-1] < meta["dpo"]["losses"][0]
+    assert _margin(out, pairs) > before + 1.0
+    assert AnswerModel.load(out, device="cpu").answer(["Where is my order?"], max_new_tokens=4)[0]["text"] is not None
+    assert main(["train", "--task", "answer-dpo", "--data", "x", "--output", "y", "--set", "gamma=1"]) == 2
+    assert main(["train", "--task", "nope", "--data", "x", "--output", "y"]) == 2
+
+
+def test_llm_judge_on_a_tiny_model(tiny_llama):
+    from triagekit.answers.judge import VERDICTS, Case, build_judge, judge_pair
+
+    judge = build_judge(f"llm:{tiny_llama}", margin=0.0)
+    case = Case("My VPN drops.", "Please update the VPN client.", context="Customer on Windows 11")
+    forward = judge.compare(case, "Please update the VPN client.", "Buy a new laptop.")
+    assert forward in VERDICTS
+    assert judge_pair(judge, case, "Please update the VPN client.", "Buy a new laptop.") in ("model", "base", "tie")
+    # with a huge margin every comparison is a tie, whatever the order
+    assert build_judge(f"llm:{tiny_llama}", margin=1e9).compare(case, "a", "b") == "tie"

@@ -69,7 +69,8 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # train / eval / predict
 # `train --task NAME` for tasks other than the router: "module:function" run with the same parsed arguments
-TRAIN_TASKS = {"answer": "triagekit.answers.commands:cmd_train_answer"}
+TRAIN_TASKS = {"answer": "triagekit.answers.commands:cmd_train_answer",
+               "answer-dpo": "triagekit.answers.commands:cmd_train_answer_dpo"}
 
 TRAIN_TASKS["triage"] = "triagekit.triage.commands:cmd_train_triage"
 
@@ -282,7 +283,8 @@ def _add_data(sub) -> None:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a router (multi-head classifier) or, with --task, another model")
-    p.add_argument("--task", default="router", help="router (default) | answer (SFT of a chat model on replies)")
+    p.add_argument("--task", default="router", help="router (default) | answer (SFT of a chat model on replies) | "
+                                                    "answer-dpo (preference tuning from chosen/rejected replies)")
     p.add_argument("--data", required=True, help="a raw file (prepared on the fly) or a prepared directory")
     p.add_argument("--val", default=None, help="explicit validation file")
     p.add_argument("--output", required=True)

@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["cmd_answers_prepare", "cmd_answers_synth", "cmd_train_answer", "cmd_generate", "cmd_eval_answers",
+__all__ = ["cmd_answers_prepare", "cmd_answers_synth", "cmd_train_answer", "cmd_train_answer_dpo", "cmd_generate",
+           "cmd_eval_answers",
            "_add_answers", "_add_generate", "_add_eval_answers"]
 
 
@@ -63,6 +64,33 @@ def cmd_train_answer(args: argparse.Namespace) -> int:
     _console().print(f"[green]done[/]: best val loss {result.best_val_loss:.4f} at step {result.best_step} "
                      f"({result.steps} steps, {result.train_tokens} tokens, {result.train_seconds:.1f}s{early}) "
                      f"-> {result.output}")
+    return 0
+
+
+def cmd_train_answer_dpo(args: argparse.Namespace) -> int:
+    """``triagekit train --task answer-dpo --backbone RUN_OR_BASE``: DPO from chosen/rejected pairs (needs TRL)."""
+    from triagekit.answers.dpo import DPO_KEYS, train_dpo
+
+    if args.config:
+        raise ValueError("--task answer-dpo takes its settings from --set KEY=VALUE "
+                         f"({', '.join(DPO_KEYS)}), not --config")
+    kwargs = {}
+    for pair in args.set or []:
+        key, _, value = pair.partition("=")
+        if key.strip() not in DPO_KEYS or not value:
+            raise ValueError(f"--set {pair!r}: answer-dpo keys are {', '.join(DPO_KEYS)} (KEY=VALUE)")
+        kind = DPO_KEYS[key.strip()]
+        try:
+            kwargs[key.strip()] = value.strip().lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError:
+            raise ValueError(f"--set {pair!r}: expected {kind.__name__}") from None
+    if args.method:
+        kwargs["lora"] = args.method == "lora"
+    for name in ("epochs", "seed"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
+    train_dpo(args.backbone or "smollm2", args.data, args.output, overwrite=args.overwrite, console=_console(),
+              **kwargs)
     return 0
 
 

@@ -42,6 +42,7 @@ _MENU = re.compile(rf"\b{_ITEM}(?:\s*(?:>|→|->)\s*{_ITEM})+")
 _LIST_MARKER = re.compile(r"(?:^|(?<=[.!?:]\s)|(?<=\n))\s*(?i:step\s*)?\d{1,2}[.):](?=\s)")
 # one number may contain separators: amounts (1,000.50), versions (2.1.3), phone numbers (+1 (800) 555-0199)
 _NUMBER = re.compile(r"\d(?:[\d.,/()-]| (?=[\d(]))*\d|\d")
+_POSSESSIVE = re.compile(r"['’]s$")
 _WORD = re.compile(r"\b[A-Za-z][\w'’-]*\b")
 GENERIC_WORDS = frozenset(
     "i i'm i'll i've i'd ok okay faq it hr id am pm dear hi hello hey thanks thank best regards sincerely kind "
@@ -117,13 +118,15 @@ def extract_claims(reply: str, sources: Iterable[str]) -> list[Claim]:
     for m in _NUMBER.finditer(text):
         claims.append(Claim("number", m.group(0), _digits(m.group(0)) in src_digits))
     for m in _WORD.finditer(text):
-        word = m.group(0)
+        word = _POSSESSIVE.sub("", m.group(0))  # "ClickUp's" claims ClickUp
         lower = word.lower().rstrip("'’")
         camel = re.search(r"[a-z][A-Z]", word) is not None
         acronym = len(word) >= 2 and word.isupper()
         capital = word[0].isupper() and not _starts_sentence(text, m.start())
         if (camel or acronym or capital) and lower not in GENERIC_WORDS and not lower.startswith("i'"):
-            claims.append(Claim("name", word, all(w in src_words for w in tokenize(word))))
+            # in a compound ("Docker-related", "AES-256") only the capitalised or numeric parts name something
+            parts = [p for p in re.split(r"[-_]", word) if p[:1].isupper() or p[:1].isdigit()] or [word]
+            claims.append(Claim("name", word, all(w in src_words for p in parts for w in tokenize(p))))
     return claims
 
 
