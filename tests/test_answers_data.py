@@ -114,3 +114,16 @@ def test_every_answer_preset_loads(path):
         assert Guardrails.load(path).rules
     else:
         assert isinstance(load_sft_config(path), SFTConfig)
+
+
+def test_cli_prepare_and_synth(tmp_path, capsys):
+    from triagekit.cli import main
+
+    assert main(["answers", "synth", "--out", str(tmp_path / "suite.jsonl")]) == 0
+    assert (tmp_path / "suite.jsonl").read_text(encoding="utf-8") == SUITE.read_text(encoding="utf-8")
+    assert main(["answers", "prepare", "--input", str(tmp_path / "suite.jsonl"), "--out", str(tmp_path / "prep"),
+                 "--stratify", "source", "--limit", "50", "--redact-pii"]) == 0
+    summary = json.loads((tmp_path / "prep" / "prepare.json").read_text())["summary"]
+    assert summary["kept"] == 50 and summary["filtered"] == 50 and sum(summary["splits"].values()) == 50
+    assert main(["answers", "prepare", "--input", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x")]) == 2
+    assert "no such file" in capsys.readouterr().err
