@@ -75,6 +75,18 @@ def test_constrained_decoding_always_validates(base_triager, raw, text, seed, ju
             assert record[name] in values
 
 
+def test_constrained_output_is_never_cut_by_the_token_cap(base_triager):
+    # A random model writes strings up to maxLength; a cap far below that is raised to the schema's bound.
+    schema = TriageSchema({"type": "object", "properties": {
+        "summary": {"type": "string", "maxLength": 40}, "ok": {"type": "boolean"},
+        "level": {"enum": ["low", "high"]}, "n": {"type": "integer", "minimum": 0, "maximum": 999}}})
+    assert schema.max_output_bytes() > 40
+    triager = Triager(base_triager.lm, schema, schema_in_prompt=True)
+    for result in triager.triage(["printer on fire", "vpn down since update"], max_new_tokens=3):
+        assert result["valid"], result
+    assert TriageSchema({"type": "object", "properties": {"x": {"type": "string"}}}).max_output_bytes() is None
+
+
 def test_default_schema_and_user_schema(tmp_path, base_triager):
     schema = load_schema()
     assert schema.fields[:3] == ["summary", "category", "subcategory"] and "Incident" in schema.enum_fields[

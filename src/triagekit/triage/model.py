@@ -139,7 +139,15 @@ class Triager:
 
     def triage(self, texts: Sequence[str], *, constrained: bool = True, jump_forward: bool = True,
                batch_size: int = 8, max_new_tokens: int = 160) -> list[dict[str, Any]]:
-        """One result per text: ``{"triage": record | None, "valid": bool, "errors": [...], "raw": output}``."""
+        """One result per text: ``{"triage": record | None, "valid": bool, "errors": [...], "raw": output}``.
+
+        Constrained, ``max_new_tokens`` is raised to the schema's bound when it has one (``max_output_bytes``), so
+        a model that writes long strings is never cut before the closing brace; rows stop as soon as the grammar
+        is complete, so the bound costs nothing to a model that writes short ones.
+        """
+        bound = self.schema.max_output_bytes() if constrained else None
+        if bound is not None:
+            max_new_tokens = max(max_new_tokens, bound + 1)
         outputs = self.lm.generate([self.prompt(t) for t in texts], max_new_tokens=max_new_tokens,
                                    batch_size=batch_size,
                                    constraint=self.constraint(jump_forward) if constrained else None, overlap=False)

@@ -89,6 +89,27 @@ class TriageSchema:
                 lines.append(f"- {name}: {prop.get('description') or prop.get('type', 'value')}")
         return "Answer with one JSON object with these fields:\n" + "\n".join(lines)
 
+    def max_output_bytes(self) -> int | None:
+        """Upper bound on the bytes of any output the grammar allows, or None when a field is unbounded.
+
+        Every token of a byte-level or byte-fallback vocabulary writes at least one byte, so this also bounds the
+        tokens a constrained decoder needs: given that many, it always reaches the closing brace.
+        """
+        total = 2 + 2 * (len(self.fields) - 1)  # braces and ", " separators
+        for name, prop in self.raw["properties"].items():
+            total += len(json.dumps(name, ensure_ascii=False).encode()) + 2  # the key and ": "
+            if "enum" in prop:
+                total += max(len(json.dumps(v, ensure_ascii=False).encode()) for v in prop["enum"])
+            elif prop.get("type") == "string" and isinstance(prop.get("maxLength"), int):
+                total += 12 * prop["maxLength"] + 2  # worst case: each character a surrogate-pair escape
+            elif prop.get("type") == "boolean":
+                total += 5
+            elif prop.get("type") == "integer" and {"minimum", "maximum"} <= set(prop):
+                total += max(len(str(int(prop["minimum"]))), len(str(int(prop["maximum"]))))
+            else:
+                return None
+        return total
+
     def to_json(self) -> str:
         return json.dumps(self.raw, indent=2, ensure_ascii=False)
 
