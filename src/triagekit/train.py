@@ -117,6 +117,7 @@ def _calibrate(cfg: TrainConfig, heads: list[HeadSpec], logits: dict[str, np.nda
 def _accelerator(cfg: TrainConfig, output: Path):
     import torch
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -140,6 +141,9 @@ def _accelerator(cfg: TrainConfig, output: Path):
     # Backbones carry parameters the router never uses (BERT's pooler, a decoder's unused norms): DDP must not
     # wait for their gradients.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    # The precision lives in a process-wide singleton: an earlier Accelerator in this process (another run, a TRL
+    # trainer) would make this one fail. The process state (device, process group) is kept.
+    AcceleratorState._reset_state()
     return Accelerator(
         cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum, log_with=trackers or None,
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "tb")),
