@@ -76,8 +76,9 @@ def run_one(name: str, kind: str, cfg, data: Path, out: Path, resume: bool = Fal
         router.backend.weights = {h: 0.0 for h in router.backend.weights}
         start = time.perf_counter()
         router.predict_proba(texts, batch_size=64)
+        alone_per_second = len(texts) / (time.perf_counter() - start)
         alone = evaluate(router, test, out / "eval-encoder-only", val_rows=val, plots=False)
-        rows.append({**rows[0], "router": kind, "tickets_per_second": len(texts) / (time.perf_counter() - start),
+        rows.append({**rows[0], "router": kind, "tickets_per_second": alone_per_second,
                      "heads": {h: {"accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1")}
                                for h, m in alone["heads"].items()}})
     return rows

@@ -14,25 +14,6 @@ PAIRS = [(f"ticket {i}: the {w} is broken", '{"category": "%s"}' % c)
                                      ("wifi", "Network"), ("excel", "Software"), ("outlook", "Software")] * 4)]
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory):
-    """A 2-layer, hidden-32 Llama causal LM with random weights and the embedded SmolLM2 tokenizer."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from triagekit.backbones import smollm2_path
-
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_path()))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.bos_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return path
-
-
 def _tokenizer(path):
     from transformers import AutoTokenizer
 

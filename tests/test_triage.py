@@ -4,32 +4,12 @@ yields valid JSON (property test over random schemas and inputs), synthesis, eva
 import json
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from triagekit.cli import main
 from triagekit.triage import Triager, TriageSchema, load_schema, parse_output, synth_tickets
 from triagekit.triage.evaluate import evaluate_triage
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory):
-    """A 2-layer, hidden-32 Llama causal LM with random weights and the embedded SmolLM2 tokenizer."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from triagekit.backbones import smollm2_path
-
-    path = tmp_path_factory.mktemp("tiny-llama-triage")
-    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_path()))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.bos_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -275,9 +275,12 @@ RUN_ARTIFACTS = ("router.json", "config.yaml", "metrics.jsonl", "parameters.json
                  "model", "model.tmp", "model.old", "lexical", "tb", "eval", "data", "tfidf.joblib")
 
 
-def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
-    """Never mix two runs in one folder: continue it (--resume), replace it (--overwrite), or refuse."""
-    existing = [name for name in RUN_ARTIFACTS if (output / name).exists()]
+def _check_output(output: Path, resume: bool, overwrite: bool, artifacts: Sequence[str] = RUN_ARTIFACTS) -> None:
+    """Never mix two runs in one folder: continue it (--resume), replace it (--overwrite), or refuse.
+
+    ``artifacts`` are the names a run of this kind writes (the router's by default; the SFT loop passes its own).
+    """
+    existing = [name for name in artifacts if (output / name).exists()]
     if not existing or resume:
         return
     if not overwrite:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, get_type_hints
+from typing import Any
 
 import yaml
+
+from triagekit.config import load_config, parse_overrides
 
 __all__ = ["SFTConfig", "load_sft_config", "parse_sft_overrides"]
 
@@ -119,55 +121,11 @@ class SFTConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """A YAML or ``--set`` value as the field's declared type (YAML reads ``5e-5`` as a string)."""
-    hint = str(get_type_hints(SFTConfig)[name])
-    parsed = yaml.safe_load(value) if isinstance(value, str) and hint != "<class 'str'>" else value
-    try:
-        if "None" in hint and (parsed is None or str(parsed).lower() in ("none", "null")):
-            return None
-        if "list" in hint:
-            return [p.strip() for p in parsed.split(",") if p.strip()] if isinstance(parsed, str) else list(parsed)
-        if "bool" in hint:
-            if not isinstance(parsed, bool):
-                raise ValueError
-            return parsed
-        if "float" in hint:
-            return float(parsed)
-        if "int" in hint:
-            if float(parsed) != int(float(parsed)):
-                raise ValueError
-            return int(float(parsed))
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"config key {name!r} expects {hint.replace('typing.', '')}, got {value!r}") from None
-
-
 def parse_sft_overrides(pairs: list[str]) -> dict[str, Any]:
     """``["lr=3e-4", "method=full"]`` -> typed dict; unknown keys raise with the list of valid ones."""
-    valid = {f.name for f in fields(SFTConfig)}
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        key, value = (s.strip() for s in pair.split("=", 1))
-        if key not in valid:
-            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
-        out[key] = _coerce(key, value)
-    return out
+    return parse_overrides(pairs, schema=SFTConfig)
 
 
 def load_sft_config(path: str | Path | None = None, **overrides: Any) -> SFTConfig:
     """A config from a YAML file (optional) with ``overrides`` on top; None values in overrides are ignored."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, Mapping):
-            raise ValueError(f"{path}: a config file must be a YAML mapping")
-        valid = {f.name for f in fields(SFTConfig)}
-        unknown = sorted(set(loaded) - valid)
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {unknown}; valid keys: {', '.join(sorted(valid))}")
-        data.update({k: _coerce(k, v) for k, v in loaded.items()})
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return SFTConfig(**data)
+    return load_config(path, schema=SFTConfig, **overrides)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from triagekit.sft.config import SFTConfig
-from triagekit.train import STATE_FILE, _accelerator, _save_checkpoint, latest_checkpoint
+from triagekit.train import STATE_FILE, _accelerator, _check_output, _save_checkpoint, latest_checkpoint
 
 __all__ = ["train_sft", "SFTResult", "load_causal_lm", "SFT_ARTIFACTS"]
 
@@ -52,19 +52,6 @@ def load_causal_lm(name_or_path: str, quantization: str = "none", dtype=None):
     if quantization != "none":
         kwargs.update(_quantized_kwargs(quantization))
     return AutoModelForCausalLM.from_pretrained(resolve_backbone(name_or_path), **kwargs)
-
-
-def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
-    """Never mix two runs in one folder: continue it (--resume), replace it (--overwrite), or refuse."""
-    existing = [name for name in SFT_ARTIFACTS if (output / name).exists()]
-    if not existing or resume:
-        return
-    if not overwrite:
-        raise FileExistsError(f"{output} already holds a run ({', '.join(existing)}); pass --resume to continue it "
-                              "or --overwrite to start again")
-    for name in existing:
-        path = output / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _build(cfg: SFTConfig, output: Path, write_base: bool):
@@ -163,7 +150,7 @@ def train_sft(cfg: SFTConfig, train_pairs: Sequence[tuple[Any, str]], output: st
         cfg = SFTConfig(**__import__("yaml").safe_load((output / "config.yaml").read_text()))
     accelerator = _accelerator(cfg, output)
     if accelerator.is_main_process:
-        _check_output(output, resume, overwrite)
+        _check_output(output, resume, overwrite, SFT_ARTIFACTS)
         output.mkdir(parents=True, exist_ok=True)
         cfg.save(output / "config.yaml")
     accelerator.wait_for_everyone()
