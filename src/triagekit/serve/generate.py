@@ -7,8 +7,6 @@ calls). Guardrails run first: a refused request gets the rule's polite refusal a
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -17,11 +15,10 @@ from typing import Any, AsyncIterator, Optional
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from triagekit.serve.lazy import LazyModel
 from triagekit.serve.schemas import ErrorResponse, Text
 
 __all__ = ["GenerateRequest", "GenerateResponse", "AnswerService", "add_generate_route", "chain_lifespans"]
-
-log = logging.getLogger("triagekit.serve")
 
 
 class GenerateRequest(BaseModel):
@@ -44,16 +41,15 @@ class GenerateResponse(BaseModel):
     model: str = Field(..., description="The answer model's base or run name.")
 
 
-class AnswerService:
+class AnswerService(LazyModel):
     """The answer model of one app and its lifespan."""
+
+    kind = "answer model"
 
     def __init__(self, model_dir: str | Path, guardrails: str | Path | None, device: str | None,
                  max_new_tokens: int, max_chars: int):
-        self.model_dir, self.guardrails_path, self.device = str(model_dir), guardrails, device
-        self.max_new_tokens, self.max_chars = max_new_tokens, max_chars
-        self.model = None
-        self.load_error: str | None = None
-        self._lock = asyncio.Lock()
+        super().__init__(model_dir, device)
+        self.guardrails_path, self.max_new_tokens, self.max_chars = guardrails, max_new_tokens, max_chars
 
     def _load(self):
         from triagekit.answers.guardrails import Guardrails
@@ -61,20 +57,9 @@ class AnswerService:
 
         return AnswerModel.load(self.model_dir, guardrails=Guardrails.load(self.guardrails_path), device=self.device)
 
-    @asynccontextmanager
-    async def lifespan(self, _app) -> AsyncIterator[None]:
-        try:
-            self.model = await asyncio.to_thread(self._load)
-        except Exception as exc:  # the rest of the service keeps running; /generate says why it cannot
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            log.error("answer model failed to load from %s: %s", self.model_dir, self.load_error)
-        yield
-
     async def generate(self, req: GenerateRequest) -> dict[str, Any]:
         start = time.perf_counter()
-        if self.model is None:
-            raise HTTPException(503, f"answer model failed to load: {self.load_error}" if self.load_error
-                                else "answer model is still loading")
+        model = self.require()
         prompt = req.prompt.strip()
         if not prompt:
             raise HTTPException(422, "prompt is empty")
@@ -84,10 +69,9 @@ class AnswerService:
         if max_new_tokens > self.max_new_tokens:
             raise HTTPException(422, f"max_new_tokens {req.max_new_tokens} is above this server's limit "
                                      f"{self.max_new_tokens}")
-        async with self._lock:
-            out = (await asyncio.to_thread(self.model.answer, [prompt], max_new_tokens=max_new_tokens,
-                                           temperature=req.temperature, batch_size=1, seed=None))[0]
-        return {"text": out["text"], "refused": out["refused"], "category": out["category"], "model": self.model.name,
+        out = (await self.call(model.answer, [prompt], max_new_tokens=max_new_tokens, temperature=req.temperature,
+                               batch_size=1, seed=None))[0]
+        return {"text": out["text"], "refused": out["refused"], "category": out["category"], "model": model.name,
                 "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
 
 

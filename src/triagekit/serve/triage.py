@@ -6,21 +6,17 @@ grammar-constrained generation runs off the event loop, one request at a time.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Optional
+from typing import Any, Optional
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from triagekit.serve.lazy import LazyModel
 from triagekit.serve.schemas import ClientId, ErrorResponse, Text
 
 __all__ = ["TriageRequest", "TriageResponse", "TriageService", "add_triage_route"]
-
-log = logging.getLogger("triagekit.serve")
 
 
 class TriageRequest(BaseModel):
@@ -45,14 +41,14 @@ class TriageResponse(BaseModel):
     latency_ms: float = Field(..., description="Server-side time for this request.")
 
 
-class TriageService:
+class TriageService(LazyModel):
     """The triage model of one app and its lifespan."""
 
+    kind = "triage model"
+
     def __init__(self, model_dir: str | Path, device: str | None, max_chars: int, schema: str | None = None):
-        self.model_dir, self.device, self.max_chars, self.schema = str(model_dir), device, max_chars, schema
-        self.model = None
-        self.load_error: str | None = None
-        self._lock = asyncio.Lock()
+        super().__init__(model_dir, device)
+        self.max_chars, self.schema = max_chars, schema
 
     def _load(self):
         from triagekit.triage import Triager
@@ -61,29 +57,17 @@ class TriageService:
         triager.constraint()  # compile the grammar now, not on the first request
         return triager
 
-    @asynccontextmanager
-    async def lifespan(self, _app) -> AsyncIterator[None]:
-        try:
-            self.model = await asyncio.to_thread(self._load)
-        except Exception as exc:  # the rest of the service keeps running; /triage says why it cannot
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            log.error("triage model failed to load from %s: %s", self.model_dir, self.load_error)
-        yield
-
     async def triage(self, req: TriageRequest) -> dict[str, Any]:
         start = time.perf_counter()
-        if self.model is None:
-            raise HTTPException(503, f"triage model failed to load: {self.load_error}" if self.load_error
-                                else "triage model is still loading")
+        model = self.require()
         text = (req.text or "\n".join(t for t in (req.subject, req.body) if t)).strip()
         if not text:
             raise HTTPException(422, "give the ticket as 'text', or 'subject' and/or 'body'")
         if len(text) > self.max_chars:
             raise HTTPException(422, f"ticket too long: {len(text)} characters, the limit is {self.max_chars}")
-        async with self._lock:
-            out = (await asyncio.to_thread(self.model.triage, [text], constrained=req.constrained, batch_size=1))[0]
+        out = (await self.call(model.triage, [text], constrained=req.constrained, batch_size=1))[0]
         return {"id": req.id, "triage": out["triage"], "valid": out["valid"], "errors": out["errors"],
-                "model": self.model.model_version, "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
+                "model": model.model_version, "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
 
 
 def add_triage_route(app: FastAPI, service: TriageService, dependencies: list) -> None:
