@@ -1,13 +1,15 @@
 """Support answers: SmolLM2-135M-Instruct tuned (LoRA) on English ticket→reply pairs vs the untuned base.
 
 Data: ``../shared/data/support-tickets/tickets.csv`` (English rows, PII redacted, split stratified by first tag);
-the tuned model trains on ``--n-train`` examples of the train split, both models answer the first ``--n-test``
+the tuned model trains on the train split's grounded replies (``--grounded-only``: replies whose claims the question
+backs, see ``triagekit answers prepare --grounded-only``; ``--n-train`` caps them), both models answer the first
+``--n-test``
 questions of the held-out test split with the same system prompt (greedy, ``--max-new-tokens``). Reported: win
 rate of the tuned model vs the base (reference judge, position-swapped, ties = 1/2), hallucination rate (rubric in
 ``triagekit.answers.rubric``), ROUGE-L F1, embedding cosine, train time. Targets: win rate >= 60%, hallucination
 rate >= 30% lower than the base's.
 
-    flock /tmp/triagekit-cpu.lock python benchmarks/answers.py --threads 1   # ~17 min on 2 CPU cores
+    flock /tmp/triagekit-cpu.lock python benchmarks/answers.py
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def main() -> None:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--work", default="/tmp/triagekit-bench/answers", help="prepared data and the tuned run")
     ap.add_argument("--config", default=str(ROOT / "configs" / "answer" / "smollm2-lora.yaml"))
-    ap.add_argument("--n-train", type=int, default=400)
+    ap.add_argument("--n-train", type=int, default=0, help="cap on training examples (0: the whole train split)")
+    ap.add_argument("--grounded-only", action=argparse.BooleanOptionalAction, default=True,
+                    help="train only on replies whose claims their question backs (default: on)")
     ap.add_argument("--n-val", type=int, default=48)
     ap.add_argument("--n-test", type=int, default=100)
     ap.add_argument("--max-new-tokens", type=int, default=80)
@@ -74,10 +78,12 @@ def main() -> None:
         return _rescore(Path(args.out), work, console)
     t0 = time.perf_counter()
     summary = prepare_answers(args.data, work / "data", language="en", redact_pii=True, stratify="tag",
-                              val_fraction=0.05, test_fraction=0.1, seed=0)
+                              val_fraction=0.05, test_fraction=0.1, grounded_only=args.grounded_only, seed=0)
     console.print(f"prepared: {summary.kept} English examples ({summary.rejected} rejected, {summary.duplicates} "
-                  f"duplicates, {summary.filtered} other-language rows left out), splits {summary.splits}")
-    sub = _subset(work / "data", work / "subset", args.n_train, args.n_val)
+                  f"duplicates, {summary.filtered} other-language rows left out, {summary.ungrounded} ungrounded "
+                  f"training replies left out), splits {summary.splits}")
+    n_train = min(args.n_train or summary.splits["train"], summary.splits["train"])
+    sub = _subset(work / "data", work / "subset", n_train, args.n_val)
     run = work / "run"
     if not (args.reuse and (run / "sft.json").exists()):
         cfg = load_sft_config(args.config, device="cpu", num_threads=args.threads or 0)
@@ -96,7 +102,8 @@ def main() -> None:
     base, base_info = generate_replies("smollm2", test, system_prompt=tuned_info["system_prompt"],
                                        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, device="cpu")
     rows, result = score_replies(test, tuned, base)
-    result.update(benchmark="answers", n_train=args.n_train, max_new_tokens=args.max_new_tokens, train=train_info,
+    result.update(benchmark="answers", n_train=n_train, grounded_only=args.grounded_only,
+                  ungrounded_left_out=summary.ungrounded, max_new_tokens=args.max_new_tokens, train=train_info,
                   generation={"model": tuned_info, "base": base_info}, threads=torch.get_num_threads(),
                   total_seconds=time.perf_counter() - t0)
     write_results(rows, result, args.out, "answers-benchmark")
@@ -115,7 +122,7 @@ def _rescore(out: Path, work: Path, console) -> None:
     test = [ex for ex in load_suite(work / "data") if ex.id in saved]
     rows, result = score_replies(test, [saved[ex.id]["model_reply"] for ex in test],
                                  [saved[ex.id]["base_reply"] for ex in test])
-    keep = ("benchmark", "n_train", "max_new_tokens", "train", "generation", "threads", "total_seconds")
+    keep = ("benchmark", "n_train", "grounded_only", "ungrounded_left_out", "max_new_tokens", "train", "generation", "threads", "total_seconds")
     result.update({k: previous[k] for k in keep if k in previous}, rescored=True)
     write_results(rows, result, out, "answers-benchmark")
     _report(rows, result, out, console)
@@ -125,7 +132,8 @@ def _report(rows: list[dict], result: dict, out, console) -> None:
     from triagekit.answers.evaluate import render_summary
 
     train_info, tuned_info, base_info = result["train"], result["generation"]["model"], result["generation"]["base"]
-    console.print(render_summary(result, title=f"SmolLM2-135M: LoRA-tuned on {result['n_train']} English tickets "
+    console.print(render_summary(result, title=f"SmolLM2-135M: LoRA-tuned on {result['n_train']} English tickets"
+                                               f"{' (grounded replies)' if result.get('grounded_only') else ''} "
                                                f"vs base, {result['n']} held-out questions"))
     console.print(f"train: {train_info['seconds']:.0f}s for {train_info['tokens']} tokens "
                   f"({train_info['tokens_per_s']:.0f} tokens/s, {train_info['steps']} steps, best val loss "

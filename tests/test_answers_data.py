@@ -95,6 +95,26 @@ def test_prepare_redacts_dedups_filters_and_splits(tmp_path):
         load_split(path)
 
 
+def test_grounded_only_moves_training_replies_with_unsupported_claims_and_keeps_val_and_test(tmp_path):
+    rows = [{"id": f"t{i}", "subject": f"Printer {i} jams", "body": "The office printer jams on every page.",
+             "answer": ("Please install FixPrint 9 from printfix.io." if i % 4 == 0 else
+                        "Please open the printer tray and remove the jammed page."), "tags": ["Hardware"]}
+            for i in range(40)]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = prepare_answers(path, tmp_path / "plain", seed=1)
+    s = prepare_answers(path, tmp_path / "grounded", grounded_only=True, seed=1)
+    ungrounded = [json.loads(line) for line in (tmp_path / "grounded" / "ungrounded.jsonl").read_text().splitlines()]
+    assert s.ungrounded == len(ungrounded) > 0 and s.kept + s.ungrounded == plain.kept == 40
+    assert all(r["row"]["id"] in {f"t{i}" for i in range(0, 40, 4)} for r in ungrounded)
+    assert "url:printfix.io" in ungrounded[0]["unsupported"] and "name:FixPrint" in ungrounded[0]["unsupported"]
+    train = load_split(tmp_path / "grounded", "train")
+    assert train and not any("FixPrint" in e.outputs.answer for e in train)
+    for split in ("val", "test"):  # evaluation splits are the same with or without the filter
+        assert load_split(tmp_path / "grounded", split) == load_split(tmp_path / "plain", split)
+    assert not (tmp_path / "plain" / "ungrounded.jsonl").exists()
+
+
 def test_shipped_suite_is_the_seeded_synthetic_suite():
     examples = synth_answer_examples(100)
     assert SUITE.read_text(encoding="utf-8") == "".join(json.dumps(e.to_row(), ensure_ascii=False) + "\n"

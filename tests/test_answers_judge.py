@@ -44,6 +44,12 @@ def test_placeholders_list_markers_and_sentence_starts_are_not_claims():
     assert check_reply(reply, QUESTION, REFERENCE).claims == []
 
 
+def test_stop_words_after_a_salutation_and_escaped_line_breaks_are_not_names():
+    reply = "Dear <name>, We have reset it.\\nThank you,\\nBest regards\\nIf it fails, Our team calls Zendesk."
+    result = check_reply(reply, QUESTION, REFERENCE)
+    assert [(c.kind, c.text) for c in result.unsupported] == [("name", "Zendesk")]  # not We, nThank, nBest, Our
+
+
 def test_possessives_and_compounds_of_supported_names_are_supported():
     reply = "AnalyticsHub's login uses ERR_CONNECTION_RESET-style codes; the AnalyticsHub-related fix is ready."
     assert not check_reply(reply, QUESTION, REFERENCE).hallucinated

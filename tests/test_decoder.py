@@ -70,3 +70,29 @@ def test_qlora_needs_lora_and_cuda(tiny_decoder, prepared, tmp_path):
     cfg = TrainConfig(backbone=str(tiny_decoder), method="lora", quantization="4bit", labels=["queue"], epochs=1)
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         train(cfg, prepared, tmp_path / "q")
+
+
+def test_cpu_bf16_autocast_and_eager_attention(tiny_decoder, prepared, tmp_path):
+    """The CPU preset's settings: bf16 autocast and the eager kernel train, and the fp32 reload predicts the same."""
+    import torch
+
+    from triagekit.heads import HeadSpec
+    from triagekit.train import build_model
+
+    with pytest.raises(ValueError, match="attn_implementation"):
+        TrainConfig(attn_implementation="flash")
+    cfg = TrainConfig(backbone=str(tiny_decoder), method="lora", labels=["queue"], epochs=1, batch_size=16, lr=1e-3,
+                      head_lr=1e-2, max_length=64, tensorboard=False, device="cpu", mixed_precision="bf16",
+                      attn_implementation="eager")
+    model = build_model(cfg, [HeadSpec("queue", ["a", "b"])])
+    assert model.backbone.base_model.model.config._attn_implementation == "eager"
+    if not torch.cpu._is_avx512_bf16_supported():
+        pytest.skip("bf16 on this CPU is emulated: correct but slow, and warned about")
+    result = train(cfg, prepared, tmp_path / "bf16")
+    assert result.steps > 0 and np.isfinite(result.best_score)
+    with np.load(tmp_path / "bf16" / "val_logits.npz") as z:
+        in_memory = z["queue"]
+    reloaded = Router.load(tmp_path / "bf16").logits(load_prepared(prepared)["val"], batch_size=7)["queue"]
+    np.testing.assert_allclose(reloaded, in_memory, atol=0.05)  # bf16 matmuls in training, fp32 after reload
+    with pytest.raises(ValueError, match="fp16 needs a GPU"):
+        train(TrainConfig(**{**cfg.__dict__, "mixed_precision": "fp16"}), prepared, tmp_path / "fp16")

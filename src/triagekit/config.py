@@ -15,6 +15,7 @@ METHODS = ("lora", "full", "head")
 LOSSES = ("ce", "focal")
 SCHEDULERS = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
+ATTENTION = ("auto", "sdpa", "eager")
 SPLITS = ("stratified", "temporal", "none")
 
 
@@ -65,6 +66,8 @@ class TrainConfig:
     """Pool the encoder with a TF-IDF model (lexical weight per head fitted on validation)."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward to save memory (slower)."""
+    attn_implementation: str = "auto"
+    """Attention kernel: auto (the library's default, sdpa), sdpa or eager. eager trains short inputs faster on a CPU."""
 
     # loss
     loss: str = "ce"
@@ -120,7 +123,8 @@ class TrainConfig:
     device: str = "auto"
     """auto, cpu, cuda or mps."""
     mixed_precision: str = "auto"
-    """auto (bf16 on CUDA when supported, fp16 otherwise; none on CPU), no, bf16, fp16."""
+    """auto (bf16 on CUDA when supported, fp16 otherwise; none on CPU), no, bf16, fp16. bf16 on a CPU with AMX
+    (``lscpu`` shows amx_bf16) trains a decoder about 2x faster; on a CPU without bf16 instructions it is slower."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
     tensorboard: bool = True
@@ -133,6 +137,8 @@ class TrainConfig:
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}"),
             (self.mixed_precision in PRECISIONS, f"mixed_precision must be one of {PRECISIONS}"),
             (self.split in SPLITS, f"split must be one of {SPLITS}, got {self.split!r}"),
+            (self.attn_implementation in ATTENTION,
+             f"attn_implementation must be one of {ATTENTION}, not {self.attn_implementation!r}"),
             (self.pooling in ("auto", "mean", "cls", "last"),
              f"pooling must be auto, mean, cls or last, not {self.pooling!r}"),
             (bool(self.labels or self.multilabel), "give at least one label field (labels or multilabel)"),

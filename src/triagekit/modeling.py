@@ -62,16 +62,20 @@ def quiet_transformers() -> None:
     logging.set_verbosity_error()
 
 
-def load_backbone(name_or_path: str, dtype: torch.dtype | None = None, quantization: str = "none") -> nn.Module:
+def load_backbone(name_or_path: str, dtype: torch.dtype | None = None, quantization: str = "none",
+                  attn_implementation: str = "auto") -> nn.Module:
     """An ``AutoModel`` (bare encoder/decoder, no task head) from a local path or id.
 
     Args:
         quantization: ``4bit``/``8bit`` loads the base through bitsandbytes for QLoRA (CUDA only).
+        attn_implementation: ``sdpa``/``eager`` picks the attention kernel; ``auto`` keeps the library's default.
     """
     from transformers import AutoModel
 
     quiet_transformers()
     kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
+    if attn_implementation != "auto":
+        kwargs["attn_implementation"] = attn_implementation
     if quantization != "none":
         kwargs.update(_quantized_kwargs(quantization))
     return AutoModel.from_pretrained(name_or_path, **kwargs)

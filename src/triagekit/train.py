@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -130,6 +131,11 @@ def _accelerator(cfg: TrainConfig, output: Path):
     if precision == "auto":
         precision = "no" if cpu or not torch.cuda.is_available() else (
             "bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    if cpu and precision == "fp16":
+        raise ValueError("mixed_precision fp16 needs a GPU; on a CPU use bf16 (fast with AMX) or no")
+    if cpu and precision == "bf16" and not torch.cpu._is_avx512_bf16_supported():
+        warnings.warn("mixed_precision bf16 on a CPU without native bf16 instructions (avx512_bf16/AMX) is slower "
+                      "than fp32; set mixed_precision: no", stacklevel=2)
     trackers = []
     if cfg.tensorboard:
         try:
@@ -156,7 +162,8 @@ def build_model(cfg: TrainConfig, heads: list[HeadSpec]):
     from triagekit.backbones import is_decoder, lora_targets, resolve_backbone
     from triagekit.modeling import MultiHeadModel, load_backbone
 
-    backbone = load_backbone(resolve_backbone(cfg.backbone), quantization=cfg.quantization)
+    backbone = load_backbone(resolve_backbone(cfg.backbone), quantization=cfg.quantization,
+                             attn_implementation=cfg.attn_implementation)
     if cfg.quantization != "none":
         from peft import prepare_model_for_kbit_training
 

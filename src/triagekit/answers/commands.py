@@ -25,12 +25,16 @@ def cmd_answers_prepare(args: argparse.Namespace) -> int:
     s = prepare_answers(args.input, args.out, question_fields=[f.strip() for f in args.question.split(",")],
                         answer_field=args.answer, language=args.language, stratify=args.stratify,
                         val_fraction=args.val_fraction, test_fraction=args.test_fraction, redact_pii=args.redact_pii,
-                        dedup=not args.keep_duplicates, limit=args.limit, seed=args.seed)
+                        dedup=not args.keep_duplicates, limit=args.limit, grounded_only=args.grounded_only,
+                        seed=args.seed)
     console = _console()
     console.print(f"{s.kept} examples kept of {s.total} rows: {s.rejected} rejected, {s.duplicates} duplicates, "
-                  f"{s.filtered} filtered; splits {s.splits}" + (f"; PII replaced {s.pii}" if s.pii else ""))
+                  f"{s.filtered} filtered" + (f", {s.ungrounded} ungrounded" if args.grounded_only else "")
+                  + f"; splits {s.splits}" + (f"; PII replaced {s.pii}" if s.pii else ""))
     for w in s.warnings:
         console.print(f"[yellow]warning:[/] {w}")
+    if s.ungrounded:
+        console.print(f"ungrounded training replies with their unsupported claims: {Path(args.out) / 'ungrounded.jsonl'}")
     if s.rejected:
         console.print(f"[yellow]rejected rows with file, line and reason: {Path(args.out) / 'rejected.jsonl'}")
     return 0
@@ -149,6 +153,8 @@ def _add_answers(sub) -> None:
     a.add_argument("--redact-pii", action="store_true")
     a.add_argument("--keep-duplicates", action="store_true")
     a.add_argument("--limit", type=int, default=None, help="keep at most N examples (after filtering)")
+    a.add_argument("--grounded-only", action="store_true",
+                   help="leave out training replies with claims their question does not back (to ungrounded.jsonl)")
     a.add_argument("--seed", type=int, default=0)
     a.set_defaults(func=cmd_answers_prepare)
     s = asub.add_parser("synth", help="write synthetic questions with grounded reference answers (the shipped suite)")

@@ -2,7 +2,10 @@
 
 Same contract as the router's ``triagekit data prepare``: rejected rows go to ``rejected.jsonl`` with file, line
 and reason; exact duplicates to ``duplicates.jsonl``; rows outside ``--language`` are counted; PII is redacted in
-questions, contexts and answers before deduplication; splits are stratified by first tag or by source.
+questions, contexts and answers before deduplication; splits are stratified by first tag or by source. With
+``grounded_only``, training examples whose reply makes claims their question does not back (the hallucination
+rubric of :mod:`triagekit.answers.rubric`) go to ``ungrounded.jsonl`` with those claims instead of ``train.jsonl``:
+a model tuned on replies that name products, numbers or steps out of nowhere learns to do the same.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ STRATIFY = ("tag", "source", "none")
 
 @dataclass
 class AnswerPrepareSummary:
-    """What :func:`prepare_answers` did; every input row is in exactly one of kept, rejected, duplicates, filtered."""
+    """What :func:`prepare_answers` did; every input row is in exactly one of kept, rejected, duplicates, filtered,
+    ungrounded."""
 
     input: str
     """The input file."""
@@ -43,6 +47,8 @@ class AnswerPrepareSummary:
     """Valid rows left out by ``language`` or ``limit``."""
     splits: dict[str, int]
     """Examples per split."""
+    ungrounded: int = 0
+    """Training examples left out by ``grounded_only`` (``ungrounded.jsonl``, with their unsupported claims)."""
     pii: dict[str, int] = field(default_factory=dict)
     """PII replacements by type."""
     warnings: list[str] = field(default_factory=list)
@@ -86,6 +92,7 @@ def prepare_answers(
     redact_pii: bool = False,
     dedup: bool = True,
     limit: int | None = None,
+    grounded_only: bool = False,
     seed: int = 0,
 ) -> AnswerPrepareSummary:
     """Validate, filter, redact, deduplicate and split answer examples; write everything to ``out_dir``.
@@ -103,6 +110,9 @@ def prepare_answers(
         redact_pii: replace e-mails, phones, IPs, cards, IBANs, secret URLs with placeholders.
         dedup: drop exact duplicates (same question, context and answer).
         limit: keep at most this many examples (the first ones after filtering), e.g. for CPU budgets.
+        grounded_only: move training examples whose answer makes claims (numbers, names, URLs, e-mails, UI steps)
+            that their question and context do not back to ``ungrounded.jsonl``. Applied after splitting, so val
+            and test stay the same with or without it.
         seed: split seed.
 
     Raises:
@@ -141,17 +151,38 @@ def prepare_answers(
     method = "random" if stratify == "none" else "stratified"
     parts = split_rows(rows, "_key", val_fraction, test_fraction, seed, method, warnings=warnings)
     splits = {name: [kept[r["_i"]].to_row() for r in part] for name, part in parts.items()}
+    ungrounded = []
+    if grounded_only:
+        splits["train"], ungrounded = _split_grounded(splits["train"])
+    _replace(out / "ungrounded.jsonl", ungrounded)
     write_jsonl(out / "train.jsonl", splits["train"])
     for name in ("val", "test"):
         _replace(out / f"{name}.jsonl", splits[name])
-    summary = AnswerPrepareSummary(str(input), str(out), total, len(kept), len(errors), len(dups), filtered,
-                                   {k: len(v) for k, v in splits.items()}, dict(pii), warnings)
+    summary = AnswerPrepareSummary(str(input), str(out), total, len(kept) - len(ungrounded), len(errors), len(dups),
+                                   filtered, {k: len(v) for k, v in splits.items()}, len(ungrounded), dict(pii),
+                                   warnings)
     args = {"input": str(input), "question_fields": list(question_fields), "answer_field": answer_field,
             "language": language, "stratify": stratify, "val_fraction": val_fraction, "test_fraction": test_fraction,
-            "redact_pii": redact_pii, "dedup": dedup, "limit": limit, "seed": seed}
+            "redact_pii": redact_pii, "dedup": dedup, "limit": limit, "grounded_only": grounded_only, "seed": seed}
     (out / "prepare.json").write_text(json.dumps({"task": "answer", **args, "summary": asdict(summary)}, indent=2,
                                                  ensure_ascii=False) + "\n", encoding="utf-8")
     return summary
+
+
+def _split_grounded(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows whose answer the question (and context) back, and the others with their unsupported claims."""
+    from triagekit.answers.rubric import check_reply
+
+    grounded, ungrounded = [], []
+    for row in rows:
+        result = check_reply(row["outputs"]["answer"], row["inputs"]["question"],
+                             context=row["inputs"].get("context"))
+        if result.hallucinated:
+            ungrounded.append({"id": row["id"], "unsupported": [f"{c.kind}:{c.text}" for c in result.unsupported],
+                               "row": row})
+        else:
+            grounded.append(row)
+    return grounded, ungrounded
 
 
 def _replace(path: Path, rows: list) -> None:

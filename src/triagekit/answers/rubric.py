@@ -11,11 +11,12 @@ order (a span claimed by an earlier rule is not claimed again):
    ``1.000`` read as one number): supported if the same digits occur in the sources. List markers at the start of
    a line (``1.``, ``2)``) are structure, not claims.
 4. **Product and proper names**: CamelCase words, all-caps acronyms and capitalised words that do not start a
-   sentence, minus a short list of generic words (``I``, ``FAQ``, ``IT``, greetings…): supported if the word occurs
-   in the sources.
+   sentence, minus English stop words (``We``, ``Our``, ``If`` after a salutation such as "Dear <name>,") and a
+   short list of generic words (``I``, ``FAQ``, ``IT``, greetings…): supported if the word occurs in the sources.
 
 The *sources* are the question, the context and the reference answer. Placeholders such as ``<name>``,
-``[EMAIL]`` or ``{order}`` are not claims. The rate is the share of replies with one or more unsupported claims;
+``[EMAIL]`` or ``{order}`` are not claims, and escaped line breaks written out as ``\\n`` (common in ticket
+exports) read as line breaks. The rate is the share of replies with one or more unsupported claims;
 the mean number of unsupported claims per reply is reported too.
 """
 
@@ -24,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from triagekit.textsim import tokenize
 
@@ -46,7 +49,9 @@ _POSSESSIVE = re.compile(r"['’]s$")
 _WORD = re.compile(r"\b[A-Za-z][\w'’-]*\b")
 GENERIC_WORDS = frozenset(
     "i i'm i'll i've i'd ok okay faq it hr id am pm dear hi hello hey thanks thank best regards sincerely kind "
-    "please support team customer service agent assistant email e-mail phone yes no mr mrs ms dr sir madam".split())
+    "please support team customer service agent assistant email e-mail phone yes no mr mrs ms dr sir madam".split()
+) | ENGLISH_STOP_WORDS
+_ESCAPED_BREAK = re.compile(r"\\[nrt]")
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,10 @@ def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
 
 def extract_claims(reply: str, sources: Iterable[str]) -> list[Claim]:
     """The claims of ``reply`` with their support against ``sources`` (question, context, reference)."""
-    source = "\n".join(s for s in sources if s)
+    source = _ESCAPED_BREAK.sub("\n", "\n".join(s for s in sources if s))
     src_lower, src_words = source.lower(), set(tokenize(source))
     src_digits = {_digits(m.group(0)) for m in _NUMBER.finditer(source)}
+    reply = _ESCAPED_BREAK.sub(" \n", reply)  # two characters for two: spans stay those of the reply
     text = _blank(reply, (m.span() for m in _PLACEHOLDER.finditer(reply)))
     claims: list[Claim] = []
     for kind, pattern in (("email", _EMAIL), ("url", _URL)):

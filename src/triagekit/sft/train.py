@@ -40,7 +40,7 @@ class SFTResult:
     encode: dict[str, Any]
 
 
-def load_causal_lm(name_or_path: str, quantization: str = "none", dtype=None):
+def load_causal_lm(name_or_path: str, quantization: str = "none", dtype=None, attn_implementation: str = "auto"):
     """An ``AutoModelForCausalLM`` from ``smollm2``, an HF id or a local path (4-bit for QLoRA, CUDA only)."""
     from transformers import AutoModelForCausalLM
 
@@ -49,6 +49,8 @@ def load_causal_lm(name_or_path: str, quantization: str = "none", dtype=None):
 
     quiet_transformers()
     kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
+    if attn_implementation != "auto":
+        kwargs["attn_implementation"] = attn_implementation
     if quantization != "none":
         kwargs.update(_quantized_kwargs(quantization))
     return AutoModelForCausalLM.from_pretrained(resolve_backbone(name_or_path), **kwargs)
@@ -63,7 +65,7 @@ def _build(cfg: SFTConfig, output: Path, write_base: bool):
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.base))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    model = load_causal_lm(cfg.base, quantization=cfg.quantization)
+    model = load_causal_lm(cfg.base, quantization=cfg.quantization, attn_implementation=cfg.attn_implementation)
     if write_base and cfg.method == "lora" and cfg.save_base and not (output / "base" / "config.json").exists():
         tmp = output / "base.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
