@@ -122,7 +122,8 @@ def _rescore(out: Path, work: Path, console) -> None:
     test = [ex for ex in load_suite(work / "data") if ex.id in saved]
     rows, result = score_replies(test, [saved[ex.id]["model_reply"] for ex in test],
                                  [saved[ex.id]["base_reply"] for ex in test])
-    keep = ("benchmark", "n_train", "grounded_only", "ungrounded_left_out", "max_new_tokens", "train", "generation", "threads", "total_seconds")
+    keep = ("benchmark", "n_train", "grounded_only", "ungrounded_left_out", "max_new_tokens", "train", "generation",
+            "threads", "total_seconds")
     result.update({k: previous[k] for k in keep if k in previous}, rescored=True)
     write_results(rows, result, out, "answers-benchmark")
     _report(rows, result, out, console)

@@ -67,7 +67,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in backward to save memory (slower)."""
     attn_implementation: str = "auto"
-    """Attention kernel: auto (the library's default, sdpa), sdpa or eager. eager trains short inputs faster on a CPU."""
+    """Attention kernel: auto (the library's default, sdpa), sdpa or eager (trains short inputs faster on a CPU)."""
 
     # loss
     loss: str = "ce"

@@ -34,7 +34,7 @@ def cmd_answers_prepare(args: argparse.Namespace) -> int:
     for w in s.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     if s.ungrounded:
-        console.print(f"ungrounded training replies with their unsupported claims: {Path(args.out) / 'ungrounded.jsonl'}")
+        console.print(f"training replies with unsupported claims, left out: {Path(args.out) / 'ungrounded.jsonl'}")
     if s.rejected:
         console.print(f"[yellow]rejected rows with file, line and reason: {Path(args.out) / 'rejected.jsonl'}")
     return 0

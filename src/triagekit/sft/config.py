@@ -36,7 +36,7 @@ class SFTConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in backward to save memory (slower)."""
     attn_implementation: str = "auto"
-    """Attention kernel: auto (the library's default, sdpa), sdpa or eager. eager trains short inputs faster on a CPU."""
+    """Attention kernel: auto (the library's default, sdpa), sdpa or eager (trains short inputs faster on a CPU)."""
     save_base: bool = True
     """Copy the base weights into the run directory (self-contained); False records only the base id/path."""
 
