@@ -145,5 +145,9 @@ def test_cli_prepare_and_synth(tmp_path, capsys):
                  "--stratify", "source", "--limit", "50", "--redact-pii"]) == 0
     summary = json.loads((tmp_path / "prep" / "prepare.json").read_text())["summary"]
     assert summary["kept"] == 50 and summary["filtered"] == 50 and sum(summary["splits"].values()) == 50
+    assert main(["answers", "prepare", "--input", str(tmp_path / "suite.jsonl"), "--out", str(tmp_path / "g"),
+                 "--grounded-only"]) == 0
+    grounded = json.loads((tmp_path / "g" / "prepare.json").read_text())
+    assert grounded["grounded_only"] and grounded["summary"]["kept"] + grounded["summary"]["ungrounded"] == 100
     assert main(["answers", "prepare", "--input", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x")]) == 2
     assert "no such file" in capsys.readouterr().err
