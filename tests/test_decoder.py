@@ -94,5 +94,16 @@ def test_cpu_bf16_autocast_and_eager_attention(tiny_decoder, prepared, tmp_path)
         in_memory = z["queue"]
     reloaded = Router.load(tmp_path / "bf16").logits(load_prepared(prepared)["val"], batch_size=7)["queue"]
     np.testing.assert_allclose(reloaded, in_memory, atol=0.05)  # bf16 matmuls in training, fp32 after reload
+    # bf16 inference (Router.load(precision="bf16"), `predict --precision bf16`) agrees with the fp32 reload
+    val = load_prepared(prepared)["val"]
+    fast = Router.load(tmp_path / "bf16", precision="bf16")
+    fast_logits = fast.logits(val, batch_size=7)["queue"]
+    np.testing.assert_allclose(fast_logits, reloaded, atol=0.05)
+    assert not np.array_equal(fast_logits, reloaded)  # the autocast really ran
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Router.load(tmp_path / "bf16", precision="fp16")
+    from triagekit.cli import main
+
+    assert main(["predict", str(tmp_path / "bf16"), "--text", "VPN drops", "--precision", "bf16"]) == 0
     with pytest.raises(ValueError, match="fp16 needs a GPU"):
         train(TrainConfig(**{**cfg.__dict__, "mixed_precision": "fp16"}), prepared, tmp_path / "fp16")

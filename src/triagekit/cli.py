@@ -192,7 +192,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from triagekit.predict import interactive, predict_file, predict_texts
     from triagekit.router import Router
 
-    router = Router.load(args.model, device=args.device)
+    router = Router.load(args.model, device=args.device, precision=args.precision)
     if args.text:
         for line in predict_texts(router, args.text, top_k=args.top_k):
             print(json.dumps(line, ensure_ascii=False))
@@ -323,6 +323,8 @@ def _add_eval_predict(sub) -> None:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default=None)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: autocast the backbone (GPU, or a CPU with AMX; about 2x for decoder routers)")
     p.add_argument("--resume", action="store_true", help="skip the records already in --output and append the rest")
     p.set_defaults(func=cmd_predict)
 
