@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 __all__ = ["cmd_answers_prepare", "cmd_answers_synth", "cmd_train_answer", "cmd_train_answer_dpo", "cmd_generate",
@@ -73,21 +74,13 @@ def cmd_train_answer(args: argparse.Namespace) -> int:
 
 def cmd_train_answer_dpo(args: argparse.Namespace) -> int:
     """``triagekit train --task answer-dpo --backbone RUN_OR_BASE``: DPO from chosen/rejected pairs (needs TRL)."""
-    from triagekit.answers.dpo import DPO_KEYS, train_dpo
+    from triagekit.answers.dpo import DPOSettings, train_dpo
+    from triagekit.config import parse_overrides
 
     if args.config:
         raise ValueError("--task answer-dpo takes its settings from --set KEY=VALUE "
-                         f"({', '.join(DPO_KEYS)}), not --config")
-    kwargs = {}
-    for pair in args.set or []:
-        key, _, value = pair.partition("=")
-        if key.strip() not in DPO_KEYS or not value:
-            raise ValueError(f"--set {pair!r}: answer-dpo keys are {', '.join(DPO_KEYS)} (KEY=VALUE)")
-        kind = DPO_KEYS[key.strip()]
-        try:
-            kwargs[key.strip()] = value.strip().lower() in ("1", "true", "yes") if kind is bool else kind(value)
-        except ValueError:
-            raise ValueError(f"--set {pair!r}: expected {kind.__name__}") from None
+                         f"({', '.join(f.name for f in fields(DPOSettings))}), not --config")
+    kwargs = parse_overrides(args.set or [], schema=DPOSettings)
     if args.method:
         kwargs["lora"] = args.method == "lora"
     for name in ("epochs", "seed"):

@@ -12,17 +12,38 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from triagekit.answers.model import SYSTEM_PROMPT, example_prompt
 from triagekit.answers.prepare import load_split
 
-__all__ = ["train_dpo", "DPO_KEYS"]
+__all__ = ["train_dpo", "DPOSettings"]
 
-DPO_KEYS = {"beta": float, "lr": float, "epochs": float, "max_steps": int, "batch_size": int, "max_length": int,
-            "lora": bool, "lora_r": int, "seed": int}
-"""Settings ``train --task answer-dpo --set KEY=VALUE`` accepts, with their types."""
+
+@dataclass
+class DPOSettings:
+    """The settings of a DPO run; ``train --task answer-dpo --set KEY=VALUE`` takes these keys."""
+
+    beta: float = 0.1
+    """DPO temperature (how far the policy may move from the reference model)."""
+    lr: float | None = None
+    """Learning rate (default 5e-5 with LoRA, 5e-7 for every weight)."""
+    epochs: float = 1.0
+    """Passes over the pairs (when ``max_steps`` is 0)."""
+    max_steps: int = 0
+    """Optimiser steps (0: use ``epochs``)."""
+    batch_size: int = 4
+    """Pairs per step."""
+    max_length: int = 384
+    """Tokens per prompt + reply."""
+    lora: bool = True
+    """Train LoRA adapters (merged on save) instead of every weight."""
+    lora_r: int = 16
+    """LoRA rank."""
+    seed: int = 0
+    """Seed for data order and initialisation."""
 
 
 def _require_trl():
@@ -41,25 +62,21 @@ def _rows(examples, system: str) -> list[dict[str, Any]]:
              "rejected": [{"role": "assistant", "content": ex.outputs.rejected}]} for ex in examples]
 
 
-def train_dpo(start: str | Path, data: str | Path, output: str | Path, *, beta: float = 0.1, lr: float | None = None,
-              epochs: float = 1.0, max_steps: int = 0, batch_size: int = 4, max_length: int = 384, lora: bool = True,
-              lora_r: int = 16, seed: int = 0, overwrite: bool = False, console=None) -> dict[str, Any]:
+def train_dpo(start: str | Path, data: str | Path, output: str | Path, *, overwrite: bool = False, console=None,
+              **settings: Any) -> dict[str, Any]:
     """DPO on the preference pairs of ``data`` (a prepared folder's train split, or a raw file).
 
     Args:
         start: an answer run directory (its system prompt is kept) or a base (``smollm2``, HF id, folder).
         data: examples with ``outputs.rejected``; examples without one are skipped (and counted).
         output: the new run directory.
-        beta: DPO temperature (how far the policy may move from the reference model).
-        lr: learning rate (default 5e-5 with LoRA, 5e-7 for every weight).
-        epochs, max_steps, batch_size, max_length, seed: optimisation (``max_steps`` 0 = use ``epochs``).
-        lora: train LoRA adapters (merged on save) instead of every weight.
-        lora_r: LoRA rank.
         overwrite: replace an earlier run in ``output``.
+        settings: fields of :class:`DPOSettings` (``beta``, ``lr``, ``epochs``, ``max_steps``, ...).
 
     Returns:
         ``sft.json``'s content (with ``dpo``: steps, losses, pairs used and skipped).
     """
+    cfg = DPOSettings(**settings)
     trl = _require_trl()
     import torch
     from datasets import Dataset
@@ -76,31 +93,32 @@ def train_dpo(start: str | Path, data: str | Path, output: str | Path, *, beta: 
     lm = load(start, device="cuda" if torch.cuda.is_available() else "cpu", merge=True)
     system = lm.system_prompt or SYSTEM_PROMPT
     peft_config = None
-    if lora:
+    if cfg.lora:
         from peft import LoraConfig
 
         from triagekit.backbones import lora_targets
 
-        peft_config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
                                  target_modules=lora_targets(lm.model.config.model_type))
-    args = trl.DPOConfig(output_dir=str(output / "trl"), beta=beta, learning_rate=lr or (5e-5 if lora else 5e-7),
-                         num_train_epochs=epochs, max_steps=max_steps or -1, per_device_train_batch_size=batch_size,
-                         max_length=max_length, seed=seed, report_to=[], save_strategy="no", logging_steps=1,
+    args = trl.DPOConfig(output_dir=str(output / "trl"), beta=cfg.beta,
+                         learning_rate=cfg.lr or (5e-5 if cfg.lora else 5e-7), num_train_epochs=cfg.epochs,
+                         max_steps=cfg.max_steps or -1, per_device_train_batch_size=cfg.batch_size,
+                         max_length=cfg.max_length, seed=cfg.seed, report_to=[], save_strategy="no", logging_steps=1,
                          use_cpu=not torch.cuda.is_available(), disable_tqdm=True)
     trainer = trl.DPOTrainer(model=lm.model, args=args, train_dataset=Dataset.from_list(_rows(pairs, system)),
                              processing_class=lm.tokenizer, peft_config=peft_config)
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    model = trainer.model.merge_and_unload() if lora else trainer.model
+    model = trainer.model.merge_and_unload() if cfg.lora else trainer.model
     shutil.rmtree(output / "model", ignore_errors=True)
     model.save_pretrained(str(output / "model" / "weights"))
     lm.tokenizer.save_pretrained(str(output / "model" / "tokenizer"))
     shutil.rmtree(output / "trl", ignore_errors=True)
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
-    meta = {"task": "answer", "method": "dpo" + ("+lora" if lora else ""), "base": str(start), "adapter": False,
+    meta = {"task": "answer", "method": "dpo" + ("+lora" if cfg.lora else ""), "base": str(start), "adapter": False,
             "system_prompt": system, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "dpo": {"beta": beta, "steps": trainer.state.global_step, "pairs": len(pairs),
+            "dpo": {"beta": cfg.beta, "steps": trainer.state.global_step, "pairs": len(pairs),
                     "skipped_without_rejected": len(examples) - len(pairs), "losses": losses,
                     "train_seconds": seconds}}
     (output / "sft.json").write_text(json.dumps(meta, indent=2))
