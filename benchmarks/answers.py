@@ -6,7 +6,7 @@ backs, see ``triagekit answers prepare --grounded-only``; ``--n-train`` caps the
 ``--n-test``
 questions of the held-out test split with the same system prompt (greedy, ``--max-new-tokens``). Reported: win
 rate of the tuned model vs the base (reference judge, position-swapped, ties = 1/2), hallucination rate (rubric in
-``triagekit.answers.rubric``), ROUGE-L F1, embedding cosine, train time. Targets: win rate >= 60%, hallucination
+``triagekit.answer.rubric``), ROUGE-L F1, embedding cosine, train time. Targets: win rate >= 60%, hallucination
 rate >= 30% lower than the base's.
 
     flock /tmp/triagekit-cpu.lock python benchmarks/answers.py
@@ -65,9 +65,9 @@ def main() -> None:
     import torch
     from rich.console import Console
 
-    from triagekit.answers import prepare_answers
-    from triagekit.answers.evaluate import generate_replies, load_suite, score_replies, write_results
-    from triagekit.answers.model import train_answer_model
+    from triagekit.answer import prepare_answers
+    from triagekit.answer.evaluate import generate_replies, load_suite, score_replies, write_results
+    from triagekit.answer.model import train_answer_model
     from triagekit.sft import load_sft_config
 
     if args.threads:
@@ -114,7 +114,7 @@ def _rescore(out: Path, work: Path, console) -> None:
     """Score the saved replies again with the current rubric and judge (no training, no generation)."""
     import csv
 
-    from triagekit.answers.evaluate import load_suite, score_replies, write_results
+    from triagekit.answer.evaluate import load_suite, score_replies, write_results
 
     previous = json.loads((out / "answers-benchmark.json").read_text())
     with open(out / "answers-benchmark.csv", encoding="utf-8") as f:
@@ -130,7 +130,7 @@ def _rescore(out: Path, work: Path, console) -> None:
 
 
 def _report(rows: list[dict], result: dict, out, console) -> None:
-    from triagekit.answers.evaluate import render_summary
+    from triagekit.answer.evaluate import render_summary
 
     train_info, tuned_info, base_info = result["train"], result["generation"]["model"], result["generation"]["base"]
     console.print(render_summary(result, title=f"SmolLM2-135M: LoRA-tuned on {result['n_train']} English tickets"

@@ -27,8 +27,8 @@ SETTINGS = {
 def seconds_per_step(cfg, batch_size: int, length: int, steps: int) -> float:
     import torch
 
-    from triagekit.heads import HeadSpec
-    from triagekit.train import build_model
+    from triagekit.route.heads import HeadSpec
+    from triagekit.route.train import build_model
 
     torch.manual_seed(0)
     model = build_model(cfg, [HeadSpec("category", [str(i) for i in range(77)])])
@@ -60,7 +60,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from triagekit.config import load_config
+    from triagekit.route.config import load_config
 
     table = Table(title=f"SmolLM2 LoRA router, batch {args.batch_size} x {args.length} tokens, "
                         f"{torch.get_num_threads()} CPU threads (median of {args.steps} steps)")

@@ -30,7 +30,7 @@ def main() -> None:
     from rich.table import Table
 
     from triagekit.data import load_prepared
-    from triagekit.router import Router
+    from triagekit.route.router import Router
 
     fp32 = Router.load(args.run, device="cpu")
     data = Path(args.data or fp32.meta["data_dir"])

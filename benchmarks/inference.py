@@ -58,7 +58,7 @@ def hf_pipeline(run: Path, router):
     from transformers import AutoTokenizer, pipeline
     from transformers.modeling_outputs import SequenceClassifierOutput
 
-    from triagekit.modeling import load_model
+    from triagekit.route.modeling import load_model
 
     class BertForSequenceClassification(transformers.BertForSequenceClassification):
         # The router pools by masked mean, not through BERT's pooler: same function, so same labels. (Same class
@@ -164,11 +164,12 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from triagekit.calibration import softmax
     from triagekit.data import write_synth
     from triagekit.data.io import iter_records
-    from triagekit.export import OnnxBackend, export_onnx
-    from triagekit.router import Router
+    from triagekit.exporters.export import export_onnx
+    from triagekit.route.calibration import softmax
+    from triagekit.route.onnx import OnnxBackend
+    from triagekit.route.router import Router
 
     console = Console(width=160)
     work = Path(args.work or tempfile.mkdtemp(prefix="triagekit-bench-"))

@@ -51,9 +51,9 @@ def run_one(name: str, kind: str, cfg, data: Path, out: Path, resume: bool = Fal
     from rich.console import Console
 
     from triagekit.data import load_prepared
-    from triagekit.evaluate import evaluate
-    from triagekit.router import Router
-    from triagekit.train import train
+    from triagekit.route.evaluate import evaluate
+    from triagekit.route.router import Router
+    from triagekit.route.train import train
 
     result = train(cfg, data, out, resume=resume, overwrite=not resume, console=Console(stderr=True))
     router = Router.load(out)
@@ -106,7 +106,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from triagekit.config import load_config, parse_overrides
+    from triagekit.route.config import load_config, parse_overrides
 
     out = Path(args.out)
     rows = []

@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def train_default(work: Path, n: int, config: str) -> Path:
     """The default MiniLM router (``config``) on ``n`` synthetic tickets, one epoch."""
-    from triagekit.config import load_config
     from triagekit.data import prepare, write_synth
-    from triagekit.train import train
+    from triagekit.route.config import load_config
+    from triagekit.route.train import train
 
     write_synth(n, work / "tickets.jsonl", seed=0)
     prepare(work / "tickets.jsonl", work / "data", text_fields=["subject", "body"],

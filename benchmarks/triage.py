@@ -34,9 +34,9 @@ def _train(args, train_file: Path, val_file: Path) -> tuple[Path, float]:
 
 def _router(train_rows, test_rows, fields, workdir: Path) -> dict[str, list[str]]:
     """A TF-IDF router (word + char n-grams, logistic regression per field) trained on the same tickets."""
-    from triagekit.config import TrainConfig
-    from triagekit.router import Router
-    from triagekit.train import train
+    from triagekit.route.config import TrainConfig
+    from triagekit.route.router import Router
+    from triagekit.route.train import train
 
     flat = workdir / "router.jsonl"
     flat.write_text("".join(json.dumps({"text": r["text"], **r["triage"]}) + "\n" for r in train_rows))

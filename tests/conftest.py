@@ -17,7 +17,7 @@ def tiny_encoder(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from triagekit.backbones import minilm_path
+    from triagekit.core.backbones import minilm_path
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
@@ -36,7 +36,7 @@ def tiny_llama(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from triagekit.backbones import smollm2_path
+    from triagekit.core.backbones import smollm2_path
 
     path = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2_path()))

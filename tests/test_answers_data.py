@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from triagekit.answers import AnswerExample, load_examples, load_split, prepare_answers, synth_answer_examples
-from triagekit.answers.schema import to_messages
+from triagekit.answer import AnswerExample, load_examples, load_split, prepare_answers, synth_answer_examples
+from triagekit.answer.schema import to_messages
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "answers-synth-100.jsonl"
 
@@ -127,7 +127,7 @@ def test_shipped_suite_is_the_seeded_synthetic_suite():
 @pytest.mark.parametrize("path", sorted((SUITE.parents[1] / "configs" / "answer").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_every_answer_preset_loads(path):
-    from triagekit.answers.guardrails import Guardrails
+    from triagekit.answer.guardrails import Guardrails
     from triagekit.sft import SFTConfig, load_sft_config
 
     if path.name == "guardrails.yaml":

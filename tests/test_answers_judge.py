@@ -2,8 +2,8 @@
 
 import pytest
 
-from triagekit.answers.judge import Case, ReferenceJudge, build_judge, judge_pair, tally
-from triagekit.answers.rubric import check_reply, hallucination_rate
+from triagekit.answer.judge import Case, ReferenceJudge, build_judge, judge_pair, tally
+from triagekit.answer.rubric import check_reply, hallucination_rate
 
 QUESTION = ("Cannot log in to AnalyticsHub\n\nWhen I try to log in to AnalyticsHub I get ERR_CONNECTION_RESET since "
             "version 4.2.1. My order ORD-55120. Call me at +49 30 1234567.")

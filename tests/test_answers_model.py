@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from triagekit.answers import synth_answer_examples
-from triagekit.answers.guardrails import DEFAULT_RULES, Guardrails
-from triagekit.answers.model import SYSTEM_PROMPT, AnswerModel, example_prompt
+from triagekit.answer import synth_answer_examples
+from triagekit.answer.guardrails import DEFAULT_RULES, Guardrails
+from triagekit.answer.model import SYSTEM_PROMPT, AnswerModel, example_prompt
 from triagekit.cli import main
 from triagekit.data.prepare import write_jsonl
 from triagekit.sft import IGNORE_INDEX, encode_pairs
@@ -18,7 +18,7 @@ from triagekit.sft.data import SFTCollator
 @pytest.fixture(scope="module")
 def answer_data(tmp_path_factory):
     """40 synthetic questions with grounded replies, prepared into train/val/test."""
-    from triagekit.answers import prepare_answers
+    from triagekit.answer import prepare_answers
 
     root = tmp_path_factory.mktemp("answer-data")
     write_jsonl(root / "qa.jsonl", (e.to_row() for e in synth_answer_examples(40, seed=3)))
@@ -48,7 +48,7 @@ def _reply_loss(model_dir, examples, system=SYSTEM_PROMPT):
 
 
 def test_training_lowers_reply_loss_with_the_prompt_masked(tiny_llama, trained, answer_data):
-    from triagekit.answers import load_split
+    from triagekit.answer import load_split
 
     train = load_split(answer_data, "train")[:16]
     before, encoded, tok = _reply_loss(tiny_llama, train)
@@ -188,7 +188,7 @@ def test_dpo_prefers_chosen_replies_and_round_trips(trained, tmp_path):
 
 
 def test_llm_judge_on_a_tiny_model(tiny_llama):
-    from triagekit.answers.judge import VERDICTS, Case, build_judge, judge_pair
+    from triagekit.answer.judge import VERDICTS, Case, build_judge, judge_pair
 
     judge = build_judge(f"llm:{tiny_llama}", margin=0.0)
     case = Case("My VPN drops.", "Please update the VPN client.", context="Customer on Windows 11")

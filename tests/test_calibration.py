@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from triagekit.calibration import (
+from triagekit.route.calibration import (
     expected_calibration_error,
     fit_temperature,
     reliability_bins,

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from triagekit.config import TrainConfig, load_config, parse_overrides
+from triagekit.route.config import TrainConfig, load_config, parse_overrides
 
 # router presets; other tasks (configs/answer, ...) load their presets with their own schema in their own tests
 PRESETS = sorted((Path(__file__).resolve().parents[1] / "configs" / "router").rglob("*.yaml"))

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from triagekit.config import TrainConfig
 from triagekit.data import load_prepared
-from triagekit.router import Router
-from triagekit.train import train
+from triagekit.route.config import TrainConfig
+from triagekit.route.router import Router
+from triagekit.route.train import train
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt_neox"])
@@ -16,7 +16,7 @@ def tiny_decoder(request, tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, GPTNeoXConfig, GPTNeoXModel, LlamaConfig, LlamaModel
 
-    from triagekit.backbones import minilm_path
+    from triagekit.core.backbones import minilm_path
 
     path = tmp_path_factory.mktemp(f"tiny-{request.param}")
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
@@ -51,7 +51,7 @@ def test_decoder_router_round_trip(tiny_decoder, prepared, tmp_path, method):
     for head in ("queue", "type"):
         np.testing.assert_allclose(reloaded[head], in_memory[head], atol=1e-4)
     if method == "lora":  # `triagekit export DIR --merge`: the adapter folded into plain weights predicts the same
-        from triagekit.export import export
+        from triagekit.exporters.export import export
 
         merged = Router.load(export(out, tmp_path / "merged", format="hf"))
         assert not (tmp_path / "merged" / "model" / "adapter").exists()
@@ -76,8 +76,8 @@ def test_cpu_bf16_autocast_and_eager_attention(tiny_decoder, prepared, tmp_path)
     """The CPU preset's settings: bf16 autocast and the eager kernel train, and the fp32 reload predicts the same."""
     import torch
 
-    from triagekit.heads import HeadSpec
-    from triagekit.train import build_model
+    from triagekit.route.heads import HeadSpec
+    from triagekit.route.train import build_model
 
     with pytest.raises(ValueError, match="attn_implementation"):
         TrainConfig(attn_implementation="flash")

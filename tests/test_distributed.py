@@ -25,7 +25,7 @@ def test_two_cpu_processes(tiny_encoder, prepared, tmp_path):
     # sharded loader may leave a process one batch short per epoch); one process alone would take 2 * n_batches.
     n_batches = int(np.ceil(n_train / 16))
     assert 2 * (n_batches // 2 - 1) <= max(steps) <= 2 * int(np.ceil(n_batches / 2))
-    from triagekit.router import Router
+    from triagekit.route.router import Router
 
     router = Router.load(out)
     assert router.predict(["my invoice is wrong"])[0]["queue"]["label"] in router.heads[0].labels

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from triagekit.evaluate import evaluate, gold_labels
-from triagekit.heads import HeadSpec, heads_from_rows
-from triagekit.tfidf import TfidfBackend
+from triagekit.route.evaluate import evaluate, gold_labels
+from triagekit.route.heads import HeadSpec, heads_from_rows
+from triagekit.route.tfidf import TfidfBackend
 
 KEYWORDS = {
     "billing": ["invoice", "refund", "charge", "payment", "billed"],

@@ -14,10 +14,11 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from triagekit.cli import main  # noqa: E402
-from triagekit.config import TrainConfig  # noqa: E402
-from triagekit.export import OnnxBackend, export, validate_repository  # noqa: E402
-from triagekit.router import Router  # noqa: E402
-from triagekit.train import train  # noqa: E402
+from triagekit.exporters.export import export, validate_repository
+from triagekit.route.config import TrainConfig  # noqa: E402
+from triagekit.route.onnx import OnnxBackend  # noqa: E402
+from triagekit.route.router import Router  # noqa: E402
+from triagekit.route.train import train  # noqa: E402
 
 HEADS = dict(labels=["queue", "priority", "type"], multilabel=["tags"])
 REAL = ["my invoice shows a double charge", {"subject": "VPN down", "body": "cannot connect since the update"},
@@ -116,7 +117,7 @@ def test_int8_agrees_with_pytorch(runs, tmp_path, fixture_rows, method, capsys):
 
 
 def test_hybrid_run_keeps_its_lexical_pool(runs, tmp_path):
-    from triagekit.hybrid import HybridBackend
+    from triagekit.route.hybrid import HybridBackend
 
     out = export(runs / "hybrid", tmp_path / "onnx")
     info = json.loads((out / "router.json").read_text())

@@ -2,11 +2,11 @@ import json
 
 import numpy as np
 
-from triagekit.config import TrainConfig
-from triagekit.heads import HeadSpec
-from triagekit.hybrid import HybridBackend, fit_fusion_weights, fuse
-from triagekit.router import Router
-from triagekit.train import train
+from triagekit.route.config import TrainConfig
+from triagekit.route.heads import HeadSpec
+from triagekit.route.hybrid import HybridBackend, fit_fusion_weights, fuse
+from triagekit.route.router import Router
+from triagekit.route.train import train
 
 
 def test_weights_follow_the_better_model():

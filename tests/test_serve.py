@@ -22,11 +22,11 @@ httpx = pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from triagekit.cli import main  # noqa: E402
-from triagekit.config import TrainConfig  # noqa: E402
+from triagekit.route.config import TrainConfig  # noqa: E402
+from triagekit.route.train import train  # noqa: E402
 from triagekit.serve import ServeSettings, create_app  # noqa: E402
 from triagekit.serve.db import PredictionStore, feedback, predictions  # noqa: E402
 from triagekit.serve.drift import DriftMonitor, distribution, drift_report, psi  # noqa: E402
-from triagekit.train import train  # noqa: E402
 
 try:
     import schemathesis  # noqa: E402

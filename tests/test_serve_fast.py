@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from triagekit.heads import HeadSpec, heads_from_rows
-from triagekit.hybrid import HybridBackend
-from triagekit.tfidf import TfidfBackend, _stack_one_vs_rest
+from triagekit.route.heads import HeadSpec, heads_from_rows
+from triagekit.route.hybrid import HybridBackend
+from triagekit.route.tfidf import TfidfBackend, _stack_one_vs_rest
 
 WORDS = {"billing": "invoice refund charge payment", "tech": "error crash login timeout",
          "security": "phishing breach password hacked"}
@@ -84,8 +84,8 @@ pytest.importorskip("sqlalchemy")
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_encoder, prepared, tmp_path_factory):
-    from triagekit.config import TrainConfig
-    from triagekit.train import train
+    from triagekit.route.config import TrainConfig
+    from triagekit.route.train import train
 
     out = tmp_path_factory.mktemp("serve-fast") / "router"
     cfg = TrainConfig(backbone=str(tiny_encoder), epochs=1, max_steps=10, batch_size=16, max_length=48, lr=3e-3,
@@ -134,7 +134,7 @@ def test_backend_onnx_refuses_what_it_cannot_export(tmp_path):
 def test_service_on_onnx_matches_pytorch(run_dir, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from triagekit.router import Router
+    from triagekit.route.router import Router
     from triagekit.serve import ServeSettings, create_app
 
     for name in ("TRIAGEKIT_ORT_THREADS", "TRIAGEKIT_ORT_SPINNING"):

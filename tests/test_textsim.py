@@ -2,7 +2,7 @@
 
 import pytest
 
-from triagekit.textsim import Embedder, lcs_length, rouge_l, tokenize
+from triagekit.core.textsim import Embedder, lcs_length, rouge_l, tokenize
 
 
 def test_tokenize_lowercases_and_splits_punctuation():

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from triagekit.config import TrainConfig
-from triagekit.router import Router
-from triagekit.train import train
+from triagekit.route.config import TrainConfig
+from triagekit.route.router import Router
+from triagekit.route.train import train
 
 HEADS = dict(labels=["queue", "priority", "type"], multilabel=["tags"])
 
@@ -51,7 +51,7 @@ def test_each_method_trains_saves_and_reloads(tiny_encoder, prepared, tmp_path, 
 
 
 def test_lora_merge_matches_unmerged_adapter(tiny_encoder, prepared, tmp_path):
-    from triagekit.modeling import load_model
+    from triagekit.route.modeling import load_model
 
     out = tmp_path / "lora"
     train(tiny_cfg(tiny_encoder, method="lora", epochs=1), prepared, out)

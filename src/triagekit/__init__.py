@@ -8,11 +8,11 @@ __all__ = ["Router", "HeadSpec", "__version__"]
 def __getattr__(name):
     # Lazy so that `import triagekit` (and the CLI's --help) does not pay for torch/transformers.
     if name == "Router":
-        from triagekit.router import Router
+        from triagekit.route.router import Router
 
         return Router
     if name == "HeadSpec":
-        from triagekit.heads import HeadSpec
+        from triagekit.route.heads import HeadSpec
 
         return HeadSpec
     raise AttributeError(name)

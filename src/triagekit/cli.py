@@ -69,8 +69,8 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # train / eval / predict
 # `train --task NAME` for tasks other than the router: "module:function" run with the same parsed arguments
-TRAIN_TASKS = {"answer": "triagekit.answers.commands:cmd_train_answer",
-               "answer-dpo": "triagekit.answers.commands:cmd_train_answer_dpo"}
+TRAIN_TASKS = {"answer": "triagekit.answer.commands:cmd_train_answer",
+               "answer-dpo": "triagekit.answer.commands:cmd_train_answer_dpo"}
 
 TRAIN_TASKS["triage"] = "triagekit.triage.commands:cmd_train_triage"
 
@@ -84,8 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         module, func = TRAIN_TASKS[task].split(":")
         return getattr(importlib.import_module(module), func)(args)
-    from triagekit.config import load_config, parse_overrides
-    from triagekit.train import train
+    from triagekit.route.config import load_config, parse_overrides
+    from triagekit.route.train import train
 
     overrides: dict[str, Any] = {
         "labels": _csv(args.labels), "multilabel": _csv(args.multilabel), "text_fields": _csv(args.text),
@@ -143,15 +143,15 @@ def _critical(pairs: list[str] | None) -> dict[str, list[str]]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from triagekit.evaluate import evaluate
-    from triagekit.router import Router
+    from triagekit.route.evaluate import evaluate
+    from triagekit.route.router import Router
 
     run_dir = Path(args.model)
     router = Router.load(run_dir)
     test, val, train_rows = _eval_data(router, Path(args.data), Path(args.val) if args.val else None, run_dir)
     baseline = None
     if not args.no_baseline and train_rows and router.meta.get("backbone") != "tfidf":
-        from triagekit.tfidf import TfidfBackend
+        from triagekit.route.tfidf import TfidfBackend
 
         baseline = Router(TfidfBackend().fit(train_rows, router.heads, router.text_fields), router.heads,
                           router.text_fields)
@@ -189,8 +189,8 @@ def _pct(x: float | None) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from triagekit.predict import interactive, predict_file, predict_texts
-    from triagekit.router import Router
+    from triagekit.route.predict import interactive, predict_file, predict_texts
+    from triagekit.route.router import Router
 
     router = Router.load(args.model, device=args.device, precision=args.precision)
     if args.text:
@@ -207,7 +207,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from triagekit.export import export
+    from triagekit.exporters.export import export
 
     fmt = args.format or ("hf" if args.merge else "onnx")
     if args.merge and fmt != "hf":
@@ -353,7 +353,7 @@ from triagekit.serve.commands import _add_drift, _add_feedback, _add_serve  # no
 
 COMMANDS += [_add_serve, _add_feedback, _add_drift]
 
-from triagekit.answers.commands import _add_answers, _add_eval_answers, _add_generate  # noqa: E402 - cheap imports
+from triagekit.answer.commands import _add_answers, _add_eval_answers, _add_generate  # noqa: E402 - cheap imports
 
 COMMANDS += [_add_answers, _add_generate, _add_eval_answers]
 

@@ -8,7 +8,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from triagekit.heads import build_text
+from triagekit.data.io import Record, iter_records, load_prepared
+from triagekit.data.text import build_text
+from triagekit.data.validate import validate_record
 
 __all__ = ["data_card", "render_card", "stats", "infer_fields"]
 
@@ -43,7 +45,7 @@ def data_card(
 
     Args:
         splits: split name -> rows, e.g. ``{"train": [...], "val": [...], "test": [...]}``.
-        text_fields: the fields joined into the model input (see :func:`triagekit.heads.build_text`).
+        text_fields: the fields joined into the model input (see :func:`triagekit.route.heads.build_text`).
         label_fields: single-label fields; class counts per split.
         multilabel_fields: tag fields; tag counts per split plus rows without any tag.
         language_field: column with a language code; counted over all rows if present.
@@ -170,9 +172,6 @@ def stats(path: str | Path, examples: int = 5) -> dict[str, Any]:
         path: a file :func:`triagekit.data.io.iter_records` reads, or a directory written by ``prepare``.
         examples: how many rejected rows to include (line and reason).
     """
-    from triagekit.data.io import Record, iter_records
-    from triagekit.data.prepare import load_prepared
-    from triagekit.data.validate import validate_record
 
     p = Path(path)
     if p.is_dir():

@@ -10,7 +10,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-__all__ = ["Record", "RowError", "iter_records", "normalize_value", "SUPPORTED_SUFFIXES"]
+__all__ = ["Record", "RowError", "iter_records", "normalize_value", "SUPPORTED_SUFFIXES", "write_jsonl", "read_jsonl",
+           "load_prepared", "SPLITS"]
+
+SPLITS = ("train", "val", "test")
 
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet")
 
@@ -219,3 +222,30 @@ def _iter_parquet(p: Path, file: str) -> Iterator[Record | RowError]:
         rows = batch.to_pylist()
         yield from _iter_rows(rows, file, index)
         index += len(rows)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
+    """Write one JSON object per line (UTF-8, non-ASCII kept, unknown types via ``str``)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSONL file written by :func:`write_jsonl` (a prepared split)."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_prepared(dir: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """The prepared splits in ``dir``: ``{"train": [...], "val": [...], "test": [...]}``, only those that exist.
+
+    Raises:
+        FileNotFoundError: if ``dir`` holds none of ``train/val/test.jsonl``.
+    """
+    d = Path(dir)
+    splits = {name: read_jsonl(d / f"{name}.jsonl") for name in SPLITS if (d / f"{name}.jsonl").is_file()}
+    if not splits:
+        raise FileNotFoundError(f"no train/val/test.jsonl in {dir} (run prepare first)")
+    return splits

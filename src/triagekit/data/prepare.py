@@ -6,17 +6,17 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from triagekit.data.card import data_card
-from triagekit.data.io import Record, RowError, iter_records
+from triagekit.data.io import SPLITS, Record, RowError, iter_records, load_prepared, read_jsonl, write_jsonl
 from triagekit.data.pii import redact, redact_row
+from triagekit.data.text import build_text
 from triagekit.data.validate import parse_time, validate_record
-from triagekit.heads import build_text
 
 __all__ = ["PrepareSummary", "prepare", "split_rows", "read_jsonl", "write_jsonl", "load_prepared", "SPLITS"]
 
-SPLITS = ("train", "val", "test")
+
 SPLIT_METHODS = ("stratified", "random", "temporal", "none")
 
 
@@ -49,33 +49,6 @@ class PrepareSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
-    """Write one JSON object per line (UTF-8, non-ASCII kept, unknown types via ``str``)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL file written by :func:`write_jsonl` (a prepared split)."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def load_prepared(dir: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """The prepared splits in ``dir``: ``{"train": [...], "val": [...], "test": [...]}``, only those that exist.
-
-    Raises:
-        FileNotFoundError: if ``dir`` holds none of ``train/val/test.jsonl``.
-    """
-    d = Path(dir)
-    splits = {name: read_jsonl(d / f"{name}.jsonl") for name in SPLITS if (d / f"{name}.jsonl").is_file()}
-    if not splits:
-        raise FileNotFoundError(f"no train/val/test.jsonl in {dir} (run prepare first)")
-    return splits
 
 
 def _split_off(idx: list[int], labels: list[str] | None, fraction: float, seed: int, warnings: list[str]):

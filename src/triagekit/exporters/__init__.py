@@ -1,18 +1,18 @@
 """Exporters of a trained router: one ONNX graph (+ int8), merged HF weights, and a Triton model repository.
 
-``triagekit.export`` is the entry point; each module here writes one format. They need the ``export`` extra
-(``pip install triagekit[export]``: onnx and onnxruntime), imported where used.
+``triagekit.exporters.export`` is the entry point; each module here writes one format. They need the ``export``
+extra (``pip install triagekit[export]``: onnx and onnxruntime), imported where used. The runtime that loads an
+ONNX export is ``triagekit.route.onnx.OnnxBackend``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-
-__all__ = ["require"]
+__all__ = ["export", "FORMATS"]
 
 
-def require(*modules: str) -> None:
-    """Fail early with an install hint when an optional dependency of the exporters is missing."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise RuntimeError(f"{', '.join(missing)} not installed: `pip install 'triagekit[export]'`")
+def __getattr__(name):
+    if name in ("export", "FORMATS"):
+        from triagekit.exporters import export as _module
+
+        return getattr(_module, name)
+    raise AttributeError(name)

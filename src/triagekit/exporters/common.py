@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from triagekit.heads import HeadSpec
-from triagekit.router import ROUTER_FILE
+from triagekit.route.heads import HeadSpec
+from triagekit.route.router import ROUTER_FILE
 
 __all__ = ["read_run", "run_heads", "load_merged", "copy_tokenizer", "copy_lexical", "write_info"]
 
@@ -36,7 +36,7 @@ def run_heads(info: dict[str, Any]) -> list[HeadSpec]:
 
 def load_merged(run_dir: Path, info: dict[str, Any]):
     """The run's ``MultiHeadModel`` in eval mode, LoRA adapters merged into the base weights."""
-    from triagekit.modeling import load_model
+    from triagekit.route.modeling import load_model
 
     return load_model(Path(run_dir) / info.get("model_dir", "."), run_heads(info), merge=True).eval()
 
@@ -48,7 +48,7 @@ def copy_tokenizer(run_dir: Path, info: dict[str, Any], dest: Path) -> None:
 
 def copy_lexical(run_dir: Path, info: dict[str, Any], out_dir: Path) -> None:
     """The TF-IDF half of a hybrid run; its pooling is applied in numpy on top of the exported logits."""
-    from triagekit.hybrid import LEXICAL_DIR
+    from triagekit.route.hybrid import LEXICAL_DIR
 
     if info.get("lexical"):
         shutil.copytree(Path(run_dir) / LEXICAL_DIR, Path(out_dir) / LEXICAL_DIR, dirs_exist_ok=True)

@@ -25,7 +25,7 @@ def export_merged(run_dir: str | Path, out_dir: str | Path) -> Path:
     Returns:
         ``out_dir``.
     """
-    from triagekit.modeling import save_model
+    from triagekit.route.modeling import save_model
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     info = read_run(run_dir)

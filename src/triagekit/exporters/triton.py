@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from triagekit.exporters import require
+from triagekit.core.extras import require
 from triagekit.exporters.common import copy_tokenizer, load_merged, read_run, run_heads
 from triagekit.exporters.onnx import INPUTS, OPSET, QUANTIZE, export_graph, output_name, quantize_int8
 from triagekit.exporters.pbtxt import Enum, dumps

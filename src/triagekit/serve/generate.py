@@ -52,8 +52,8 @@ class AnswerService(LazyModel):
         self.guardrails_path, self.max_new_tokens, self.max_chars = guardrails, max_new_tokens, max_chars
 
     def _load(self):
-        from triagekit.answers.guardrails import Guardrails
-        from triagekit.answers.model import AnswerModel
+        from triagekit.answer.guardrails import Guardrails
+        from triagekit.answer.model import AnswerModel
 
         return AnswerModel.load(self.model_dir, guardrails=Guardrails.load(self.guardrails_path), device=self.device)
 

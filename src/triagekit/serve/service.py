@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from fastapi import HTTPException
 
-from triagekit.heads import build_text
+from triagekit.data.text import build_text
 from triagekit.serve.backends import resolve_model_dir
 from triagekit.serve.batcher import BatcherClosed, MicroBatcher
 from triagekit.serve.db import PredictionStore, utcnow
@@ -76,7 +76,7 @@ class Service:
             torch.set_num_threads(self.settings.threads)
 
     async def _load_model(self) -> None:
-        from triagekit.router import Router
+        from triagekit.route.router import Router
 
         self._set_threads()
         if self.settings.threads:  # onnxruntime's intra-op threads too (--backend onnx, or an export dir)

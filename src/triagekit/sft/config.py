@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from triagekit.config import ATTENTION, PRECISIONS, load_config, parse_overrides
+from triagekit.core.config import ATTENTION, PRECISIONS, load_config, parse_overrides
 
 __all__ = ["SFTConfig", "load_sft_config", "parse_sft_overrides"]
 

@@ -103,7 +103,7 @@ def load(path_or_name: str | Path, *, device: str | None = None, merge: bool = T
     """
     from transformers import AutoTokenizer
 
-    from triagekit.backbones import resolve_backbone
+    from triagekit.core.backbones import resolve_backbone
     from triagekit.sft.train import load_causal_lm
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

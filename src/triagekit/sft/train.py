@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from triagekit.core.training import STATE_FILE, check_output, latest_checkpoint, save_checkpoint, setup_accelerator
 from triagekit.sft.config import SFTConfig
-from triagekit.train import STATE_FILE, _accelerator, _check_output, _save_checkpoint, latest_checkpoint
 
 __all__ = ["train_sft", "SFTResult", "load_causal_lm", "SFT_ARTIFACTS"]
 
@@ -44,15 +44,15 @@ def load_causal_lm(name_or_path: str, quantization: str = "none", dtype=None, at
     """An ``AutoModelForCausalLM`` from ``smollm2``, an HF id or a local path (4-bit for QLoRA, CUDA only)."""
     from transformers import AutoModelForCausalLM
 
-    from triagekit.backbones import resolve_backbone
-    from triagekit.modeling import _quantized_kwargs, quiet_transformers
+    from triagekit.core.backbones import resolve_backbone
+    from triagekit.core.modeling import quantized_kwargs, quiet_transformers
 
     quiet_transformers()
     kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     if attn_implementation != "auto":
         kwargs["attn_implementation"] = attn_implementation
     if quantization != "none":
-        kwargs.update(_quantized_kwargs(quantization))
+        kwargs.update(quantized_kwargs(quantization))
     return AutoModelForCausalLM.from_pretrained(resolve_backbone(name_or_path), **kwargs)
 
 
@@ -60,7 +60,7 @@ def _build(cfg: SFTConfig, output: Path, write_base: bool):
     """The model to train (LoRA-wrapped or not) and its tokenizer; the base is copied to ``output/base`` once."""
     from transformers import AutoTokenizer
 
-    from triagekit.backbones import lora_targets, resolve_backbone
+    from triagekit.core.backbones import lora_targets, resolve_backbone
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.base))
     if tokenizer.pad_token is None:
@@ -143,16 +143,16 @@ def train_sft(cfg: SFTConfig, train_pairs: Sequence[tuple[Any, str]], output: st
     from rich.console import Console
     from transformers import get_scheduler
 
-    from triagekit.batching import BucketBatchSampler, IndexedDataset, SequentialLengthSampler
-    from triagekit.modeling import count_parameters
+    from triagekit.core.batching import BucketBatchSampler, IndexedDataset, SequentialLengthSampler
+    from triagekit.core.modeling import count_parameters
     from triagekit.sft.data import SFTCollator, encode_pairs
 
     output, console = Path(output), console or Console(stderr=True)
     if resume and (output / "config.yaml").exists():
         cfg = SFTConfig(**__import__("yaml").safe_load((output / "config.yaml").read_text()))
-    accelerator = _accelerator(cfg, output)
+    accelerator = setup_accelerator(cfg, output)
     if accelerator.is_main_process:
-        _check_output(output, resume, overwrite, SFT_ARTIFACTS)
+        check_output(output, resume, overwrite, SFT_ARTIFACTS)
         output.mkdir(parents=True, exist_ok=True)
         cfg.save(output / "config.yaml")
     accelerator.wait_for_everyone()
@@ -282,7 +282,7 @@ class _Fit:
                     stop = self.validate(has_val)
                 stop = stop or s["global_step"] >= self.total_steps
                 if s["global_step"] % save_every == 0 or stop:
-                    _save_checkpoint(acc, self.output, s, cfg.keep_checkpoints)
+                    save_checkpoint(acc, self.output, s, cfg.keep_checkpoints)
                 if stop:
                     break
             else:
@@ -290,4 +290,4 @@ class _Fit:
                 s["batch_in_epoch"] = 0
                 if not cfg.eval_every and s.get("last_eval") != s["global_step"]:
                     stop = self.validate(has_val)
-                _save_checkpoint(acc, self.output, s, cfg.keep_checkpoints)
+                save_checkpoint(acc, self.output, s, cfg.keep_checkpoints)

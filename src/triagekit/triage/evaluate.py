@@ -32,7 +32,7 @@ def evaluate_triage(results: Sequence[dict[str, Any]], gold: Sequence[dict[str, 
     """
     from sklearn.metrics import f1_score
 
-    from triagekit.textsim import embedding_similarity, rouge_l
+    from triagekit.core.textsim import embedding_similarity, rouge_l
 
     if len(results) != len(gold):
         raise ValueError(f"{len(results)} results for {len(gold)} gold records")
@@ -57,10 +57,3 @@ def evaluate_triage(results: Sequence[dict[str, Any]], gold: Sequence[dict[str, 
         out["summary"] = {"rouge_l": float(np.mean([rouge_l(h, t).f1 for h, t in zip(hyps, refs)])),
                           "embedding_similarity": float(np.mean(embedding_similarity(hyps, refs, embedder)))}
     return out
-
-
-def router_agreement(router_predictions: Sequence[dict[str, Any]], gold: Sequence[dict[str, Any]],
-                     fields: Sequence[str]) -> dict[str, float]:
-    """Accuracy of an encoder router's predictions (``Router.predict`` output) on the fields both predict."""
-    return {f: float(np.mean([p[f]["label"] == str(g[f]) for p, g in zip(router_predictions, gold)]))
-            for f in fields}

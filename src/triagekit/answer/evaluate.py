@@ -1,8 +1,8 @@
 """``triagekit eval-answers``: a tuned model against its base on a fixed question suite.
 
 For each question both models reply (same system prompt, greedy, bounded length); then per reply: ROUGE-L F1 and
-embedding cosine to the reference, the hallucination rubric (:mod:`triagekit.answers.rubric`); per question: a
-pairwise verdict of the judge in both orders (:mod:`triagekit.answers.judge`). Results go to
+embedding cosine to the reference, the hallucination rubric (:mod:`triagekit.answer.rubric`); per question: a
+pairwise verdict of the judge in both orders (:mod:`triagekit.answer.judge`). Results go to
 ``OUT/NAME.csv`` (one row per question) and ``OUT/NAME.json`` (the summary).
 """
 
@@ -16,13 +16,13 @@ from pathlib import Path
 from statistics import mean
 from typing import Any, Sequence
 
-from triagekit.answers.guardrails import Guardrails
-from triagekit.answers.judge import Case, ReferenceJudge, build_judge, judge_pair, tally
-from triagekit.answers.model import AnswerModel, example_prompt
-from triagekit.answers.prepare import load_split
-from triagekit.answers.rubric import check_reply, hallucination_rate
-from triagekit.answers.schema import AnswerExample
-from triagekit.textsim import Embedder, rouge_l
+from triagekit.answer.guardrails import Guardrails
+from triagekit.answer.judge import Case, ReferenceJudge, build_judge, judge_pair, tally
+from triagekit.answer.model import AnswerModel, example_prompt
+from triagekit.answer.prepare import load_split
+from triagekit.answer.rubric import check_reply, hallucination_rate
+from triagekit.answer.schema import AnswerExample
+from triagekit.core.textsim import Embedder, rouge_l
 
 __all__ = ["load_suite", "generate_replies", "score_replies", "evaluate_answers", "render_summary"]
 

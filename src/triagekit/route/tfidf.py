@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion
 
-from triagekit.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text, row_targets
+from triagekit.route.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text, row_targets
 
 __all__ = ["TfidfBackend"]
 

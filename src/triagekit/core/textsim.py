@@ -64,7 +64,7 @@ class Embedder:
     """Sentence embeddings by mean pooling a Hugging Face encoder (default: the embedded MiniLM).
 
     Args:
-        model: a local path or HF id; None means :func:`triagekit.backbones.minilm_path`.
+        model: a local path or HF id; None means :func:`triagekit.core.backbones.minilm_path`.
         max_length: tokens kept per text.
         batch_size: texts per forward pass.
     """
@@ -73,7 +73,7 @@ class Embedder:
         from transformers import AutoModel, AutoTokenizer
 
         if model is None:
-            from triagekit.backbones import minilm_path
+            from triagekit.core.backbones import minilm_path
 
             model = minilm_path()
         self.tokenizer = AutoTokenizer.from_pretrained(str(model))

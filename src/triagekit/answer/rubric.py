@@ -28,7 +28,7 @@ from typing import Iterable
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from triagekit.textsim import tokenize
+from triagekit.core.textsim import tokenize
 
 __all__ = ["Claim", "RubricResult", "extract_claims", "check_reply", "hallucination_rate", "GENERIC_WORDS"]
 

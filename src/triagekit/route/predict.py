@@ -58,7 +58,7 @@ def predict_file(router, input: str | Path, output: str | Path, batch_size: int 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from triagekit.data.io import RowError, iter_records
-    from triagekit.heads import build_text
+    from triagekit.data.text import build_text
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

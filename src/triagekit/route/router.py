@@ -8,8 +8,8 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from triagekit.calibration import sigmoid, softmax
-from triagekit.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text
+from triagekit.route.calibration import sigmoid, softmax
+from triagekit.route.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text
 
 __all__ = ["Router", "Backend", "EncoderBackend", "ROUTER_FILE"]
 
@@ -46,7 +46,7 @@ class EncoderBackend:
         import torch
         from transformers import AutoTokenizer
 
-        from triagekit.modeling import load_model
+        from triagekit.route.modeling import load_model
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = load_model(path, heads).to(device)
@@ -111,19 +111,19 @@ class Router:
         heads = [HeadSpec.from_dict(h) for h in info["heads"]]
         kind = info["backend"]
         if kind == "tfidf":
-            from triagekit.tfidf import TfidfBackend
+            from triagekit.route.tfidf import TfidfBackend
 
             backend = TfidfBackend.load(path)
         elif kind == "encoder":
             backend = EncoderBackend.load(path / info.get("model_dir", "."), heads, info["max_length"], device=device,
                                           precision=precision)
             if info.get("lexical"):
-                from triagekit.hybrid import HybridBackend
+                from triagekit.route.hybrid import HybridBackend
 
                 backend = HybridBackend.load(backend, path, info["lexical"]["weights"])
         elif kind == "onnx":
-            from triagekit.exporters.onnx import OnnxBackend
-            from triagekit.hybrid import HybridBackend
+            from triagekit.route.hybrid import HybridBackend
+            from triagekit.route.onnx import OnnxBackend
 
             backend = OnnxBackend.load(path, heads, info["max_length"], file=info["onnx_file"], device=device)
             if info.get("lexical"):

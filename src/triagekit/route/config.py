@@ -1,21 +1,22 @@
-"""Typed training configuration: the schema behind YAML presets, CLI flags and ``--set key=value``."""
+"""The router's training configuration: the schema behind ``configs/router/*.yaml``, CLI flags and ``--set``."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, get_type_hints
+from typing import Any
 
 import yaml
+
+from triagekit.core import config as _core_config
+from triagekit.core.config import ATTENTION, PRECISIONS
 
 __all__ = ["TrainConfig", "load_config", "parse_overrides"]
 
 METHODS = ("lora", "full", "head")
 LOSSES = ("ce", "focal")
 SCHEDULERS = ("cosine", "linear", "constant")
-PRECISIONS = ("auto", "no", "bf16", "fp16")
-ATTENTION = ("auto", "sdpa", "eager")
 SPLITS = ("stratified", "temporal", "none")
 
 
@@ -174,67 +175,13 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _coerce(name: str, value: Any, schema: type | None = None) -> Any:
-    """A YAML or ``--set`` value as the field's type. YAML reads ``5e-5`` as a string, so numbers are converted
-    by the field's declared type; a value that cannot be converted is a clear error."""
-    hint = str(get_type_hints(schema or TrainConfig)[name])
-    parsed = yaml.safe_load(value) if isinstance(value, str) and hint != "<class 'str'>" else value
-    try:
-        if "None" in hint and (parsed is None or str(parsed).lower() in ("none", "null")):
-            return None
-        if "list" in hint:
-            return [p.strip() for p in parsed.split(",") if p.strip()] if isinstance(parsed, str) else list(parsed)
-        if "dict" in hint:
-            return dict(parsed)
-        if "bool" in hint:
-            if not isinstance(parsed, bool):
-                raise ValueError
-            return parsed
-        if "float" in hint:
-            return float(parsed)
-        if "int" in hint:
-            if float(parsed) != int(float(parsed)):
-                raise ValueError
-            return int(float(parsed))
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"config key {name!r} expects {hint.replace('typing.', '')}, got {value!r}") from None
 
 
 def parse_overrides(pairs: list[str], schema: type | None = None) -> dict[str, Any]:
-    """``["lr=3e-5", "labels=queue,priority"]`` -> typed dict; unknown keys raise with the list of valid ones.
-
-    ``schema`` is the config dataclass the keys belong to (default ``TrainConfig``; the SFT config uses it too).
-    """
-    schema = schema or TrainConfig
-    valid = {f.name for f in fields(schema)}
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        key = key.strip()
-        if key not in valid:
-            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
-        out[key] = _coerce(key, value, schema)
-    return out
+    """``--set key=value`` pairs typed by the router config (or ``schema``); see ``core.config.parse_overrides``."""
+    return _core_config.parse_overrides(pairs, schema or TrainConfig)
 
 
 def load_config(path: str | Path | None = None, *, schema: type | None = None, **overrides: Any) -> TrainConfig:
-    """A config from a YAML file (optional) with ``overrides`` on top; None values in overrides are ignored.
-
-    ``schema`` is the config dataclass to build (default ``TrainConfig``).
-    """
-    schema = schema or TrainConfig
-    data: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, Mapping):
-            raise ValueError(f"{path}: a config file must be a YAML mapping")
-        valid = {f.name for f in fields(schema)}
-        unknown = sorted(set(loaded) - valid)
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {unknown}; valid keys: {', '.join(sorted(valid))}")
-        data.update({k: _coerce(k, v, schema) for k, v in loaded.items()})
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return schema(**data)
+    """A router config from a YAML preset (optional) with ``overrides`` on top; see ``core.config.load_config``."""
+    return _core_config.load_config(path, schema=schema or TrainConfig, **overrides)

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from triagekit.calibration import (
+from triagekit.route.calibration import (
     expected_calibration_error,
     fit_temperature,
     reliability_bins,
@@ -24,9 +24,9 @@ from triagekit.calibration import (
     softmax,
     threshold_for_precision,
 )
-from triagekit.heads import HeadSpec, row_labels
-from triagekit.metrics import critical_recall, group_metrics, head_metrics, multilabel_metrics
-from triagekit.report import plot_confusion, plot_coverage, plot_reliability, write_report
+from triagekit.route.heads import HeadSpec, row_labels
+from triagekit.route.metrics import critical_recall, group_metrics, head_metrics, multilabel_metrics
+from triagekit.route.report import plot_confusion, plot_coverage, plot_reliability, write_report
 
 __all__ = ["evaluate", "gold_labels"]
 

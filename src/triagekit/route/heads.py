@@ -7,10 +7,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from triagekit.data.text import DEFAULT_TEXT_FIELDS, build_text
+
 __all__ = ["HeadSpec", "build_text", "row_labels", "row_targets", "heads_from_rows", "DEFAULT_TEXT_FIELDS", "IGNORE"]
 
-DEFAULT_TEXT_FIELDS = ("subject", "body")
-TEXT_SEPARATOR = "\n"
 IGNORE = -100
 """Target of a row whose label is missing or unknown to the head (skipped by losses and metrics)."""
 
@@ -32,19 +32,6 @@ class HeadSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "HeadSpec":
         return cls(name=d["name"], labels=list(d["labels"]), multilabel=bool(d.get("multilabel", False)))
-
-
-def build_text(row: Mapping[str, Any] | str, text_fields: Sequence[str] = DEFAULT_TEXT_FIELDS) -> str:
-    """The model input for a row: the non-empty text fields joined by newlines.
-
-    A plain string, or a dict with a ``text`` key and none of ``text_fields``, is taken as is.
-    """
-    if isinstance(row, str):
-        return row
-    parts = [str(row[f]).strip() for f in text_fields if row.get(f) not in (None, "") and str(row[f]).strip()]
-    if not parts and row.get("text"):
-        return str(row["text"]).strip()
-    return TEXT_SEPARATOR.join(parts)
 
 
 def row_labels(row: Mapping[str, Any], head: HeadSpec) -> Any:

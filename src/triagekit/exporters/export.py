@@ -1,7 +1,8 @@
 """``triagekit export``: a trained router as one ONNX graph (fp32 / int8), merged HF weights, or a Triton model
 repository. Every export directory except Triton's is loadable with ``Router.load`` and predicts what the run does.
 
-The writers live in ``triagekit.exporters`` (one module per format); this module is the one entry point.
+The writers live in ``triagekit.exporters`` (one module per format); this module is the one entry point. The
+ONNX runtime backend is ``triagekit.route.onnx.OnnxBackend``.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from triagekit.exporters.merged import export_merged
-from triagekit.exporters.onnx import OnnxBackend, export_onnx
+from triagekit.exporters.onnx import export_onnx
 from triagekit.exporters.triton import export_triton
 from triagekit.exporters.triton_check import validate_repository
 
-__all__ = ["export", "export_onnx", "export_merged", "export_triton", "validate_repository", "OnnxBackend",
-           "FORMATS"]
+__all__ = ["export", "export_onnx", "export_merged", "export_triton", "validate_repository", "FORMATS"]
 
 FORMATS = ("onnx", "triton", "hf")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from triagekit.answers.rubric import check_reply
-from triagekit.textsim import Embedder, rouge_l
+from triagekit.answer.rubric import check_reply
+from triagekit.core.textsim import Embedder, rouge_l
 
 __all__ = ["Judge", "ReferenceJudge", "LLMJudge", "judge_pair", "tally", "build_judge", "Case"]
 
@@ -141,7 +141,7 @@ class LLMJudge:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from triagekit.backbones import resolve_backbone
+        from triagekit.core.backbones import resolve_backbone
 
         path = resolve_backbone(str(model))
         self.tokenizer = AutoTokenizer.from_pretrained(path)

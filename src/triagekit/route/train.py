@@ -12,20 +12,25 @@ import math
 import os
 import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from triagekit.config import TrainConfig
-from triagekit.heads import HeadSpec, heads_from_rows
+from triagekit.core.training import (
+    CHECKPOINTS,
+    STATE_FILE,
+    check_output,
+    latest_checkpoint,
+    save_checkpoint,
+    setup_accelerator,
+)
+from triagekit.route.config import TrainConfig
+from triagekit.route.heads import HeadSpec, heads_from_rows
 
 __all__ = ["train", "load_training_splits", "TrainResult"]
 
-CHECKPOINTS = "checkpoints"
-STATE_FILE = "trainer_state.json"
 
 
 @dataclass
@@ -92,7 +97,7 @@ def _macro_f1(heads: list[HeadSpec], logits: dict[str, np.ndarray], targets: dic
 def _calibrate(cfg: TrainConfig, heads: list[HeadSpec], logits: dict[str, np.ndarray],
                targets: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     """Temperature per head and the confidence threshold that reaches ``cfg.target_precision``, on validation."""
-    from triagekit.calibration import fit_temperature, sigmoid, softmax, threshold_for_precision
+    from triagekit.route.calibration import fit_temperature, sigmoid, softmax, threshold_for_precision
 
     out = {}
     for h in heads:
@@ -115,52 +120,10 @@ def _calibrate(cfg: TrainConfig, heads: list[HeadSpec], logits: dict[str, np.nda
 
 # ---------------------------------------------------------------------------------------------------------------
 # setup
-def _accelerator(cfg: TrainConfig, output: Path):
-    import torch
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
-
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was requested but CUDA is not available")
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()
-                                  and not torch.backends.mps.is_available())
-    precision = cfg.mixed_precision
-    if precision == "auto":
-        precision = "no" if cpu or not torch.cuda.is_available() else (
-            "bf16" if torch.cuda.is_bf16_supported() else "fp16")
-    if cpu and precision == "fp16":
-        raise ValueError("mixed_precision fp16 needs a GPU; on a CPU use bf16 (fast with AMX) or no")
-    if cpu and precision == "bf16" and not torch.cpu._is_avx512_bf16_supported():
-        warnings.warn("mixed_precision bf16 on a CPU without native bf16 instructions (avx512_bf16/AMX) is slower "
-                      "than fp32; set mixed_precision: no", stacklevel=2)
-    trackers = []
-    if cfg.tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-
-            trackers = ["tensorboard"]
-        except ImportError:
-            pass
-    # Backbones carry parameters the router never uses (BERT's pooler, a decoder's unused norms): DDP must not
-    # wait for their gradients.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    # The precision lives in a process-wide singleton: an earlier Accelerator in this process (another run, a TRL
-    # trainer) would make this one fail. The process state (device, process group) is kept.
-    AcceleratorState._reset_state()
-    return Accelerator(
-        cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum, log_with=trackers or None,
-        project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "tb")),
-        kwargs_handlers=[ddp],
-    )
-
-
 def build_model(cfg: TrainConfig, heads: list[HeadSpec]):
     """Backbone (+ LoRA or frozen) and heads, per ``cfg.method``."""
-    from triagekit.backbones import is_decoder, lora_targets, resolve_backbone
-    from triagekit.modeling import MultiHeadModel, load_backbone
+    from triagekit.core.backbones import is_decoder, lora_targets, resolve_backbone
+    from triagekit.route.modeling import MultiHeadModel, load_backbone
 
     backbone = load_backbone(resolve_backbone(cfg.backbone), quantization=cfg.quantization,
                              attn_implementation=cfg.attn_implementation)
@@ -204,35 +167,9 @@ def _optimizer(cfg: TrainConfig, model):
 
 # ---------------------------------------------------------------------------------------------------------------
 # checkpoints
-def latest_checkpoint(output: Path) -> Path | None:
-    root = output / CHECKPOINTS
-    done = [p for p in root.glob("step-*") if (p / STATE_FILE).exists()] if root.exists() else []
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
-def _save_checkpoint(accelerator, output: Path, state: dict[str, Any], keep: int) -> None:
-    """Atomic: written to ``step-N.tmp`` and renamed, so a kill mid-write never leaves a half checkpoint."""
-    root = output / CHECKPOINTS
-    final = root / f"step-{state['global_step']}"
-    tmp = root / f"step-{state['global_step']}.tmp"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        done = sorted((p for p in root.glob("step-*") if not p.name.endswith(".tmp")),
-                      key=lambda p: int(p.name.split("-")[1]))
-        for old in done[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
 def _save_best(accelerator, model, tokenizer, output: Path, adapter: bool) -> None:
     """The best model so far into ``output/model`` (swapped in atomically)."""
-    from triagekit.modeling import save_model
+    from triagekit.route.modeling import save_model
 
     if not accelerator.is_main_process:
         return
@@ -266,7 +203,7 @@ def validate(accelerator, model, loader, heads: list[HeadSpec], n: int) -> dict[
 
 
 def _batch_loss(cfg: TrainConfig, heads: list[HeadSpec], logits, batch, weights) -> Any:
-    from triagekit.losses import head_loss
+    from triagekit.route.losses import head_loss
 
     total = 0.0
     for h in heads:
@@ -280,22 +217,6 @@ def _batch_loss(cfg: TrainConfig, heads: list[HeadSpec], logits, batch, weights)
 # fit
 RUN_ARTIFACTS = ("router.json", "config.yaml", "metrics.jsonl", "parameters.json", "val_logits.npz", CHECKPOINTS,
                  "model", "model.tmp", "model.old", "lexical", "tb", "eval", "data", "tfidf.joblib")
-
-
-def _check_output(output: Path, resume: bool, overwrite: bool, artifacts: Sequence[str] = RUN_ARTIFACTS) -> None:
-    """Never mix two runs in one folder: continue it (--resume), replace it (--overwrite), or refuse.
-
-    ``artifacts`` are the names a run of this kind writes (the router's by default; the SFT loop passes its own).
-    """
-    existing = [name for name in artifacts if (output / name).exists()]
-    if not existing or resume:
-        return
-    if not overwrite:
-        raise FileExistsError(f"{output} already holds a run ({', '.join(existing)}); pass --resume to continue it "
-                              "or --overwrite to start again")
-    for name in existing:
-        path = output / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | Path | None = None,
@@ -322,12 +243,13 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
         cfg = saved
     # Under `accelerate launch` every process runs this: the main one checks the folder and prepares the data
     # first, the others then read what it wrote.
-    accelerator = _accelerator(cfg, output) if cfg.backbone != "tfidf" else None
+    accelerator = setup_accelerator(cfg, output) if cfg.backbone != "tfidf" else None
     is_main = accelerator is None or accelerator.is_main_process
     data_dir = output / "data" if resume and (output / "data" / "train.jsonl").exists() else data
     with accelerator.main_process_first() if accelerator else contextlib.nullcontext():
         if is_main:
-            _check_output(output, resume or Path(data).resolve() == (output / "data").resolve(), overwrite)
+            check_output(output, resume or Path(data).resolve() == (output / "data").resolve(), overwrite,
+                         RUN_ARTIFACTS)
             output.mkdir(parents=True, exist_ok=True)
             splits = load_training_splits(cfg, data_dir, output, val=val, log=console.print)
             cfg.save(output / "config.yaml")
@@ -350,11 +272,12 @@ def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, met
     from accelerate.utils import set_seed
     from transformers import AutoTokenizer, get_scheduler
 
-    from triagekit.backbones import resolve_backbone
-    from triagekit.batching import BucketBatchSampler, Collator, IndexedDataset, SequentialLengthSampler, encode_rows
-    from triagekit.heads import row_targets
-    from triagekit.losses import balanced_weights
-    from triagekit.modeling import count_parameters
+    from triagekit.core.backbones import resolve_backbone
+    from triagekit.core.batching import BucketBatchSampler, IndexedDataset, SequentialLengthSampler
+    from triagekit.core.modeling import count_parameters
+    from triagekit.route.batching import Collator, encode_rows
+    from triagekit.route.heads import row_targets
+    from triagekit.route.losses import balanced_weights
 
     set_seed(cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.backbone))
@@ -420,7 +343,7 @@ def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, met
         accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=record["step"])
 
     def save() -> None:
-        _save_checkpoint(accelerator, output, state, cfg.keep_checkpoints)
+        save_checkpoint(accelerator, output, state, cfg.keep_checkpoints)
 
     def evaluate_and_maybe_stop() -> bool:
         nonlocal best_logits
@@ -505,8 +428,8 @@ def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, met
 
 def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console) -> TrainResult:
     """Fit the optional lexical pool, calibrate on the best model's validation logits, write ``router.json``."""
-    from triagekit.heads import row_targets
-    from triagekit.router import Router
+    from triagekit.route.heads import row_targets
+    from triagekit.route.router import Router
 
     extra: dict[str, Any] = {}
     if accelerator.is_main_process:
@@ -530,9 +453,9 @@ def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits,
 def _fit_lexical(cfg, heads, splits, output: Path, neural_val: dict[str, np.ndarray],
                  val_targets: dict[str, np.ndarray], console) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """TF-IDF on the training split, its pooling weight per head on validation; returns the pooled val logits."""
-    from triagekit.heads import build_text
-    from triagekit.hybrid import LEXICAL_DIR, fit_fusion_weights, fuse
-    from triagekit.tfidf import TfidfBackend
+    from triagekit.data.text import build_text
+    from triagekit.route.hybrid import LEXICAL_DIR, fit_fusion_weights, fuse
+    from triagekit.route.tfidf import TfidfBackend
 
     lexical = TfidfBackend().fit(splits["train"], heads, cfg.text_fields, seed=cfg.seed)
     lexical.save(output / LEXICAL_DIR)
@@ -545,8 +468,8 @@ def _fit_lexical(cfg, heads, splits, output: Path, neural_val: dict[str, np.ndar
 
 
 def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> TrainResult:
-    from triagekit.router import Router
-    from triagekit.tfidf import TfidfBackend
+    from triagekit.route.router import Router
+    from triagekit.route.tfidf import TfidfBackend
 
     started = time.perf_counter()
     backend = TfidfBackend().fit(splits["train"], heads, cfg.text_fields, seed=cfg.seed)
@@ -554,7 +477,7 @@ def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> Train
     backend.save(output)
     calibration, f1 = {}, {}
     if splits.get("val"):
-        from triagekit.heads import row_targets
+        from triagekit.route.heads import row_targets
 
         targets = row_targets(splits["val"], heads)
         logits = backend.logits(Router(backend, heads, cfg.text_fields).texts(splits["val"]))

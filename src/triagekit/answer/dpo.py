@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from triagekit.answers.model import SYSTEM_PROMPT, example_prompt
-from triagekit.answers.prepare import load_split
+from triagekit.answer.model import SYSTEM_PROMPT, example_prompt
+from triagekit.answer.prepare import load_split
 
 __all__ = ["train_dpo", "DPOSettings"]
 
@@ -96,7 +96,7 @@ def train_dpo(start: str | Path, data: str | Path, output: str | Path, *, overwr
     if cfg.lora:
         from peft import LoraConfig
 
-        from triagekit.backbones import lora_targets
+        from triagekit.core.backbones import lora_targets
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
                                  target_modules=lora_targets(lm.model.config.model_type))

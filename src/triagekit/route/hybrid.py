@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from triagekit.heads import HeadSpec
+from triagekit.route.heads import HeadSpec
 
 __all__ = ["HybridBackend", "fuse", "fit_fusion_weights", "LEXICAL_DIR"]
 
@@ -75,7 +75,7 @@ class HybridBackend:
 
     @classmethod
     def load(cls, neural, path: Path, weights: Mapping[str, float]) -> "HybridBackend":
-        from triagekit.tfidf import TfidfBackend
+        from triagekit.route.tfidf import TfidfBackend
 
         return cls(neural, TfidfBackend.load(path / LEXICAL_DIR), weights)
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from pydantic import ValidationError
 
-from triagekit.answers.schema import AnswerExample, format_validation_error
+from triagekit.answer.schema import AnswerExample, format_validation_error
 from triagekit.data.io import Record, RowError, iter_records
 from triagekit.data.validate import gather_multilabel
 

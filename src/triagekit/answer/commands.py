@@ -21,7 +21,7 @@ def _console():
 
 
 def cmd_answers_prepare(args: argparse.Namespace) -> int:
-    from triagekit.answers import prepare_answers
+    from triagekit.answer import prepare_answers
 
     s = prepare_answers(args.input, args.out, question_fields=[f.strip() for f in args.question.split(",")],
                         answer_field=args.answer, language=args.language, stratify=args.stratify,
@@ -42,7 +42,7 @@ def cmd_answers_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_answers_synth(args: argparse.Namespace) -> int:
-    from triagekit.answers import write_answer_suite
+    from triagekit.answer import write_answer_suite
 
     write_answer_suite(args.out, args.n, args.seed)
     _console().print(f"wrote {args.n} synthetic questions with reference answers to {args.out} (seed {args.seed})")
@@ -51,7 +51,7 @@ def cmd_answers_synth(args: argparse.Namespace) -> int:
 
 def cmd_train_answer(args: argparse.Namespace) -> int:
     """``triagekit train --task answer``: SFT of a chat model on a prepared answer folder or raw file."""
-    from triagekit.answers.model import train_answer_model
+    from triagekit.answer.model import train_answer_model
     from triagekit.sft import load_sft_config, parse_sft_overrides
 
     router_only = [f"--{k}" for k in ("labels", "multilabel", "text", "val") if getattr(args, k, None)]
@@ -74,8 +74,8 @@ def cmd_train_answer(args: argparse.Namespace) -> int:
 
 def cmd_train_answer_dpo(args: argparse.Namespace) -> int:
     """``triagekit train --task answer-dpo --backbone RUN_OR_BASE``: DPO from chosen/rejected pairs (needs TRL)."""
-    from triagekit.answers.dpo import DPOSettings, train_dpo
-    from triagekit.config import parse_overrides
+    from triagekit.answer.dpo import DPOSettings, train_dpo
+    from triagekit.core.config import parse_overrides
 
     if args.config:
         raise ValueError("--task answer-dpo takes its settings from --set KEY=VALUE "
@@ -92,8 +92,8 @@ def cmd_train_answer_dpo(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from triagekit.answers.guardrails import Guardrails
-    from triagekit.answers.model import AnswerModel
+    from triagekit.answer.guardrails import Guardrails
+    from triagekit.answer.model import AnswerModel
 
     if not 1 <= args.max_new_tokens <= 4096 or not 0 <= args.temperature <= 2:
         raise ValueError("--max-new-tokens must be in [1, 4096] and --temperature in [0, 2]")
@@ -116,7 +116,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_eval_answers(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from triagekit.answers.evaluate import evaluate_answers, render_summary
+    from triagekit.answer.evaluate import evaluate_answers, render_summary
 
     summary = evaluate_answers(args.model, args.base, args.suite, out_dir=args.out, name=args.name, judge=args.judge,
                                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,

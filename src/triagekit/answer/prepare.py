@@ -4,7 +4,7 @@ Same contract as the router's ``triagekit data prepare``: rejected rows go to ``
 and reason; exact duplicates to ``duplicates.jsonl``; rows outside ``--language`` are counted; PII is redacted in
 questions, contexts and answers before deduplication; splits are stratified by first tag or by source. With
 ``grounded_only``, training examples whose reply makes claims their question does not back (the hallucination
-rubric of :mod:`triagekit.answers.rubric`) go to ``ungrounded.jsonl`` with those claims instead of ``train.jsonl``:
+rubric of :mod:`triagekit.answer.rubric`) go to ``ungrounded.jsonl`` with those claims instead of ``train.jsonl``:
 a model tuned on replies that name products, numbers or steps out of nowhere learns to do the same.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from triagekit.answers.ingest import load_examples
-from triagekit.answers.schema import AnswerExample
+from triagekit.answer.ingest import load_examples
+from triagekit.answer.schema import AnswerExample
 from triagekit.data.pii import redact, redact_row
 from triagekit.data.prepare import read_jsonl, split_rows, write_jsonl
 
@@ -171,7 +171,7 @@ def prepare_answers(
 
 def _split_grounded(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows whose answer the question (and context) back, and the others with their unsupported claims."""
-    from triagekit.answers.rubric import check_reply
+    from triagekit.answer.rubric import check_reply
 
     grounded, ungrounded = [], []
     for row in rows:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from triagekit.answers.schema import AnswerExample
+from triagekit.answer.schema import AnswerExample
 from triagekit.data.prepare import write_jsonl
 from triagekit.data.synth import _SLOTS, synth_tickets
 

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from triagekit.heads import IGNORE
+from triagekit.route.heads import IGNORE
 
 __all__ = ["focal_loss", "head_loss", "balanced_weights"]
 

@@ -10,9 +10,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from triagekit.heads import HeadSpec
+from triagekit.core.modeling import quantized_kwargs, quiet_transformers
+from triagekit.route.heads import HeadSpec
 
-__all__ = ["MultiHeadModel", "pool", "load_backbone", "save_model", "load_model", "count_parameters"]
+__all__ = ["MultiHeadModel", "pool", "load_backbone", "save_model", "load_model"]
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -54,14 +55,6 @@ class MultiHeadModel(nn.Module):
         return {h.name: self.head(h.name)(z.to(self.head(h.name).weight.dtype)) for h in self.head_specs}
 
 
-def quiet_transformers() -> None:
-    """Silence transformers' per-file progress bars; our own progress display is enough."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
-
-
 def load_backbone(name_or_path: str, dtype: torch.dtype | None = None, quantization: str = "none",
                   attn_implementation: str = "auto") -> nn.Module:
     """An ``AutoModel`` (bare encoder/decoder, no task head) from a local path or id.
@@ -77,39 +70,8 @@ def load_backbone(name_or_path: str, dtype: torch.dtype | None = None, quantizat
     if attn_implementation != "auto":
         kwargs["attn_implementation"] = attn_implementation
     if quantization != "none":
-        kwargs.update(_quantized_kwargs(quantization))
+        kwargs.update(quantized_kwargs(quantization))
     return AutoModel.from_pretrained(name_or_path, **kwargs)
-
-
-def _quantized_kwargs(quantization: str) -> dict[str, Any]:
-    if not torch.cuda.is_available():
-        raise RuntimeError(f"quantization={quantization} (QLoRA) needs a CUDA GPU and bitsandbytes; on this machine "
-                           "train with method: lora and quantization: none")
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError as exc:
-        raise RuntimeError("QLoRA needs bitsandbytes: pip install bitsandbytes") from exc
-    from transformers import BitsAndBytesConfig
-
-    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if quantization == "4bit":
-        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                 bnb_4bit_compute_dtype=compute)
-    else:
-        bnb = BitsAndBytesConfig(load_in_8bit=True)
-    return {"quantization_config": bnb, "dtype": compute, "device_map": {"": torch.cuda.current_device()}}
-
-
-def count_parameters(model: nn.Module) -> dict[str, Any]:
-    """Trainable and total parameters (LoRA-frozen base weights count as total, not trainable)."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {
-        "trainable": trainable,
-        "total": total,
-        "trainable_percent": 100.0 * trainable / max(total, 1),
-        "reduction_ratio": total / max(trainable, 1),
-    }
 
 
 def save_model(model: MultiHeadModel, out: Path, *, adapter: bool) -> None:

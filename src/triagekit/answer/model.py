@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from triagekit.answers.guardrails import GuardDecision, Guardrails
-from triagekit.answers.prepare import load_split, prepare_answers
-from triagekit.answers.schema import AnswerExample
+from triagekit.answer.guardrails import GuardDecision, Guardrails
+from triagekit.answer.prepare import load_split, prepare_answers
+from triagekit.answer.schema import AnswerExample
 
 __all__ = ["SYSTEM_PROMPT", "example_prompt", "train_answer_model", "AnswerModel"]
 

@@ -1,0 +1,77 @@
+"""Typed YAML + ``--set key=value`` loading for every config dataclass (router, SFT, DPO): values are coerced
+by each field's declared type, unknown keys are refused with the list of valid ones."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Mapping, get_type_hints
+
+import yaml
+
+__all__ = ["load_config", "parse_overrides", "PRECISIONS", "ATTENTION"]
+
+PRECISIONS = ("auto", "no", "bf16", "fp16")
+ATTENTION = ("auto", "sdpa", "eager")
+
+
+def _coerce(name: str, value: Any, schema: type) -> Any:
+    """A YAML or ``--set`` value as the field's type. YAML reads ``5e-5`` as a string, so numbers are converted
+    by the field's declared type; a value that cannot be converted is a clear error."""
+    hint = str(get_type_hints(schema)[name])
+    parsed = yaml.safe_load(value) if isinstance(value, str) and hint != "<class 'str'>" else value
+    try:
+        if "None" in hint and (parsed is None or str(parsed).lower() in ("none", "null")):
+            return None
+        if "list" in hint:
+            return [p.strip() for p in parsed.split(",") if p.strip()] if isinstance(parsed, str) else list(parsed)
+        if "dict" in hint:
+            return dict(parsed)
+        if "bool" in hint:
+            if not isinstance(parsed, bool):
+                raise ValueError
+            return parsed
+        if "float" in hint:
+            return float(parsed)
+        if "int" in hint:
+            if float(parsed) != int(float(parsed)):
+                raise ValueError
+            return int(float(parsed))
+        return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"config key {name!r} expects {hint.replace('typing.', '')}, got {value!r}") from None
+
+
+def parse_overrides(pairs: list[str], schema: type) -> dict[str, Any]:
+    """``["lr=3e-5", "labels=queue,priority"]`` -> typed dict; unknown keys raise with the list of valid ones.
+
+    ``schema`` is the config dataclass the keys belong to.
+    """
+    valid = {f.name for f in fields(schema)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        key = key.strip()
+        if key not in valid:
+            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(valid))}")
+        out[key] = _coerce(key, value, schema)
+    return out
+
+
+def load_config(path: str | Path | None = None, *, schema: type, **overrides: Any) -> Any:
+    """A ``schema`` config from a YAML file (optional) with ``overrides`` on top; None values in overrides are
+    ignored."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, Mapping):
+            raise ValueError(f"{path}: a config file must be a YAML mapping")
+        valid = {f.name for f in fields(schema)}
+        unknown = sorted(set(loaded) - valid)
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {unknown}; valid keys: {', '.join(sorted(valid))}")
+        data.update({k: _coerce(k, v, schema) for k, v in loaded.items()})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return schema(**data)

@@ -1,0 +1,50 @@
+"""Model helpers every capability uses: quiet transformers logging, QLoRA quantisation arguments and parameter
+counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["quiet_transformers", "quantized_kwargs", "count_parameters"]
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' per-file progress bars; our own progress display is enough."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+def quantized_kwargs(quantization: str) -> dict[str, Any]:
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"quantization={quantization} (QLoRA) needs a CUDA GPU and bitsandbytes; on this machine "
+                           "train with method: lora and quantization: none")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("QLoRA needs bitsandbytes: pip install bitsandbytes") from exc
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if quantization == "4bit":
+        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                 bnb_4bit_compute_dtype=compute)
+    else:
+        bnb = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": bnb, "dtype": compute, "device_map": {"": torch.cuda.current_device()}}
+
+
+def count_parameters(model: nn.Module) -> dict[str, Any]:
+    """Trainable and total parameters (LoRA-frozen base weights count as total, not trainable)."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "trainable": trainable,
+        "total": total,
+        "trainable_percent": 100.0 * trainable / max(total, 1),
+        "reduction_ratio": total / max(trainable, 1),
+    }
