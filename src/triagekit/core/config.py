@@ -3,13 +3,16 @@ by each field's declared type, unknown keys are refused with the list of valid o
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
 import yaml
 
-__all__ = ["load_config", "parse_overrides", "PRECISIONS", "ATTENTION"]
+__all__ = ["load_config", "parse_overrides", "field_docs", "PRECISIONS", "ATTENTION"]
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 ATTENTION = ("auto", "sdpa", "eager")
@@ -75,3 +78,20 @@ def load_config(path: str | Path | None = None, *, schema: type, **overrides: An
         data.update({k: _coerce(k, v, schema) for k, v in loaded.items()})
     data.update({k: v for k, v in overrides.items() if v is not None})
     return schema(**data)
+
+
+def field_docs(schema: type) -> dict[str, str]:
+    """Each field's docstring (the string literal under it), looked up along the MRO so that a config which only
+    changes an inherited field's default keeps the part's documentation. A field without one maps to ``""``."""
+    docs: dict[str, str] = {}
+    for cls in reversed(schema.__mro__):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = inspect.cleandoc(nxt.value.value)
+    return {f.name: docs.get(f.name, "") for f in fields(schema)}
