@@ -86,3 +86,13 @@ def test_parameter_report_for_full_and_adapter_runs():
     assert "fewer" not in full and "full fine-tune" in full
     lora = parameter_report({"trainable": 5, "total": 100, "trainable_percent": 5.0, "reduction_ratio": 20.0})
     assert "20.0x fewer" in lora and "5.000%" in lora
+
+
+@pytest.mark.parametrize("higher, best, value, improved", [
+    (True, None, 0.1, True), (True, 0.5, 0.5 + 2e-4, True), (True, 0.5, 0.5 + 5e-5, False), (True, 0.5, 0.4, False),
+    (False, None, 9.0, True), (False, 2.0, 2.0 - 2e-4, True), (False, 2.0, 2.0 - 5e-5, False), (False, 2.0, 2.1, False),
+])
+def test_a_better_score_needs_min_delta_in_the_scores_direction(higher, best, value, improved):
+    from triagekit.core.loop import Score, _improved
+
+    assert _improved(Score(value, higher_is_better=higher), best, min_delta=1e-4) is improved
