@@ -19,8 +19,8 @@ def _router(tiny_encoder, prepared, out, **kw):
     from triagekit.route.config import TrainConfig
     from triagekit.route.train import train
 
-    cfg = TrainConfig(backbone=str(tiny_encoder), labels=["queue"], multilabel=[], batch_size=16, lr=1e-3,
-                      head_lr=1e-2, max_length=64, tensorboard=False, **kw)
+    cfg = TrainConfig(**{**dict(backbone=str(tiny_encoder), labels=["queue"], multilabel=[], batch_size=16, lr=1e-3,
+                             head_lr=1e-2, max_length=64, tensorboard=False), **kw})
     n_train = len((prepared / "train.jsonl").read_text().splitlines())
     return train(cfg, prepared, out), -(-n_train // 16)
 
@@ -28,7 +28,7 @@ def _router(tiny_encoder, prepared, out, **kw):
 def _sft(tiny_llama, out, **kw):
     from triagekit.sft import SFTConfig, train_sft
 
-    cfg = SFTConfig(base=str(tiny_llama), method="full", lr=5e-3, batch_size=4, max_length=128, **kw)
+    cfg = SFTConfig(**{**dict(base=str(tiny_llama), method="full", lr=5e-3, batch_size=4, max_length=128), **kw})
     return train_sft(cfg, SFT_PAIRS, out, val_pairs=SFT_PAIRS[:6]), -(-len(SFT_PAIRS) // 4)
 
 
