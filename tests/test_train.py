@@ -77,15 +77,6 @@ def test_learning_improves_validation_f1(tiny_encoder, prepared, tmp_path):
     assert losses[-1] < losses[0]
 
 
-def test_early_stopping_stops_when_nothing_improves(tiny_encoder, prepared, tmp_path):
-    out = tmp_path / "stop"
-    cfg = tiny_cfg(tiny_encoder, epochs=10, lr=0.0, head_lr=0.0, early_stopping_patience=2, eval_every=3)
-    result = train(cfg, prepared, out)
-    assert result.stopped_early
-    evals = [r for r in records(out / "metrics.jsonl") if "val_macro_f1" in r]
-    assert len(evals) == 3 and result.best_step == 3
-
-
 def test_loss_options_and_accumulation(tiny_encoder, prepared, tmp_path):
     cfg = tiny_cfg(tiny_encoder, epochs=1, loss="focal", class_weights=True, label_smoothing=0.1, grad_accum=2,
                    scheduler="linear", gradient_checkpointing=True, head_weights={"priority": 0.5})

@@ -3,6 +3,9 @@ by each field's declared type, unknown keys are refused with the list of valid o
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, get_type_hints
@@ -78,29 +81,20 @@ def load_config(path: str | Path | None = None, *, schema: type, **overrides: An
 
 
 def field_docs(schema: type) -> dict[str, str]:
-    """Each field's docstring (the string literal under it in the class body), for every class in ``schema``'s MRO.
-
-    Read from the source with ``ast`` (Python keeps no field docstrings at run time); a subclass's docstring of a
-    field wins over its base's.
-    """
-    import ast
-    import inspect
-    import textwrap
-
+    """Each field's docstring (the string literal under it), looked up along the MRO so that a config which only
+    changes an inherited field's default keeps the part's documentation. A field without one maps to ``""``."""
     docs: dict[str, str] = {}
     for cls in reversed(schema.__mro__):
-        if cls is object:
-            continue
         try:
-            node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
         except (OSError, TypeError):
             continue
-        body = getattr(node, "body", [])
-        for stmt, nxt in zip(body, body[1:]):
-            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(nxt, ast.Expr)
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
                     and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
-                docs[stmt.target.id] = inspect.cleandoc(nxt.value.value)
-    return docs
+                docs[node.target.id] = inspect.cleandoc(nxt.value.value)
+    return {f.name: docs.get(f.name, "") for f in fields(schema)}
 
 
 def reference_markdown(schema: type, title: str, intro: str = "") -> str:

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["quiet_transformers", "quantized_kwargs", "count_parameters"]
+__all__ = ["quiet_transformers", "quantized_kwargs", "count_parameters", "parameter_report",
+           "decay_groups"]
 
 
 def quiet_transformers() -> None:
@@ -48,3 +49,22 @@ def count_parameters(model: nn.Module) -> dict[str, Any]:
         "trainable_percent": 100.0 * trainable / max(total, 1),
         "reduction_ratio": total / max(trainable, 1),
     }
+
+
+def parameter_report(params: dict[str, Any]) -> str:
+    """The console line for :func:`count_parameters`: how much smaller the trained part is, or that every weight
+    is trained (a full fine-tune has nothing "fewer" to report)."""
+    head = f"parameters: {params['trainable']:,} trainable / {params['total']:,} total"
+    if params["trainable"] >= params["total"]:
+        return f"{head} (full fine-tune: every weight is trained)"
+    return f"{head} ({params['trainable_percent']:.3f}%, {params['reduction_ratio']:.1f}x fewer trained)"
+
+
+def decay_groups(params, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups for the trainable ``params``: weight decay on matrices, none on biases and norms (1-D)."""
+    decay, no_decay = [], []
+    for p in params:
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 else decay).append(p)
+    groups = [{"params": decay, "lr": lr, "weight_decay": weight_decay}] if decay else []
+    return groups + ([{"params": no_decay, "lr": lr, "weight_decay": 0.0}] if no_decay else [])

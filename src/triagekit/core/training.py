@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["CHECKPOINTS", "STATE_FILE", "setup_accelerator", "latest_checkpoint", "save_checkpoint", "check_output"]
+__all__ = ["CHECKPOINTS", "STATE_FILE", "setup_accelerator", "latest_checkpoint", "save_checkpoint", "check_output",
+           "swap_in"]
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -87,6 +88,19 @@ def save_checkpoint(accelerator, output: Path, state: dict[str, Any], keep: int)
         for old in done[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+def swap_in(final: Path, write) -> None:
+    """Replace the folder ``final`` by what ``write(tmp)`` writes, atomically: readers (a resumed run, a server
+    loading the best model) see the old folder or the new one, never half of one."""
+    tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def check_output(output: Path, resume: bool, overwrite: bool, artifacts: Sequence[str]) -> None:

@@ -1,16 +1,12 @@
-"""Router training: one visible loop under HF Accelerate (CPU, one GPU or ``accelerate launch`` multi-process).
-
-Split into setup -> fit -> validate -> save; resumable from ``DIR/checkpoints/step-N`` after any kill.
+"""Router training: data, model and the router's hooks (loss, macro-F1, best-model save, ``router.json``) for the
+shared loop in ``triagekit.core.loop`` (HF Accelerate: CPU, one GPU or ``accelerate launch``; resumable from
+``DIR/checkpoints/step-N`` after any kill). ``backbone: tfidf`` is fitted directly, without the loop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import math
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,19 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from triagekit.core.training import (
-    CHECKPOINTS,
-    STATE_FILE,
-    check_output,
-    latest_checkpoint,
-    save_checkpoint,
-    setup_accelerator,
-)
+from triagekit.core.training import CHECKPOINTS, check_output, setup_accelerator, swap_in
 from triagekit.route.config import TrainConfig
 from triagekit.route.heads import HeadSpec, heads_from_rows
 
-__all__ = ["train", "load_training_splits", "TrainResult"]
-
+__all__ = ["train", "load_training_splits", "TrainResult", "build_model"]
 
 
 @dataclass
@@ -150,19 +138,12 @@ def build_model(cfg: TrainConfig, heads: list[HeadSpec]):
     return MultiHeadModel(backbone, heads, pooling=pooling, dropout=cfg.head_dropout)
 
 
-def _optimizer(cfg: TrainConfig, model):
-    import torch
+def _param_groups(cfg: TrainConfig, model) -> list[dict[str, Any]]:
+    """Heads at ``head_lr`` (randomly initialised); the trainable backbone at ``lr``, without decay on biases/norms."""
+    from triagekit.core.modeling import decay_groups
 
-    decay, no_decay = [], []
-    for p in model.backbone.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 else decay).append(p)
-    groups = [{"params": list(model.heads.parameters()), "lr": cfg.head_lr, "weight_decay": cfg.weight_decay}]
-    if decay:
-        groups.append({"params": decay, "lr": cfg.backbone_lr, "weight_decay": cfg.weight_decay})
-    if no_decay:
-        groups.append({"params": no_decay, "lr": cfg.backbone_lr, "weight_decay": 0.0})
-    return torch.optim.AdamW(groups)
+    heads = [{"params": list(model.heads.parameters()), "lr": cfg.head_lr, "weight_decay": cfg.weight_decay}]
+    return heads + decay_groups(model.backbone.parameters(), cfg.resolved_lr, cfg.weight_decay)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,32 +154,25 @@ def _save_best(accelerator, model, tokenizer, output: Path, adapter: bool) -> No
 
     if not accelerator.is_main_process:
         return
-    tmp, final, old = output / "model.tmp", output / "model", output / "model.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model(accelerator.unwrap_model(model), tmp, adapter=adapter)
-    tokenizer.save_pretrained(str(tmp / "tokenizer"))
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+
+    def write(tmp: Path) -> None:
+        save_model(accelerator.unwrap_model(model), tmp, adapter=adapter)
+        tokenizer.save_pretrained(str(tmp / "tokenizer"))
+
+    swap_in(output / "model", write)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # validate
-def validate(accelerator, model, loader, heads: list[HeadSpec], n: int) -> dict[str, np.ndarray]:
-    """Logits of every validation example, gathered across processes and put back in dataset order."""
-    import torch
-
-    model.eval()
+def val_logits(accelerator, model, loader, heads: list[HeadSpec], n: int) -> dict[str, np.ndarray]:
+    """Logits of every validation example, gathered across processes and put back in dataset order (the caller
+    puts the model in eval mode)."""
     out = {h.name: np.zeros((n, len(h.labels)), dtype=np.float32) for h in heads}
-    with torch.inference_mode():
-        for batch in loader:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            index = accelerator.gather_for_metrics(batch["index"]).cpu().numpy()
-            for h in heads:
-                out[h.name][index] = accelerator.gather_for_metrics(logits[h.name]).float().cpu().numpy()
-    model.train()
+    for batch in loader:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        index = accelerator.gather_for_metrics(batch["index"]).cpu().numpy()
+        for h in heads:
+            out[h.name][index] = accelerator.gather_for_metrics(logits[h.name]).float().cpu().numpy()
     return out
 
 
@@ -264,166 +238,84 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
     meta = {"backbone": cfg.backbone, "data_dir": str(data_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if accelerator is None:
         return _train_tfidf(cfg, splits, heads, output, meta, console)
-    return _fit_neural(cfg, accelerator, splits, heads, output, resume, meta, console)
-
-
-def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, meta: dict, console) -> TrainResult:
-    import torch
     from accelerate.utils import set_seed
-    from transformers import AutoTokenizer, get_scheduler
 
-    from triagekit.core.backbones import resolve_backbone
-    from triagekit.core.batching import BucketBatchSampler, IndexedDataset, SequentialLengthSampler
-    from triagekit.core.modeling import count_parameters
-    from triagekit.route.batching import Collator, encode_rows
-    from triagekit.route.heads import row_targets
-    from triagekit.route.losses import balanced_weights
+    from triagekit.core.loop import run
 
     set_seed(cfg.seed)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.backbone))
-    if tokenizer.pad_token is None:  # decoder tokenizers often have none; the mask keeps pads out of pooling
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    model = build_model(cfg, heads)
-    params = count_parameters(model)
-    if accelerator.is_main_process:
-        (output / "parameters.json").write_text(json.dumps(params, indent=2))
-        console.print(f"parameters: {params['trainable']:,} trainable / {params['total']:,} total "
-                      f"({params['trainable_percent']:.3f}%, {params['reduction_ratio']:.1f}x fewer)")
+    return run(_RouterTask(cfg, accelerator, splits, heads, output, meta, console), cfg, accelerator, output,
+               resume=resume, console=console)
 
-    train_ex = encode_rows(splits["train"], tokenizer, heads, cfg.text_fields, cfg.max_length)
-    val_rows = splits.get("val") or []
-    val_ex = encode_rows(val_rows, tokenizer, heads, cfg.text_fields, cfg.max_length) if val_rows else []
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    collate = Collator(heads, pad_id)
-    sampler = BucketBatchSampler([len(e["input_ids"]) for e in train_ex], cfg.batch_size, seed=cfg.seed)
-    train_dl = torch.utils.data.DataLoader(IndexedDataset(train_ex), batch_sampler=sampler, collate_fn=collate)
-    val_dl = torch.utils.data.DataLoader(
-        IndexedDataset(val_ex), collate_fn=collate,
-        batch_sampler=SequentialLengthSampler([len(e["input_ids"]) for e in val_ex], cfg.eval_batch_size))
-    weights = {}
-    if cfg.class_weights:
-        weights = {h.name: balanced_weights([e[h.name] for e in train_ex], len(h.labels)).to(accelerator.device)
-                   for h in heads if not h.multilabel}
 
-    optimizer = _optimizer(cfg, model)
-    model, optimizer, train_dl, val_dl = accelerator.prepare(model, optimizer, train_dl, val_dl)
-    per_epoch = math.ceil(len(train_dl) / cfg.grad_accum)
-    total_steps = per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, per_epoch * cfg.epochs)
-    # The prepared scheduler steps once per process per optimizer step (accelerate's convention).
-    scheduler = get_scheduler(cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup", optimizer,
-                              num_warmup_steps=int(cfg.warmup_ratio * total_steps) * accelerator.num_processes,
-                              num_training_steps=total_steps * accelerator.num_processes)
-    scheduler = accelerator.prepare(scheduler)
+class _RouterTask:
+    """The router's hooks for ``core.loop``: summed head losses, mean validation macro-F1 (higher is better), the
+    best model with its validation logits, and ``router.json`` at the end."""
 
-    state = {"global_step": 0, "epoch": 0, "batch_in_epoch": 0, "best_score": -1.0, "best_step": 0,
-             "bad_evals": 0, "stopped_early": False, "train_seconds": 0.0, "best_val": {}}
-    ckpt = latest_checkpoint(output) if resume else None
-    if ckpt is not None:
-        accelerator.load_state(str(ckpt))
-        state.update(json.loads((ckpt / STATE_FILE).read_text()))
-        console.print(f"resumed from {ckpt} (step {state['global_step']}, epoch {state['epoch']})")
-    elif resume:
-        console.print("[yellow]--resume: no checkpoint found, starting from scratch")
-    if cfg.tensorboard and accelerator.log_with:
-        accelerator.init_trackers("tb", config={k: v for k, v in cfg.to_dict().items()
-                                                if isinstance(v, (int, float, str, bool))})
+    def __init__(self, cfg: TrainConfig, accelerator, splits, heads: list[HeadSpec], output: Path, meta: dict,
+                 console):
+        import torch
+        from transformers import AutoTokenizer
 
-    val_targets = row_targets(val_rows, heads) if val_ex else {}
-    metrics_file = output / "metrics.jsonl"
-    # 0 means "at the end of each epoch" (handled where the loader runs out), not every len(loader) steps.
-    eval_every = cfg.eval_every or math.inf
-    save_every = cfg.save_every or math.inf
-    best_logits: dict[str, np.ndarray] = {}
-    started = time.perf_counter() - state["train_seconds"]
+        from triagekit.core.backbones import resolve_backbone
+        from triagekit.core.batching import BucketBatchSampler, IndexedDataset, SequentialLengthSampler
+        from triagekit.route.batching import Collator, encode_rows
+        from triagekit.route.heads import row_targets
+        from triagekit.route.losses import balanced_weights
 
-    def log(record: dict[str, Any]) -> None:
-        if accelerator.is_main_process:
-            with metrics_file.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-        accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=record["step"])
+        self.cfg, self.accelerator, self.splits, self.heads = cfg, accelerator, splits, heads
+        self.output, self.meta, self.console = output, meta, console
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.backbone))
+        if self.tokenizer.pad_token is None:  # decoder tokenizers often have none; the mask keeps pads out of pooling
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        self.model = build_model(cfg, heads)
+        train_ex = encode_rows(splits["train"], self.tokenizer, heads, cfg.text_fields, cfg.max_length)
+        val_rows = splits.get("val") or []
+        self.val_ex = encode_rows(val_rows, self.tokenizer, heads, cfg.text_fields, cfg.max_length) if val_rows else []
+        self.val_targets = row_targets(val_rows, heads) if self.val_ex else {}
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        collate = Collator(heads, pad_id)
+        self.train_loader = torch.utils.data.DataLoader(
+            IndexedDataset(train_ex), collate_fn=collate,
+            batch_sampler=BucketBatchSampler([len(e["input_ids"]) for e in train_ex], cfg.batch_size, seed=cfg.seed))
+        self.val_loader = torch.utils.data.DataLoader(
+            IndexedDataset(self.val_ex), collate_fn=collate,
+            batch_sampler=SequentialLengthSampler([len(e["input_ids"]) for e in self.val_ex], cfg.eval_batch_size))
+        self.weights = {}
+        if cfg.class_weights:
+            self.weights = {h.name: balanced_weights([e[h.name] for e in train_ex], len(h.labels)).to(
+                accelerator.device) for h in heads if not h.multilabel}
+        self.logits: dict[str, np.ndarray] = {}
+        self.best_logits: dict[str, np.ndarray] = {}
 
-    def save() -> None:
-        save_checkpoint(accelerator, output, state, cfg.keep_checkpoints)
+    def param_groups(self) -> list[dict[str, Any]]:
+        return _param_groups(self.cfg, self.model)
 
-    def evaluate_and_maybe_stop() -> bool:
-        nonlocal best_logits
-        state["last_eval"] = state["global_step"]
-        if not val_ex:
-            _save_best(accelerator, model, tokenizer, output, cfg.method == "lora")
-            return False
-        logits = validate(accelerator, model, val_dl, heads, len(val_ex))
-        f1 = _macro_f1(heads, logits, val_targets)
+    def step(self, model, batch):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return _batch_loss(self.cfg, self.heads, logits, batch, self.weights)
+
+    def validate(self, model, loader):
+        from triagekit.core.loop import Score
+
+        if not self.val_ex:
+            return None
+        self.logits = val_logits(self.accelerator, model, loader, self.heads, len(self.val_ex))
+        f1 = _macro_f1(self.heads, self.logits, self.val_targets)
         score = float(np.mean(list(f1.values())))
-        improved = score > state["best_score"] + cfg.early_stopping_min_delta
-        if improved:
-            state.update(best_score=score, best_step=state["global_step"], bad_evals=0, best_val=f1)
-            best_logits = logits
-            _save_best(accelerator, model, tokenizer, output, cfg.method == "lora")
-            if accelerator.is_main_process:
-                np.savez(output / "val_logits.npz", **logits)
-        else:
-            state["bad_evals"] += 1
-        log({"step": state["global_step"], "epoch": state["epoch"], "val_macro_f1": score,
-             **{f"val_macro_f1/{k}": v for k, v in f1.items()}, "best": improved})
-        if accelerator.is_main_process:
-            console.print(f"step {state['global_step']}: val macro-F1 {score:.4f} "
-                          f"({', '.join(f'{k} {v:.3f}' for k, v in f1.items())}){' *' if improved else ''}")
-        patience = cfg.early_stopping_patience
-        state["stopped_early"] = bool(patience and state["bad_evals"] >= patience)
-        return state["stopped_early"]
+        return Score(score, higher_is_better=True,
+                     metrics={"val_macro_f1": score, **{f"val_macro_f1/{k}": v for k, v in f1.items()}},
+                     text=f"val macro-F1 {score:.4f} ({', '.join(f'{k} {v:.3f}' for k, v in f1.items())})")
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def save_best(self, model) -> None:
+        _save_best(self.accelerator, model, self.tokenizer, self.output, self.cfg.method == "lora")
+        if self.logits:
+            self.best_logits = self.logits
+            if self.accelerator.is_main_process:
+                np.savez(self.output / "val_logits.npz", **self.logits)
 
-    progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                        TimeRemainingColumn(), console=console, disable=not accelerator.is_main_process)
-    task = progress.add_task("train", total=total_steps, completed=state["global_step"], info="")
-    model.train()
-    stop = state["global_step"] >= total_steps or state["stopped_early"]
-    running, seen = 0.0, 0
-    with progress:
-        while not stop and state["epoch"] < cfg.epochs:
-            sampler.set_epoch(state["epoch"])
-            loader = accelerator.skip_first_batches(train_dl, state["batch_in_epoch"]) if state[
-                "batch_in_epoch"] else train_dl
-            for batch in loader:
-                with accelerator.accumulate(model):
-                    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-                    loss = _batch_loss(cfg, heads, logits, batch, weights)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and cfg.max_grad_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                state["batch_in_epoch"] += 1
-                running, seen = running + float(loss.detach()), seen + 1
-                if not accelerator.sync_gradients:
-                    continue
-                state["global_step"] += 1
-                state["train_seconds"] = time.perf_counter() - started
-                progress.update(task, advance=1, info=f"loss {running / seen:.4f}")
-                if state["global_step"] % 10 == 0 or state["global_step"] == total_steps:
-                    log({"step": state["global_step"], "epoch": state["epoch"], "train_loss": running / seen,
-                         "lr": scheduler.get_last_lr()[-1]})
-                    running, seen = 0.0, 0
-                if state["global_step"] % eval_every == 0 or state["global_step"] >= total_steps:
-                    stop = evaluate_and_maybe_stop()
-                stop = stop or state["global_step"] >= total_steps
-                if state["global_step"] % save_every == 0 or stop:
-                    save()
-                if stop:
-                    break
-            else:
-                # The epoch ran out. Its end is where the loader stops, not len(loader): sharding across processes
-                # can leave a process one batch short.
-                state["epoch"] += 1
-                state["batch_in_epoch"] = 0
-                if state.get("last_eval") != state["global_step"]:
-                    stop = evaluate_and_maybe_stop()
-                save()
-    result = _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console)
-    accelerator.end_training()  # after the last barrier: it tears down the process group
-    return result
+    def finish(self, state: dict[str, Any], parameters: dict[str, Any]) -> TrainResult:
+        return _finish(self.cfg, self.accelerator, self.heads, self.output, state, parameters, self.best_logits,
+                       self.splits, self.meta, self.console)
 
 
 def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console) -> TrainResult:
@@ -432,6 +324,7 @@ def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits,
     from triagekit.route.router import Router
 
     extra: dict[str, Any] = {}
+    best_score = state["best_score"] if state["best_score"] is not None else -1.0  # -1: no validation set
     if accelerator.is_main_process:
         if not best_logits and (output / "val_logits.npz").exists():
             with np.load(output / "val_logits.npz") as z:  # a resumed run whose best was before the kill
@@ -443,11 +336,12 @@ def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits,
         digest = hashlib.sha256((output / "model" / "heads.safetensors").read_bytes()).hexdigest()[:12]
         router = Router(None, heads, cfg.text_fields, calibration, meta={
             **meta, "model_version": f"{Path(cfg.backbone).name}-{cfg.method}-{digest}", "method": cfg.method,
-            "parameters": params, "best_step": state["best_step"], "best_val_macro_f1": state["best_score"]})
+            "parameters": params, "best_step": state["best_step"], "best_val_macro_f1": best_score})
         router.save_info(output, "encoder", model_dir="model", max_length=cfg.max_length, **extra)
     accelerator.wait_for_everyone()
-    return TrainResult(str(output), state["best_score"], state["best_step"], state["global_step"],
-                       state["stopped_early"], state["train_seconds"], params, state["best_val"])
+    best_val = {k.split("/", 1)[1]: v for k, v in state["best_metrics"].items() if "/" in k}
+    return TrainResult(str(output), best_score, state["best_step"], state["global_step"], state["stopped_early"],
+                       state["train_seconds"], params, best_val)
 
 
 def _fit_lexical(cfg, heads, splits, output: Path, neural_val: dict[str, np.ndarray],

@@ -14,8 +14,8 @@ Shared by the tasks that tune a small LLM (``triage``: strict JSON tickets; ``an
 - A prompt is a string (one user turn) or a list of ``{role, content}`` messages; it is rendered with the model's
   chat template (``cfg.system_prompt`` prepended) and the loss is on the answer tokens only (``sft.data``).
 - Over-long examples: the prompt is cut in the middle, an answer is never cut; counts are in ``result.encode``.
-- Methods: ``lora`` (peft, adapters saved separately and merged at load), ``full``, ``qlora`` (4-bit base,
-  CUDA + bitsandbytes only; a clear error elsewhere). Warmup + cosine, gradient accumulation and clipping,
+- Methods: ``lora`` (peft, adapters saved separately and merged at load; QLoRA with ``quantization: 4bit``,
+  CUDA + bitsandbytes only, a clear error elsewhere) and ``full``. Warmup + cosine, gradient accumulation and clipping,
   gradient checkpointing, validation loss with early stopping, atomic checkpoints and ``resume=True``.
 - The run directory: ``sft.json`` (task, base, method, best step/loss, ``task_meta``), ``config.yaml``,
   ``model/adapter`` + ``base/`` or ``model/weights``, ``model/tokenizer``, ``metrics.jsonl``, ``checkpoints/``.
