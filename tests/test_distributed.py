@@ -6,6 +6,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # a 2-process `accelerate launch` training
 
 
 def test_two_cpu_processes(tiny_encoder, prepared, tmp_path):

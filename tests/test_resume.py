@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocess trainings, one killed with SIGKILL
+
 
 def cli(tiny_encoder, prepared, out, *extra):
     return [sys.executable, "-m", "triagekit", "train", "--data", str(prepared), "--labels", "queue,priority",
