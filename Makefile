@@ -25,8 +25,13 @@ demo: install
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
+# Formatting first (ruff format --check changes nothing; `ruff format src tests benchmarks` applies it), then the
+# lint rules of pyproject.toml. ruff comes with the test extra.
+LINT_PATHS := src tests benchmarks
+
 lint:
-	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m ruff format --check $(LINT_PATHS)
+	$(BIN)/python -m ruff check $(LINT_PATHS)
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/router.py

@@ -7,6 +7,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One OpenMP thread per process: scikit-learn's logistic regression (TF-IDF heads) spins OpenMP threads that fight
+# over 2 shared cores. Measured here, 4 one-vs-rest tag fits on 150 tickets: 8.7 s with the default, 0.85 s with 1.
+# The tiny torch models of the tests are too small to gain from a second thread. Set it yourself to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
@@ -69,3 +73,76 @@ def prepared(tmp_path_factory, synth_file):
     prepare(synth_file, out, text_fields=["subject", "body"], label_fields=["queue", "priority", "type"],
             multilabel_fields=["tags"], seed=0)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Routers trained once per session. Test modules used to train their own; the settings are those of the export tests
+# (a few steps at a high rate: clear logit margins, so int8 agreement measures the quantizer, not ties).
+ROUTER_HEADS = dict(labels=["queue", "priority", "type"], multilabel=["tags"])
+
+
+def tiny_router_config(tiny_encoder, **kw):
+    """The ``TrainConfig`` of the shared tiny routers, with ``kw`` on top (for tests that train their own)."""
+    from triagekit.route.config import TrainConfig
+
+    base = dict(backbone=str(tiny_encoder), epochs=1, max_steps=15, batch_size=16, lr=3e-3, head_lr=3e-2,
+                max_length=48, tensorboard=False, **ROUTER_HEADS)
+    return TrainConfig(**{**base, **kw})
+
+
+def _read_only(root):
+    # A shared run must not change under the tests that read it: a write fails loudly instead of leaking into the
+    # next module. Tests that change a run (calibrate it, serve it, edit router.json) take `copy_router` first.
+    for path in [*root.rglob("*"), root]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    return root
+
+
+def _train_once(tmp_path_factory, name, cfg, data):
+    from rich.console import Console
+
+    from triagekit.route.train import train
+
+    out = tmp_path_factory.mktemp(name) / "run"
+    train(cfg, data, out, console=Console(quiet=True))
+    return _read_only(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_router(tmp_path_factory, tiny_encoder, prepared):
+    """A full fine-tune of ``tiny_encoder`` on ``prepared`` (queue, priority, type, tags): 15 steps. Read-only."""
+    return _train_once(tmp_path_factory, "tiny-router", tiny_router_config(tiny_encoder, method="full"), prepared)
+
+
+@pytest.fixture(scope="session")
+def tiny_lora_router(tmp_path_factory, tiny_encoder, prepared):
+    """The same with LoRA adapters (merge and export paths). Read-only."""
+    return _train_once(tmp_path_factory, "tiny-lora-router", tiny_router_config(tiny_encoder, method="lora"),
+                       prepared)
+
+
+@pytest.fixture(scope="session")
+def tiny_hybrid_router(tmp_path_factory, tiny_encoder, prepared):
+    """A hybrid (encoder + TF-IDF pooled per head) on queue, priority and tags, 5 steps on 150 rows: TF-IDF's
+    one-vs-rest tag models take most of a minute on the full split on 2 cores. Read-only."""
+    small = tmp_path_factory.mktemp("small-data")
+    for split in ("train", "val"):
+        lines = (prepared / f"{split}.jsonl").read_text().splitlines()
+        (small / f"{split}.jsonl").write_text("\n".join(lines[:150]) + "\n")
+    cfg = tiny_router_config(tiny_encoder, method="full", labels=["queue", "priority"], hybrid=True, max_steps=5)
+    return _train_once(tmp_path_factory, "tiny-hybrid-router", cfg, small)
+
+
+@pytest.fixture(scope="session")
+def copy_router():
+    """``copy_router(run, dest)``: a writable copy of a shared run at ``dest`` (returned)."""
+    import shutil
+
+    def copy(run, dest):
+        shutil.copytree(run, dest, copy_function=shutil.copyfile)
+        for path in [dest, *dest.rglob("*")]:
+            if path.is_dir():
+                path.chmod(path.stat().st_mode | 0o700)
+        return dest
+
+    return copy

@@ -133,6 +133,7 @@ def test_generate_endpoint_validates_input(trained, tmp_path):
         assert r.status_code == 503 and "failed to load" in r.json()["detail"]
 
 
+@pytest.mark.slow  # eval-answers end to end; its similarity loads the packaged MiniLM
 def test_eval_answers_writes_results(trained, tiny_llama, tmp_path, capsys):
     suite = tmp_path / "suite.jsonl"
     write_jsonl(suite, (e.to_row() for e in synth_answer_examples(6, seed=11)))

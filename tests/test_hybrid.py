@@ -2,11 +2,9 @@ import json
 
 import numpy as np
 
-from triagekit.route.config import TrainConfig
 from triagekit.route.heads import HeadSpec
 from triagekit.route.hybrid import HybridBackend, fit_fusion_weights, fuse
 from triagekit.route.router import Router
-from triagekit.route.train import train
 
 
 def test_weights_follow_the_better_model():
@@ -27,11 +25,8 @@ def test_fuse_is_log_linear_pooling():
     assert fuse(head, np.array([[1.0, 2.0]]), np.array([[5.0, 0.0]]), 0.0).tolist() == [[1.0, 2.0]]
 
 
-def test_hybrid_router_trains_saves_and_loads(tiny_encoder, prepared, tmp_path):
-    out = tmp_path / "hybrid"
-    cfg = TrainConfig(backbone=str(tiny_encoder), labels=["queue", "priority"], multilabel=["tags"], epochs=1,
-                      batch_size=16, max_length=64, hybrid=True, tensorboard=False)
-    train(cfg, prepared, out)
+def test_hybrid_router_trains_saves_and_loads(tiny_hybrid_router):
+    out = tiny_hybrid_router  # trained once for the session (conftest.py) on queue, priority and tags
     info = json.loads((out / "router.json").read_text())
     assert set(info["lexical"]["weights"]) == {"queue", "priority", "tags"}
     router = Router.load(out)

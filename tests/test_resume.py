@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocess trainings, one killed with SIGKILL
+
 
 @pytest.fixture(scope="module")
 def triage_data(tmp_path_factory):

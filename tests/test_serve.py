@@ -22,8 +22,6 @@ httpx = pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from triagekit.cli import main  # noqa: E402
-from triagekit.route.config import TrainConfig  # noqa: E402
-from triagekit.route.train import train  # noqa: E402
 from triagekit.serve import ServeSettings, create_app  # noqa: E402
 from triagekit.serve.db import PredictionStore, feedback, predictions  # noqa: E402
 from triagekit.serve.drift import DriftMonitor, distribution, drift_report, psi  # noqa: E402
@@ -35,7 +33,6 @@ try:
 except ImportError:  # pragma: no cover - the test extra brings it
     schemathesis = None
 
-HEADS = dict(labels=["queue", "priority", "type"], multilabel=["tags"])
 TICKETS = [
     {"subject": "Invoice charged twice", "body": "My card was billed twice for the May invoice."},
     {"subject": "VPN down", "body": "Cannot connect to the VPN since this morning's update."},
@@ -46,11 +43,10 @@ KEY_ENV = "TRIAGEKIT_TEST_API_KEY"
 
 
 @pytest.fixture(scope="module")
-def router_dir(tiny_encoder, prepared, tmp_path_factory):
-    """A tiny router trained once; priority's review threshold is raised so every prediction needs review."""
-    out = tmp_path_factory.mktemp("serve") / "router"
-    train(TrainConfig(backbone=str(tiny_encoder), epochs=1, batch_size=16, max_length=64, tensorboard=False, **HEADS),
-          prepared, out)
+def router_dir(tiny_router, copy_router, tmp_path_factory):
+    """The session's tiny router, copied (the service writes its drift reference beside it); priority's review
+    threshold is raised so every prediction needs review."""
+    out = copy_router(tiny_router, tmp_path_factory.mktemp("serve") / "router")
     info = json.loads((out / "router.json").read_text())
     info["calibration"].setdefault("priority", {})["review_threshold"] = 0.999
     (out / "router.json").write_text(json.dumps(info, indent=2))
@@ -463,6 +459,7 @@ if schemathesis is not None:
     # The schema is generated without starting anything; the calls go to the module's trained app.
     schema = schemathesis.openapi.from_dict(create_app("unused-model-dir").openapi())
 
+    @pytest.mark.slow  # OpenAPI fuzzing
     @schema.parametrize()
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     def test_openapi_fuzz_never_5xx(case, fuzz_app):

@@ -83,15 +83,9 @@ pytest.importorskip("sqlalchemy")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_encoder, prepared, tmp_path_factory):
-    from triagekit.route.config import TrainConfig
-    from triagekit.route.train import train
-
-    out = tmp_path_factory.mktemp("serve-fast") / "router"
-    cfg = TrainConfig(backbone=str(tiny_encoder), epochs=1, max_steps=10, batch_size=16, max_length=48, lr=3e-3,
-                      head_lr=3e-2, tensorboard=False, labels=["queue", "priority"], multilabel=["tags"])
-    train(cfg, prepared, out)
-    return out
+def run_dir(tiny_router, copy_router, tmp_path_factory):
+    """The session's tiny router, copied: ``--backend onnx`` keeps its export inside the run, and a test edits it."""
+    return copy_router(tiny_router, tmp_path_factory.mktemp("serve-fast") / "router")
 
 
 def test_backend_onnx_exports_once_and_re_exports_a_changed_run(run_dir):

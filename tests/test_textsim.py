@@ -37,6 +37,7 @@ def test_rouge_l_agrees_with_rouge_score_when_installed():
         assert rouge_l(cand, ref).f1 == pytest.approx(scorer.score(ref, cand)["rougeL"].fmeasure)
 
 
+@pytest.mark.slow  # the packaged MiniLM
 def test_embedding_similarity_ranks_paraphrase_above_unrelated():
     emb = Embedder()
     sims = emb.similarity(["I was charged twice for my subscription", "I was charged twice for my subscription"],

@@ -31,6 +31,7 @@ SCHEMAS = st.dictionaries(_NAME, _PROP, min_size=1, max_size=4).map(
     lambda props: {"type": "object", "properties": props})
 
 
+@pytest.mark.slow  # fuzzing: 25 random schemas and texts through grammar-constrained decoding
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                 HealthCheck.too_slow])
 @given(raw=SCHEMAS, text=st.text(max_size=40), seed=st.integers(0, 2**16), jump=st.booleans(), batch=st.booleans())
@@ -97,6 +98,7 @@ def test_synth_is_reproducible_and_consistent():
     assert {r["language"] for r in a} == {"en", "es", "mix"} and len({r["instruction"] for r in a}) > 5
 
 
+@pytest.mark.slow  # the summary similarity loads the packaged MiniLM
 def test_evaluation_counts_invalid_outputs_as_wrong():
     schema = load_schema()
     gold = [r["triage"] for r in synth_tickets(3, seed=1)]
@@ -125,6 +127,7 @@ def trained(tiny_llama, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # CLI training end to end; --eval loads the packaged MiniLM
 def test_cli_train_and_triage(trained, capsys):
     meta = json.loads((trained / "run" / "sft.json").read_text())
     assert meta["task"] == "triage" and meta["task_meta"]["n_rejected"] == 2

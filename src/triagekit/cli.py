@@ -349,17 +349,17 @@ def _add_export(sub) -> None:
 
 COMMANDS: list[Callable] = [_add_data, _add_train, _add_eval_predict, _add_export, _add_demo]
 
-from triagekit.serve.commands import _add_drift, _add_feedback, _add_serve  # noqa: E402 - cheap, no serve extra
+from triagekit.serve.commands import add_drift, add_feedback, add_serve  # noqa: E402 - cheap, no serve extra
 
-COMMANDS += [_add_serve, _add_feedback, _add_drift]
+COMMANDS += [add_serve, add_feedback, add_drift]
 
-from triagekit.answer.commands import _add_answers, _add_eval_answers, _add_generate  # noqa: E402 - cheap imports
+from triagekit.answer.commands import add_answers, add_eval_answers, add_generate  # noqa: E402 - cheap imports
 
-COMMANDS += [_add_answers, _add_generate, _add_eval_answers]
+COMMANDS += [add_answers, add_generate, add_eval_answers]
 
-from triagekit.triage.commands import _add_triage  # noqa: E402 - cheap import
+from triagekit.triage.commands import add_triage  # noqa: E402 - cheap import
 
-COMMANDS += [_add_triage]
+COMMANDS += [add_triage]
 
 
 def build_parser() -> argparse.ArgumentParser:

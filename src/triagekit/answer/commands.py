@@ -11,7 +11,7 @@ from pathlib import Path
 
 __all__ = ["cmd_answers_prepare", "cmd_answers_synth", "cmd_train_answer", "cmd_train_answer_dpo", "cmd_generate",
            "cmd_eval_answers",
-           "_add_answers", "_add_generate", "_add_eval_answers"]
+           "add_answers", "add_generate", "add_eval_answers"]
 
 
 def _console():
@@ -131,7 +131,7 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------------------
 # parsers for the command table
-def _add_answers(sub) -> None:
+def add_answers(sub) -> None:
     p = sub.add_parser("answers", help="prepare answer data (ticket->reply, dialogs, Q&A) or write the synthetic suite")
     asub = p.add_subparsers(dest="answers_command", required=True)
     a = asub.add_parser("prepare", help="validate, filter, redact, deduplicate and split answer examples")
@@ -157,7 +157,7 @@ def _add_answers(sub) -> None:
     s.set_defaults(func=cmd_answers_synth)
 
 
-def _add_generate(sub) -> None:
+def add_generate(sub) -> None:
     p = sub.add_parser("generate", help="stream a reply from an answer model (tuned run or base) to stdout")
     p.add_argument("model", help="run directory of `train --task answer`, or smollm2 / HF id / local folder")
     p.add_argument("--prompt", action="append", help="the customer's message (repeatable; default: stdin)")
@@ -169,7 +169,7 @@ def _add_generate(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
-def _add_eval_answers(sub) -> None:
+def add_eval_answers(sub) -> None:
     p = sub.add_parser("eval-answers", help="tuned answer model vs its base: win rate, hallucination rate, ROUGE-L")
     p.add_argument("model", help="run directory of `train --task answer`")
     p.add_argument("--base", required=True, help="the untuned base: smollm2, an HF id or a local folder")

@@ -15,7 +15,7 @@ from typing import Any
 
 from triagekit.answer.schema import AnswerExample
 from triagekit.data.prepare import write_jsonl
-from triagekit.data.synth import _SLOTS, synth_tickets
+from triagekit.data.synth import SLOTS, synth_tickets
 
 __all__ = ["synth_answer_examples", "write_answer_suite", "SUITE_SEED"]
 
@@ -78,8 +78,8 @@ _REPLIES: dict[str, list[str]] = {
 
 
 def _facts(text: str) -> dict[str, str | None]:
-    product = next((p for p in _SLOTS["product"] if p in text), None)
-    error = next((e for e in _SLOTS["error"] if e in text), None)
+    product = next((p for p in SLOTS["product"] if p in text), None)
+    error = next((e for e in SLOTS["error"] if e in text), None)
     ref = (_ORDER.search(text) or _INVOICE.search(text))
     return {"product": product, "error": error, "ref": ref.group(0) if ref else None}
 

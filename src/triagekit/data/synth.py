@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["synth_tickets", "write_synth", "QUEUES"]
+__all__ = ["synth_tickets", "write_synth", "QUEUES", "SLOTS"]
 
 # queue -> (share of tickets, P(high, medium, low), hint sentences that point at this queue)
 QUEUES: dict[str, tuple[float, tuple[float, float, float], list[str]]] = {
@@ -287,7 +287,8 @@ _PHRASES: dict[str, dict[str, list[str]]] = {
                       "octubre", "noviembre", "diciembre"]},
 }
 _CODE_SWITCH = ["Danke!", "Vielen Dank.", "Gracias.", "Muchas gracias de antemano.", "Bitte um Rückmeldung."]
-_SLOTS = {
+# The fillers of every template; public because answer.synth finds a ticket's product and error message in them.
+SLOTS = {
     "product": ["CloudSync", "DataVault", "Acme CRM", "OfficeSuite", "Nimbus VPN", "Payroll 360", "SecureMail",
                 "AnalyticsHub", "ShopFront", "TeamChat"],
     "error": ["Error 503: Service Unavailable", "ERR_CONNECTION_RESET", "0x80070005 (access denied)",
@@ -314,9 +315,9 @@ _START = datetime(2024, 1, 1)
 
 
 def _slots(rng: random.Random, lang: str) -> dict[str, Any]:
-    s = {k: rng.choice(v) for k, v in _SLOTS.items()}
-    s["product2"] = rng.choice([p for p in _SLOTS["product"] if p != s["product"]])
-    s["name2"] = f"{rng.choice(_SLOTS['first'])} {rng.choice(_SLOTS['last'])}"
+    s = {k: rng.choice(v) for k, v in SLOTS.items()}
+    s["product2"] = rng.choice([p for p in SLOTS["product"] if p != s["product"]])
+    s["name2"] = f"{rng.choice(SLOTS['first'])} {rng.choice(SLOTS['last'])}"
     day, month = rng.randint(1, 28), rng.randint(1, 12)
     s["month"] = _PHRASES[lang]["months"][month - 1]
     s["date"] = (f"{day:02d}.{month:02d}.2024" if lang == "de" else f"{day:02d}/{month:02d}/2024" if lang == "es"

@@ -26,7 +26,7 @@ from typing import Any
 from triagekit.core.extras import require
 from triagekit.exporters.common import copy_tokenizer, load_merged, read_run, run_heads
 from triagekit.exporters.onnx import INPUTS, OPSET, QUANTIZE, export_graph, output_name, quantize_int8
-from triagekit.exporters.pbtxt import Enum, dumps
+from triagekit.exporters.pbtxt import dumps, model_config
 
 __all__ = ["export_triton", "ENSEMBLE", "TOKENIZER", "ROUTER", "POSTPROCESS", "VERSION"]
 
@@ -50,11 +50,11 @@ order of `triagekit_postprocess/labels_<head>.txt`. To skip the postprocess step
 
 
 def _tensor(name: str, dtype: str, dims: list[int], **extra: Any) -> dict[str, Any]:
-    return {"name": name, "data_type": Enum(dtype), "dims": dims, **extra}
+    return {"name": name, "data_type": dtype, "dims": dims, **extra}
 
 
-def _params(**values: Any) -> list[dict[str, Any]]:
-    return [{"key": k, "value": {"string_value": str(v)}} for k, v in values.items()]
+def _params(**values: Any) -> dict[str, dict[str, str]]:
+    return {k: {"string_value": str(v)} for k, v in values.items()}
 
 
 def _configs(heads, max_length: int, max_batch_size: int) -> dict[str, dict[str, Any]]:
@@ -62,13 +62,12 @@ def _configs(heads, max_length: int, max_batch_size: int) -> dict[str, dict[str,
     logits = [_tensor(output_name(h.name), "TYPE_FP32", [len(h.labels)]) for h in heads]
     probs = [_tensor(f"probs_{h.name}", "TYPE_FP32", [len(h.labels)], label_filename=f"labels_{h.name}.txt")
              for h in heads]
-    cpu = [{"count": 1, "kind": Enum("KIND_CPU")}]
+    cpu = [{"count": 1, "kind": "KIND_CPU"}]
     batching = {"max_queue_delay_microseconds": 2000}
 
     def step(model: str, inputs: list[str], outputs: list[str]) -> dict[str, Any]:
         return {"model_name": model, "model_version": -1,
-                "input_map": [{"key": n, "value": n} for n in inputs],
-                "output_map": [{"key": n, "value": n} for n in outputs]}
+                "input_map": {n: n for n in inputs}, "output_map": {n: n for n in outputs}}
 
     return {
         ROUTER: {"name": ROUTER, "platform": "onnxruntime_onnx", "max_batch_size": max_batch_size, "input": ids,
@@ -103,6 +102,7 @@ def export_triton(run_dir: str | Path, out_dir: str | Path, quantize: str | None
         ``out_dir``.
     """
     require("onnx", "onnxruntime")
+    model_config()  # a missing tritonclient fails here, before the minute of graph export
     if quantize not in (None, *QUANTIZE):
         raise ValueError(f"--quantize must be one of {QUANTIZE}, got {quantize!r}")
     run_dir, repo = Path(run_dir), Path(out_dir)
@@ -132,7 +132,7 @@ def export_triton(run_dir: str | Path, out_dir: str | Path, quantize: str | None
         (repo / POSTPROCESS / f"labels_{h.name}.txt").write_text("\n".join(h.labels) + "\n")
     (repo / ENSEMBLE / VERSION).mkdir(parents=True, exist_ok=True)  # Triton wants a version dir, even empty
     for name, config in _configs(heads, info["max_length"], max_batch_size).items():
-        (repo / name / "config.pbtxt").write_text(dumps(config) + "\n")
+        (repo / name / "config.pbtxt").write_text(dumps(config))
     (repo / "README.md").write_text(_README.format(heads=", ".join(f"probs_{h.name}" for h in heads)))
     (repo / "triagekit.json").write_text(json.dumps({
         "text_fields": info["text_fields"], "heads": info["heads"], "meta": info.get("meta", {}),

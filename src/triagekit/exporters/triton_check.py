@@ -1,8 +1,8 @@
-"""Offline validation of a Triton model repository: each ``config.pbtxt`` against Triton's ``ModelConfig`` schema
-(field names, value kinds, enums; ``pbtxt.load_config``) and against what it describes: ONNX graph inputs and outputs
-(names, element types, ranks, dims), Python models (``TritonPythonModel.execute``), and ensembles (every step's
-model exists, maps name real inputs and outputs, tensors flow from an ensemble input or an earlier step with
-matching types and shapes, every ensemble output is produced).
+"""Offline validation of a Triton model repository: each ``config.pbtxt`` against Triton's own ``ModelConfig``
+message (field names, value kinds, enums, oneofs; ``pbtxt.load_config``) and against what it describes: ONNX graph
+inputs and outputs (names, element types, ranks, dims), Python models (``TritonPythonModel.execute``), and
+ensembles (every step's model exists, maps name real inputs and outputs, tensors flow from an ensemble input or an
+earlier step with matching types and shapes, every ensemble output is produced).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _check_python(name: str, path: Path, errors: list[str]) -> None:
         errors.append(f"{name}: {path.name} defines no TritonPythonModel with an execute method")
 
 
-def _check_ensemble(name: str, cfg: dict, configs: dict[str, dict], errors: list[str]) -> None:
+def _check_ensemble(name: str, cfg: dict, configs: dict[str, dict | None], errors: list[str]) -> None:
     steps = cfg.get("ensemble_scheduling", {}).get("step", [])
     if not steps:
         errors.append(f"{name}: an ensemble needs ensemble_scheduling with at least one step")
@@ -96,6 +96,8 @@ def _check_ensemble(name: str, cfg: dict, configs: dict[str, dict], errors: list
             errors.append(f"{where}: no such model in the repository")
             continue
         sub = configs[model]
+        if sub is None:
+            continue  # its config is unreadable, reported above
         if cfg.get("max_batch_size", 0) > sub.get("max_batch_size", 0):
             errors.append(f"{where}: the ensemble's max_batch_size exceeds the model's")
         inputs = {t["name"]: t for t in sub.get("input", [])}
@@ -142,7 +144,9 @@ def validate_repository(repo: str | Path) -> list[str]:
             continue
         cfg, problems = load_config(file.read_text())
         errors += [f"{model.name}/config.pbtxt: {p}" for p in problems]
-        configs[model.name] = cfg
+        configs[model.name] = None if problems else cfg
+        if problems:
+            continue  # nothing more to check in a config Triton cannot read
         if cfg.get("name", model.name) != model.name:
             errors.append(f"{model.name}: config name {cfg['name']!r} differs from its directory")
         if bool(cfg.get("platform")) == bool(cfg.get("backend")) and cfg.get("platform") != "ensemble":
@@ -153,6 +157,8 @@ def validate_repository(repo: str | Path) -> list[str]:
             errors.append(f"{model.name}: no numeric version directory")
         _check_tensors(model.name, cfg, errors)
     for name, cfg in configs.items():
+        if cfg is None:
+            continue
         version = repo / name / VERSION
         if cfg.get("platform") == "onnxruntime_onnx" or cfg.get("backend") == "onnxruntime":
             onnx_file = version / cfg.get("default_model_filename", "model.onnx")

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-__all__ = ["cmd_serve", "cmd_feedback_export", "cmd_drift", "_add_serve", "_add_feedback", "_add_drift", "db_url"]
+__all__ = ["cmd_serve", "cmd_feedback_export", "cmd_drift", "add_serve", "add_feedback", "add_drift", "db_url"]
 
 
 def _console():
@@ -105,7 +105,7 @@ def _fmt(x: float | None) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # parsers for the command table
-def _add_serve(sub) -> None:
+def add_serve(sub) -> None:
     p = sub.add_parser("serve", help="serve a trained router over HTTP (needs the serve extra)")
     p.add_argument("model", help="run or export directory (router.json)")
     p.add_argument("--host", default="127.0.0.1")
@@ -142,7 +142,7 @@ def _add_serve(sub) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def _add_feedback(sub) -> None:
+def add_feedback(sub) -> None:
     p = sub.add_parser("feedback", help="work with the feedback collected by the service")
     fsub = p.add_subparsers(dest="feedback_command", required=True)
     e = fsub.add_parser("export", help="write corrected examples (text fields + corrected labels) as JSONL")
@@ -151,7 +151,7 @@ def _add_feedback(sub) -> None:
     e.set_defaults(func=cmd_feedback_export)
 
 
-def _add_drift(sub) -> None:
+def add_drift(sub) -> None:
     p = sub.add_parser("drift", help="PSI drift report between two prediction files (triagekit predict --output)")
     p.add_argument("--reference", required=True, help="predictions JSONL of the reference period")
     p.add_argument("--current", required=True, help="predictions JSONL of the period to check")

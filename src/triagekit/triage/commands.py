@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cmd_triage", "cmd_train_triage", "cmd_synth_triage", "_add_triage"]
+__all__ = ["cmd_triage", "cmd_train_triage", "cmd_synth_triage", "add_triage"]
 
 
 def _console():
@@ -99,7 +99,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_triage(sub) -> None:
+def add_triage(sub) -> None:
     p = sub.add_parser("triage", help="structure raw IT tickets as schema-valid JSON (grammar-constrained LLM)")
     p.add_argument("model", help="a `train --task triage` run, or an untuned model (smollm2, HF id, path)")
     p.add_argument("--text", action="append", help="a ticket text (repeatable)")
