@@ -104,6 +104,6 @@ def test_cpu_bf16_autocast_and_eager_attention(tiny_decoder, prepared, tmp_path)
         Router.load(tmp_path / "bf16", precision="fp16")
     from triagekit.cli import main
 
-    assert main(["predict", str(tmp_path / "bf16"), "--text", "VPN drops", "--precision", "bf16"]) == 0
+    assert main(["route", "predict", str(tmp_path / "bf16"), "--text", "VPN drops", "--precision", "bf16"]) == 0
     with pytest.raises(ValueError, match="fp16 needs a GPU"):
         train(TrainConfig(**{**cfg.__dict__, "mixed_precision": "fp16"}), prepared, tmp_path / "fp16")
