@@ -50,7 +50,7 @@ def test_decoder_router_round_trip(tiny_decoder, prepared, tmp_path, method):
     reloaded = router.logits(load_prepared(prepared)["val"], batch_size=7)
     for head in ("queue", "type"):
         np.testing.assert_allclose(reloaded[head], in_memory[head], atol=1e-4)
-    if method == "lora":  # `triagekit export DIR --merge`: the adapter folded into plain weights predicts the same
+    if method == "lora":  # `route export DIR --merge`: the adapter folded into plain weights predicts the same
         from triagekit.exporters.export import export
 
         merged = Router.load(export(out, tmp_path / "merged", format="hf"))
