@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from triagekit.core.cli import Alias, Group, Verb, console
+from triagekit.core.cli import Alias, Group, Verb, console, training_arguments
 
 __all__ = ["COMMANDS", "ALIASES", "cmd_prepare", "cmd_synth", "cmd_train", "cmd_dpo", "cmd_generate", "cmd_eval"]
 
@@ -138,17 +138,8 @@ def _synth_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=7)
 
 
-def _run_arguments(p: argparse.ArgumentParser, data_help: str) -> None:
-    """What ``answer train`` and ``answer dpo`` share."""
-    p.add_argument("--data", required=True, help=data_help)
-    p.add_argument("--output", required=True)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output")
-
-
 def _train_arguments(p: argparse.ArgumentParser) -> None:
-    _run_arguments(p, "a prepared answer folder (`answer prepare`) or a raw file")
+    training_arguments(p, "a prepared answer folder (`answer prepare`) or a raw file")
     p.add_argument("--config", default=None, help="YAML preset (e.g. configs/answer/smollm2.yaml)")
     p.add_argument("--backbone", default=None, help="smollm2 | HF id | local path")
     p.add_argument("--method", default=None, choices=["lora", "qlora", "full"])
@@ -158,7 +149,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _dpo_arguments(p: argparse.ArgumentParser) -> None:
-    _run_arguments(p, "examples with a chosen and a rejected reply (e.g. Q&A rows with chosen/rejected columns)")
+    training_arguments(p, "examples with a chosen and a rejected reply (e.g. Q&A rows with chosen/rejected columns)")
     p.add_argument("--backbone", default=None, help="the run to start from (usually `answer train`'s), or a base "
                                                     "model (default: smollm2)")
     p.add_argument("--method", default=None, choices=["lora", "full"], help="lora (default) or every weight")

@@ -26,7 +26,8 @@ import argparse
 import sys
 from typing import Callable, NamedTuple, Union
 
-__all__ = ["Verb", "Group", "Alias", "Table", "merge", "build_parser", "resolve", "console", "csv_list"]
+__all__ = ["Verb", "Group", "Alias", "Table", "merge", "build_parser", "resolve", "console", "csv_list",
+           "training_arguments"]
 
 HELP_FLAGS = ("-h", "--help")
 
@@ -176,3 +177,12 @@ def console():
 def csv_list(value: str | None) -> list[str] | None:
     """``"a, b,"`` -> ``["a", "b"]``; None or empty -> None."""
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def training_arguments(p: argparse.ArgumentParser, data_help: str) -> None:
+    """The options every training verb has (``route train``, ``triage train``, ``answer train``, ``answer dpo``)."""
+    p.add_argument("--data", required=True, help=data_help)
+    p.add_argument("--output", required=True, help="the run directory to write")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output")

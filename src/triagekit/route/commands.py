@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from triagekit.core.cli import Alias, Group, Verb, console, csv_list
+from triagekit.core.cli import Alias, Group, Verb, console, csv_list, training_arguments
 
 __all__ = ["COMMANDS", "ALIASES", "cmd_train", "cmd_eval", "cmd_predict", "print_results"]
 
@@ -135,20 +135,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="a raw file (prepared on the fly) or a prepared directory")
+    training_arguments(p, "a raw file (prepared on the fly) or a prepared directory")
     p.add_argument("--val", default=None, help="explicit validation file")
-    p.add_argument("--output", required=True)
     p.add_argument("--config", default=None, help="YAML preset (e.g. configs/router/minilm.yaml)")
     p.add_argument("--labels", default=None, help="single-label fields, comma-separated")
     p.add_argument("--multilabel", default=None, help="multi-label fields, comma-separated (e.g. tags)")
     p.add_argument("--text", default=None, help="text fields, comma-separated")
     p.add_argument("--backbone", default=None, help="minilm | tfidf | HF id | local path")
     p.add_argument("--method", default=None, choices=["lora", "full", "head", "qlora"])
-    p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)")
 
 

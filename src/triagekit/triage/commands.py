@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from triagekit.core.cli import Alias, Group, Verb, console
+from triagekit.core.cli import Alias, Group, Verb, console, training_arguments
 
 __all__ = ["COMMANDS", "ALIASES", "cmd_synth", "cmd_train", "cmd_run", "cmd_eval"]
 
@@ -70,8 +70,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """``triage eval``: ``triage run`` on gold-labelled tickets, scored (metrics to stdout and OUTPUT.metrics.json)."""
-    if args.text:
-        raise ValueError("triage eval scores --input FILE against its gold 'triage' records; --text is for triage run")
     return _triage(args, score=True)
 
 
@@ -80,7 +78,7 @@ def _triage(args: argparse.Namespace, score: bool) -> int:
 
     triager = Triager.load(args.model, schema=args.schema, device=args.device)
     kwargs = dict(constrained=not args.no_constrain, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    if args.text:
+    if getattr(args, "text", None):  # triage eval has no --text
         for text, res in zip(args.text, triager.triage(args.text, **kwargs)):
             print(json.dumps({"text": text, **res}, ensure_ascii=False))
         return 0
@@ -115,26 +113,20 @@ def _synth_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="JSONL of tickets with gold 'triage' records")
+    training_arguments(p, "JSONL of tickets with gold 'triage' records")
     p.add_argument("--val", default=None, help="explicit validation file")
-    p.add_argument("--output", required=True)
     p.add_argument("--config", default=None, help="YAML preset (default: configs/triage/smollm2.yaml)")
     p.add_argument("--backbone", default=None, help="smollm2 | HF id | local path")
     p.add_argument("--method", default=None, choices=["lora", "full", "qlora"])
-    p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--schema", default=None, help="JSON Schema of the output (default: the IT schema)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)")
 
 
-def _run_arguments(p: argparse.ArgumentParser) -> None:
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    """What ``triage run`` and ``triage eval`` share."""
     p.add_argument("model", help="a `triage train` run, or an untuned model (smollm2, HF id, path)")
-    p.add_argument("--text", action="append", help="a ticket text (repeatable)")
-    p.add_argument("--input", default=None, help="JSONL (text or subject/body) or a text file, one ticket per line")
-    p.add_argument("--output", default=None, help="JSONL results")
     p.add_argument("--schema", default=None, help="JSON Schema file (default: the run's, or the IT schema)")
     p.add_argument("--no-constrain", action="store_true", help="free generation (for comparison)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -142,11 +134,24 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None)
 
 
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    _model_arguments(p)
+    p.add_argument("--text", action="append", help="a ticket text (repeatable)")
+    p.add_argument("--input", default=None, help="JSONL (text or subject/body) or a text file, one ticket per line")
+    p.add_argument("--output", default=None, help="JSONL results")
+
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    _model_arguments(p)
+    p.add_argument("--input", required=True, help="JSONL of tickets, each with its gold 'triage' record")
+    p.add_argument("--output", required=True, help="JSONL results; the metrics go to OUTPUT.metrics.json")
+
+
 COMMANDS = {"triage": Group("structure raw IT tickets as schema-valid JSON with a grammar-constrained small LLM", {
     "synth": Verb(cmd_synth, _synth_arguments, "write synthetic IT tickets with gold triage JSON"),
     "train": Verb(cmd_train, _train_arguments, "fine-tune a small LLM (SFT) to write the triage JSON"),
     "run": Verb(cmd_run, _run_arguments, "triage tickets with a trained (or untuned) model"),
-    "eval": Verb(cmd_eval, _run_arguments, "triage gold-labelled tickets and score validity and per-field F1"),
+    "eval": Verb(cmd_eval, _eval_arguments, "triage gold-labelled tickets and score validity and per-field F1"),
 })}
 
 ALIASES = [Alias("data synth", "triage synth", option="--task=triage"),
