@@ -149,3 +149,37 @@ def test_start_up_imports_no_heavy_library():
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_demo_steps_use_the_new_spelling(tmp_path, capsys):
+    from triagekit.cli import ALIASES, TABLE
+    from triagekit.core.cli import build_parser, resolve
+    from triagekit.demo import demo_steps
+
+    parser = build_parser(TABLE)
+    for name, argv in demo_steps(tmp_path, 100, "demo.yaml"):
+        assert resolve(argv, TABLE, ALIASES) == argv, name
+        assert callable(parser.parse_args(argv).func), name
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_table_merge_and_option_aliases():
+    from triagekit.core.cli import Alias, Group, Verb, merge, resolve
+
+    def verb(help_):
+        return Verb(lambda args: 0, lambda p: None, help_)
+
+    table = merge({"g": Group("a group", {"x": verb("x")})}, {"g": Group("", {"y": verb("y")}), "z": verb("z")})
+    assert list(table) == ["g", "z"] and list(table["g"].verbs) == ["x", "y"] and table["g"].help == "a group"
+    with pytest.raises(ValueError, match="'x' is defined twice"):
+        merge(table["g"].verbs, {"x": verb("again")})
+    aliases = [Alias("old", "g x", option="--kind=a", default=True), Alias("old", "g y", option="--kind=b"),
+               Alias("z", "g y", option="--flag")]
+    assert resolve(["old", "1", "--kind=b", "2"], table, aliases) == ["g", "y", "1", "2"]
+    assert resolve(["old", "--kind", "a", "1"], table, aliases) == ["g", "x", "1"]
+    assert resolve(["old", "1"], table, aliases) == ["g", "x", "1"]
+    assert resolve(["z", "--flag", "1"], table, aliases) == ["g", "y", "1"]
+    assert resolve(["z", "1"], table, aliases) == ["z", "1"]  # a current verb without the old flag stays
+    assert resolve(["g", "x", "--kind", "b"], table, aliases) == ["g", "x", "--kind", "b"]
+    with pytest.raises(ValueError, match="'triagekit old --kind c' is not a command"):
+        resolve(["old", "--kind", "c"], table, aliases)
