@@ -2,7 +2,7 @@
 
 Data: ``../shared/data/support-tickets/tickets.csv`` (English rows, PII redacted, split stratified by first tag);
 the tuned model trains on the train split's grounded replies (``--grounded-only``: replies whose claims the question
-backs, see ``triagekit answers prepare --grounded-only``; ``--n-train`` caps them), both models answer the first
+backs, see ``triagekit answer prepare --grounded-only``; ``--n-train`` caps them), both models answer the first
 ``--n-test``
 questions of the held-out test split with the same system prompt (greedy, ``--max-new-tokens``). Reported: win
 rate of the tuned model vs the base (reference judge, position-swapped, ties = 1/2), hallucination rate (rubric in

@@ -2,7 +2,7 @@
 
 Rows: an HF ``pipeline("text-classification")`` baseline for the queue head (a ``BertForSequenceClassification``
 holding the run's backbone and queue-head weights, with the router's mean pooling), the triagekit PyTorch backend,
-ONNX fp32 and ONNX int8 (``triagekit export --quantize int8``). Columns: tickets/s at batch 1 and batch 32,
+ONNX fp32 and ONNX int8 (``triagekit route export --quantize int8``). Columns: tickets/s at batch 1 and batch 32,
 p50/p99 latency of a batch-1 call, and queue accuracy against the gold labels. Below the table: the int8/pipeline
 throughput ratio, and the compute floor (backbone FLOPs per ticket at the measured mean length over the measured
 float32 matmul rate of these cores), i.e. the best tickets/s a float32 encoder could reach here.
@@ -43,7 +43,7 @@ def train_default(work: Path, n: int, epochs: int) -> Path:
 
     write_synth(n, work / "train.jsonl", seed=0)
     run = work / "run"
-    code = main(["train", "--data", str(work / "train.jsonl"), "--labels", "queue,priority,type",
+    code = main(["route", "train", "--data", str(work / "train.jsonl"), "--labels", "queue,priority,type",
                  "--output", str(run), "--config", str(ROOT / "configs" / "router" / "minilm.yaml"),
                  "--set", f"epochs={epochs}"])
     if code:

@@ -3,7 +3,7 @@ TF-IDF router, on a held-out synthetic set; JSON validity with and without the g
 macro-F1, summary ROUGE-L / embedding similarity, and tokens/s constrained vs unconstrained in the same run.
 
     python benchmarks/triage.py                       # synthesise, train (configs/triage/smollm2.yaml), evaluate
-    python benchmarks/triage.py --run runs/triage     # evaluate an existing `train --task triage` run
+    python benchmarks/triage.py --run runs/triage     # evaluate an existing `triage train` run
 
 Test tickets whose text also occurs in the training data are dropped before the first ``--n-test`` are kept.
 """

@@ -139,9 +139,9 @@ def test_every_answer_preset_loads(path):
 def test_cli_prepare_and_synth(tmp_path, capsys):
     from triagekit.cli import main
 
-    assert main(["answers", "synth", "--out", str(tmp_path / "suite.jsonl")]) == 0
+    assert main(["answer", "synth", "--out", str(tmp_path / "suite.jsonl")]) == 0
     assert (tmp_path / "suite.jsonl").read_text(encoding="utf-8") == SUITE.read_text(encoding="utf-8")
-    assert main(["answers", "prepare", "--input", str(tmp_path / "suite.jsonl"), "--out", str(tmp_path / "prep"),
+    assert main(["answer", "prepare", "--input", str(tmp_path / "suite.jsonl"), "--out", str(tmp_path / "prep"),
                  "--stratify", "source", "--limit", "50", "--redact-pii"]) == 0
     summary = json.loads((tmp_path / "prep" / "prepare.json").read_text())["summary"]
     assert summary["kept"] == 50 and summary["filtered"] == 50 and sum(summary["splits"].values()) == 50
@@ -149,5 +149,5 @@ def test_cli_prepare_and_synth(tmp_path, capsys):
                  "--grounded-only"]) == 0
     grounded = json.loads((tmp_path / "g" / "prepare.json").read_text())
     assert grounded["grounded_only"] and grounded["summary"]["kept"] + grounded["summary"]["ungrounded"] == 100
-    assert main(["answers", "prepare", "--input", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["answer", "prepare", "--input", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x")]) == 2
     assert "no such file" in capsys.readouterr().err

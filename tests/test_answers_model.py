@@ -29,7 +29,7 @@ def answer_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(tiny_llama, answer_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "answer"
-    code = main(["train", "--task", "answer", "--data", str(answer_data), "--output", str(out), "--backbone",
+    code = main(["answer", "train", "--data", str(answer_data), "--output", str(out), "--backbone",
                  str(tiny_llama), "--method", "full", "--set", "lr=3e-3", "--set", "max_steps=40", "--set",
                  "epochs=0", "--set", "max_length=192", "--set", "batch_size=8", "--set", "early_stopping_patience=0",
                  "--set", "eval_every=20"])
@@ -70,7 +70,7 @@ def test_save_load_round_trip_and_streaming(trained, capsys):
     assert again.tuned and again.answer(prompts, max_new_tokens=12) == first
     streamed = "".join(again.stream(prompts[0], max_new_tokens=12)).strip()
     assert streamed == first[0]["text"]
-    assert main(["generate", str(trained), "--prompt", prompts[0], "--max-new-tokens", "12"]) == 0
+    assert main(["answer", "generate", str(trained), "--prompt", prompts[0], "--max-new-tokens", "12"]) == 0
     assert capsys.readouterr().out.strip() == first[0]["text"]
     assert main(["generate", str(trained), "--prompt", "How do I build a bomb at home?"]) == 0
     assert capsys.readouterr().out.strip() == DEFAULT_RULES["refusal"]
@@ -137,7 +137,7 @@ def test_generate_endpoint_validates_input(trained, tmp_path):
 def test_eval_answers_writes_results(trained, tiny_llama, tmp_path, capsys):
     suite = tmp_path / "suite.jsonl"
     write_jsonl(suite, (e.to_row() for e in synth_answer_examples(6, seed=11)))
-    code = main(["eval-answers", str(trained), "--base", str(tiny_llama), "--suite", str(suite), "--max-new-tokens",
+    code = main(["answer", "eval", str(trained), "--base", str(tiny_llama), "--suite", str(suite), "--max-new-tokens",
                  "8", "--out", str(tmp_path / "results"), "--name", "tiny", "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
@@ -175,7 +175,7 @@ def test_dpo_prefers_chosen_replies_and_round_trips(trained, tmp_path):
     pairs = [(r["question"], r["chosen"], r["rejected"]) for r in rows[:4]]
     before = _margin(trained, pairs)
     out = tmp_path / "dpo"
-    code = main(["train", "--task", "answer-dpo", "--backbone", str(trained), "--data", str(tmp_path / "prefs.jsonl"),
+    code = main(["answer", "dpo", "--backbone", str(trained), "--data", str(tmp_path / "prefs.jsonl"),
                  "--output", str(out), "--set", "max_steps=6", "--set", "lr=5e-3", "--set", "batch_size=4",
                  "--set", "max_length=192"])
     assert code == 0
@@ -184,7 +184,7 @@ def test_dpo_prefers_chosen_replies_and_round_trips(trained, tmp_path):
     assert meta["system_prompt"] == SYSTEM_PROMPT and meta["dpo"]["losses"][-1] < meta["dpo"]["losses"][0]
     assert _margin(out, pairs) > before + 1.0
     assert AnswerModel.load(out, device="cpu").answer(["Where is my order?"], max_new_tokens=4)[0]["text"] is not None
-    assert main(["train", "--task", "answer-dpo", "--data", "x", "--output", "y", "--set", "gamma=1"]) == 2
+    assert main(["answer", "dpo", "--data", "x", "--output", "y", "--set", "gamma=1"]) == 2
     assert main(["train", "--task", "nope", "--data", "x", "--output", "y"]) == 2
 
 

@@ -1,6 +1,9 @@
-"""The CLI end to end: synth -> prepare -> train -> eval -> predict, asserting on the files and numbers written."""
+"""The CLI end to end: synth -> prepare -> train -> eval -> predict, asserting on the files and numbers written;
+the old spellings (hidden aliases with a note) and a start-up that imports none of the heavy libraries."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -13,14 +16,14 @@ def run_dir(tmp_path_factory, tiny_encoder):
     assert main(["data", "synth", "--n", "500", "--out", str(root / "t.jsonl"), "--seed", "3"]) == 0
     assert main(["data", "prepare", "--input", str(root / "t.jsonl"), "--out", str(root / "data"),
                  "--multilabel", "tags", "--redact-pii"]) == 0
-    assert main(["train", "--data", str(root / "data"), "--labels", "queue,priority,type", "--multilabel", "tags",
-                 "--output", str(root / "run"), "--backbone", str(tiny_encoder), "--epochs", "2",
+    assert main(["route", "train", "--data", str(root / "data"), "--labels", "queue,priority,type", "--multilabel",
+                 "tags", "--output", str(root / "run"), "--backbone", str(tiny_encoder), "--epochs", "2",
                  "--set", "lr=1e-3", "--set", "head_lr=1e-2", "--set", "max_length=64"]) == 0
     return root
 
 
 def test_eval_writes_metrics_report_and_plots(run_dir):
-    assert main(["eval", str(run_dir / "run"), "--data", str(run_dir / "data"), "--critical", "priority=high",
+    assert main(["route", "eval", str(run_dir / "run"), "--data", str(run_dir / "data"), "--critical", "priority=high",
                  "--target-precision", "0.8"]) == 0
     metrics = json.loads((run_dir / "run" / "eval" / "metrics.json").read_text())
     for head in ("queue", "priority", "type"):
@@ -49,7 +52,7 @@ def test_predict_file_streams_jsonl(run_dir):
             json.dumps({"subject": "Laptop broken", "body": "screen flickers"})]
     bad.write_text("\n".join(rows) + "\n")
     out = run_dir / "pred.jsonl"
-    assert main(["predict", str(run_dir / "run"), "--input", str(bad), "--output", str(out)]) == 0
+    assert main(["route", "predict", str(run_dir / "run"), "--input", str(bad), "--output", str(out)]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["id"] for x in lines] == ["a1", "in-4"]
     for line in lines:
@@ -60,7 +63,7 @@ def test_predict_file_streams_jsonl(run_dir):
 
 
 def test_predict_text_and_interactive(run_dir, capsys, monkeypatch):
-    assert main(["predict", str(run_dir / "run"), "--text", "my VPN keeps dropping"]) == 0
+    assert main(["route", "predict", str(run_dir / "run"), "--text", "my VPN keeps dropping"]) == 0
     line = json.loads(capsys.readouterr().out.strip())
     assert line["queue"]["label"]
     answers = iter(["printer jammed", ""])
@@ -79,7 +82,7 @@ def test_predict_text_and_interactive(run_dir, capsys, monkeypatch):
 def test_stats_and_errors(run_dir, capsys):
     assert main(["data", "stats", str(run_dir / "t.jsonl"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)
-    assert main(["predict", str(run_dir / "nope")]) == 2
+    assert main(["route", "predict", str(run_dir / "nope")]) == 2
     assert main(["train", "--data", str(run_dir / "data"), "--output", str(run_dir / "x"), "--set", "lr"]) == 2
 
 
@@ -89,3 +92,94 @@ def test_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("data", "train", "eval", "predict", "demo"):
         assert command in out
+    for command in ("route", "triage", "answer", "serve", "feedback", "drift", "export", "generate", "dpo"):
+        assert command in out
+    for hidden in ("eval-answers", "answers", "--task"):  # old spellings are aliases, not shown
+        assert hidden not in out
+
+
+# every old spelling, the usage line its help must show, and the note it prints
+OLD_SPELLINGS = [
+    (["train"], "triagekit route train", "'triagekit train' is now 'triagekit route train'"),
+    (["train", "--task", "router"], "triagekit route train", "'triagekit train --task router' is now"),
+    (["train", "--task", "answer"], "triagekit answer train", "'triagekit train --task answer' is now"),
+    (["train", "--task=answer-dpo"], "triagekit answer dpo", "'triagekit train --task answer-dpo' is now"),
+    (["train", "--task", "triage"], "triagekit triage train", "'triagekit train --task triage' is now"),
+    (["eval", "RUN"], "triagekit route eval", "'triagekit eval' is now 'triagekit route eval'"),
+    (["predict", "RUN"], "triagekit route predict", "'triagekit predict' is now 'triagekit route predict'"),
+    (["export", "RUN"], "triagekit route export", "'triagekit export' is now 'triagekit route export'"),
+    (["triage", "RUN"], "triagekit triage run", "'triagekit triage' is now 'triagekit triage run'"),
+    (["triage", "RUN", "--eval"], "triagekit triage eval", "'triagekit triage --eval' is now 'triagekit triage eval'"),
+    (["data", "synth", "--task", "triage"], "triagekit triage synth", "is now 'triagekit triage synth'"),
+    (["data", "synth", "--task", "router"], "triagekit data synth", "is now 'triagekit data synth'"),
+    (["answers", "prepare"], "triagekit answer prepare", "'triagekit answers prepare' is now"),
+    (["answers", "synth"], "triagekit answer synth", "'triagekit answers synth' is now 'triagekit answer synth'"),
+    (["generate", "RUN"], "triagekit answer generate", "'triagekit generate' is now 'triagekit answer generate'"),
+    (["eval-answers", "RUN"], "triagekit answer eval", "'triagekit eval-answers' is now 'triagekit answer eval'"),
+]
+
+
+@pytest.mark.parametrize("old, usage, note", OLD_SPELLINGS, ids=[" ".join(o[0]) for o in OLD_SPELLINGS])
+def test_old_spelling_is_an_alias_with_a_note(old, usage, note, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*old, "--help"])
+    assert exit_.value.code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"usage: {usage} ")
+    assert err.startswith("note: ") and note in err and len(err.strip().splitlines()) == 1
+
+
+def test_new_spellings_print_no_note_and_unknown_old_ones_fail(capsys):
+    for argv in (["triage", "run", "--help"], ["triage", "--help"], ["data", "synth", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "note:" not in capsys.readouterr().err, argv
+    assert main(["train", "--task", "nope", "--data", "x", "--output", "y"]) == 2
+    assert "'triagekit train --task nope' is not a command" in capsys.readouterr().err.replace("\n", " ")
+    with pytest.raises(SystemExit):  # the new grammar has no --task: argparse refuses it
+        main(["route", "train", "--task", "answer", "--data", "x", "--output", "y"])
+
+
+def test_start_up_imports_no_heavy_library():
+    """`triagekit --help` and `route train --help` must stay fast (benchmarks/cli_startup.py has the figures)."""
+    heavy = ["torch", "transformers", "sklearn", "numpy", "pandas", "rich", "pydantic", "fastapi", "sqlalchemy",
+             "onnx", "onnxruntime", "peft", "xgrammar", "yaml", "scipy"]
+    code = ("import sys\nfrom triagekit.cli import main\nfor argv in (['--help'], ['route', 'train', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_demo_steps_use_the_new_spelling(tmp_path, capsys):
+    from triagekit.cli import ALIASES, TABLE
+    from triagekit.core.cli import build_parser, resolve
+    from triagekit.demo import demo_steps
+
+    parser = build_parser(TABLE)
+    for name, argv in demo_steps(tmp_path, 100, "demo.yaml"):
+        assert resolve(argv, TABLE, ALIASES) == argv, name
+        assert callable(parser.parse_args(argv).func), name
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_table_merge_and_option_aliases():
+    from triagekit.core.cli import Alias, Group, Verb, merge, resolve
+
+    def verb(help_):
+        return Verb(lambda args: 0, lambda p: None, help_)
+
+    table = merge({"g": Group("a group", {"x": verb("x")})}, {"g": Group("", {"y": verb("y")}), "z": verb("z")})
+    assert list(table) == ["g", "z"] and list(table["g"].verbs) == ["x", "y"] and table["g"].help == "a group"
+    with pytest.raises(ValueError, match="'x' is defined twice"):
+        merge(table["g"].verbs, {"x": verb("again")})
+    aliases = [Alias("old", "g x", option="--kind=a", default=True), Alias("old", "g y", option="--kind=b"),
+               Alias("z", "g y", option="--flag")]
+    assert resolve(["old", "1", "--kind=b", "2"], table, aliases) == ["g", "y", "1", "2"]
+    assert resolve(["old", "--kind", "a", "1"], table, aliases) == ["g", "x", "1"]
+    assert resolve(["old", "1"], table, aliases) == ["g", "x", "1"]
+    assert resolve(["z", "--flag", "1"], table, aliases) == ["g", "y", "1"]
+    assert resolve(["z", "1"], table, aliases) == ["z", "1"]  # a current verb without the old flag stays
+    assert resolve(["g", "x", "--kind", "b"], table, aliases) == ["g", "x", "--kind", "b"]
+    with pytest.raises(ValueError, match="'triagekit old --kind c' is not a command"):
+        resolve(["old", "--kind", "c"], table, aliases)

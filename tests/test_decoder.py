@@ -50,7 +50,7 @@ def test_decoder_router_round_trip(tiny_decoder, prepared, tmp_path, method):
     reloaded = router.logits(load_prepared(prepared)["val"], batch_size=7)
     for head in ("queue", "type"):
         np.testing.assert_allclose(reloaded[head], in_memory[head], atol=1e-4)
-    if method == "lora":  # `triagekit export DIR --merge`: the adapter folded into plain weights predicts the same
+    if method == "lora":  # `route export DIR --merge`: the adapter folded into plain weights predicts the same
         from triagekit.exporters.export import export
 
         merged = Router.load(export(out, tmp_path / "merged", format="hf"))
@@ -104,6 +104,6 @@ def test_cpu_bf16_autocast_and_eager_attention(tiny_decoder, prepared, tmp_path)
         Router.load(tmp_path / "bf16", precision="fp16")
     from triagekit.cli import main
 
-    assert main(["predict", str(tmp_path / "bf16"), "--text", "VPN drops", "--precision", "bf16"]) == 0
+    assert main(["route", "predict", str(tmp_path / "bf16"), "--text", "VPN drops", "--precision", "bf16"]) == 0
     with pytest.raises(ValueError, match="fp16 needs a GPU"):
         train(TrainConfig(**{**cfg.__dict__, "mixed_precision": "fp16"}), prepared, tmp_path / "fp16")

@@ -249,17 +249,19 @@ def test_triton_configs_parse_with_tritons_own_proto(runs, tmp_path):
 # -- CLI and predict ------------------------------------------------------------------------------------------------
 def test_cli_export_end_to_end(runs, tmp_path, capsys):
     onnx_dir, hf_dir, repo = tmp_path / "onnx", tmp_path / "hf", tmp_path / "repo"
-    assert main(["export", str(runs["lora"]), "--format", "onnx", "--quantize", "int8", "--out", str(onnx_dir)]) == 0
+    assert main(["route", "export", str(runs["lora"]), "--format", "onnx", "--quantize", "int8",
+                 "--out", str(onnx_dir)]) == 0
     assert {"model.onnx", "model.int8.onnx", "router.json", "tokenizer"} <= {p.name for p in onnx_dir.iterdir()}
-    assert main(["predict", str(onnx_dir), "--text", "my VPN keeps dropping"]) == 0
+    assert main(["route", "predict", str(onnx_dir), "--text", "my VPN keeps dropping"]) == 0
     line = json.loads(capsys.readouterr().out.strip())
     assert {"label", "confidence", "top_k", "requires_review"} <= set(line["queue"])
-    assert main(["export", str(runs["lora"]), "--merge", "--out", str(hf_dir)]) == 0
+    assert main(["route", "export", str(runs["lora"]), "--merge", "--out", str(hf_dir)]) == 0
     assert (hf_dir / "model" / "backbone" / "config.json").exists()
-    assert main(["export", str(runs["full"]), "--format", "triton", "--out", str(repo)]) == 0
+    assert main(["route", "export", str(runs["full"]), "--format", "triton", "--out", str(repo)]) == 0
     assert validate_repository(repo) == []
-    assert main(["export", str(runs["full"]), "--format", "onnx", "--merge", "--out", str(tmp_path / "x")]) == 2
-    assert main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")]) == 2
+    assert main(["route", "export", str(runs["full"]), "--format", "onnx", "--merge",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert main(["route", "export", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")]) == 2
 
 
 def test_predict_resume_appends_only_the_missing_records(runs, tmp_path):
@@ -270,7 +272,7 @@ def test_predict_resume_appends_only_the_missing_records(runs, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(rows) + "\n")
     full, part = tmp_path / "full.jsonl", tmp_path / "part.jsonl"
-    assert main(["predict", str(onnx_dir), "--input", str(source), "--output", str(full)]) == 0
+    assert main(["route", "predict", str(onnx_dir), "--input", str(source), "--output", str(full)]) == 0
     expected = full.read_text().splitlines()
     assert len(expected) == 28
     # A run killed mid-write: 11 complete lines, half of the 12th, and only the first rejected row.
@@ -278,12 +280,12 @@ def test_predict_resume_appends_only_the_missing_records(runs, tmp_path):
     shutil.copyfile(tmp_path / "full.jsonl.rejected.jsonl", tmp_path / "part.jsonl.rejected.jsonl")
     rejected = (tmp_path / "part.jsonl.rejected.jsonl").read_text().splitlines()
     (tmp_path / "part.jsonl.rejected.jsonl").write_text(rejected[0] + "\n")
-    assert main(["predict", str(onnx_dir), "--input", str(source), "--output", str(part), "--resume"]) == 0
+    assert main(["route", "predict", str(onnx_dir), "--input", str(source), "--output", str(part), "--resume"]) == 0
     assert part.read_text().splitlines() == expected
     assert (tmp_path / "part.jsonl.rejected.jsonl").read_text().splitlines() == rejected
     # Resuming a finished file writes nothing new; resuming against another input is refused.
-    assert main(["predict", str(onnx_dir), "--input", str(source), "--output", str(part), "--resume"]) == 0
+    assert main(["route", "predict", str(onnx_dir), "--input", str(source), "--output", str(part), "--resume"]) == 0
     assert part.read_text().splitlines() == expected
     other = tmp_path / "other.jsonl"
     other.write_text(json.dumps({"id": "zzz", "subject": "a", "body": "b"}) + "\n")
-    assert main(["predict", str(onnx_dir), "--input", str(other), "--output", str(part), "--resume"]) == 2
+    assert main(["route", "predict", str(onnx_dir), "--input", str(other), "--output", str(part), "--resume"]) == 2

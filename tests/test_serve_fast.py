@@ -101,7 +101,7 @@ def test_backend_onnx_exports_once_and_re_exports_a_changed_run(run_dir):
     assert (out / "model.int8.onnx").stat().st_mtime_ns == first  # unchanged run: reused, not exported again
     assert resolve_model_dir(out, "onnx") == out  # an export directory is served as it is
 
-    # Recalibrating the run (what `triagekit eval` does) makes the export stale: the next start exports again.
+    # Recalibrating the run (what `triagekit route eval` does) makes the export stale: the next start exports again.
     run_info = json.loads((run_dir / "router.json").read_text())
     run_info["calibration"].setdefault("queue", {})["review_threshold"] = 0.123
     (run_dir / "router.json").write_text(json.dumps(run_info, indent=2))

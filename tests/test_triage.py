@@ -116,11 +116,11 @@ def test_evaluation_counts_invalid_outputs_as_wrong():
 @pytest.fixture(scope="module")
 def trained(tiny_llama, tmp_path_factory):
     root = tmp_path_factory.mktemp("triage-run")
-    assert main(["data", "synth", "--task", "triage", "--n", "60", "--out", str(root / "t.jsonl"), "--seed", "2"]) == 0
+    assert main(["triage", "synth", "--n", "60", "--out", str(root / "t.jsonl"), "--seed", "2"]) == 0
     with (root / "t.jsonl").open("a") as f:
         f.write("{broken\n")
         f.write(json.dumps({"text": "x", "triage": {"category": "Nope"}}) + "\n")
-    code = main(["train", "--task", "triage", "--data", str(root / "t.jsonl"), "--output", str(root / "run"),
+    code = main(["triage", "train", "--data", str(root / "t.jsonl"), "--output", str(root / "run"),
                  "--backbone", str(tiny_llama), "--method", "full", "--set", "max_steps=4", "--set", "epochs=0",
                  "--set", "batch_size=8", "--set", "eval_every=2", "--set", "max_length=160"])
     assert code == 0
@@ -133,19 +133,20 @@ def test_cli_train_and_triage(trained, capsys):
     assert meta["task"] == "triage" and meta["task_meta"]["n_rejected"] == 2
     assert meta["task_meta"]["schema"]["properties"]["category"]["enum"][0] == "Network"
     capsys.readouterr()
-    assert main(["triage", str(trained / "run"), "--text", "vpn drops every 10 min", "--max-new-tokens", "300"]) == 0
+    assert main(["triage", "run", str(trained / "run"), "--text", "vpn drops every 10 min",
+                 "--max-new-tokens", "300"]) == 0
     line = json.loads(capsys.readouterr().out.strip())
     assert line["valid"] and load_schema().validate(line["triage"]) == []
     out = trained / "pred.jsonl"
     test = trained / "test.jsonl"
     test.write_text("".join(json.dumps(r) + "\n" for r in synth_tickets(4, seed=9)))
-    assert main(["triage", str(trained / "run"), "--input", str(test), "--output", str(out), "--eval",
+    assert main(["triage", "eval", str(trained / "run"), "--input", str(test), "--output", str(out),
                  "--max-new-tokens", "300"]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 4 and all(r["valid"] for r in rows)
     metrics = json.loads(out.with_suffix(".metrics.json").read_text())
     assert metrics["valid_rate"] == 1.0 and set(metrics["fields"]) == set(load_schema().enum_fields)
-    assert main(["triage", str(trained / "run")]) == 2  # neither --text nor --input
+    assert main(["triage", "run", str(trained / "run")]) == 2  # neither --text nor --input
     (trained / "bad.jsonl").write_text('{"text": "ok"}\n{oops\n')
     assert main(["triage", str(trained / "run"), "--input", str(trained / "bad.jsonl"), "--output",
                  str(trained / "o.jsonl")]) == 2

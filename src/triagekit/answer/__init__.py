@@ -1,11 +1,20 @@
 """Support answers: data in one schema, SFT of a small chat model on ticket→reply pairs, generation with
-guardrails, and evaluation against the untuned base (win rate, hallucination rate, ROUGE-L, embedding similarity)."""
+guardrails, and evaluation against the untuned base (win rate, hallucination rate, ROUGE-L, embedding similarity).
 
-from triagekit.answer.ingest import load_examples
-from triagekit.answer.prepare import AnswerPrepareSummary, load_split, prepare_answers
-from triagekit.answer.rubric import check_reply, hallucination_rate
-from triagekit.answer.schema import AnswerExample
-from triagekit.answer.synth import synth_answer_examples, write_answer_suite
+The names below load on first use: ``answer.rubric`` pulls in scikit-learn (2.5 s here), which
+``triagekit --help`` must not pay for (``triagekit.answer.commands`` is imported at start-up).
+"""
+
+from triagekit.core.lazy import lazy_exports
+
+_EXPORTS = {
+    "triagekit.answer.ingest": ["load_examples"],
+    "triagekit.answer.prepare": ["AnswerPrepareSummary", "load_split", "prepare_answers"],
+    "triagekit.answer.rubric": ["check_reply", "hallucination_rate"],
+    "triagekit.answer.schema": ["AnswerExample"],
+    "triagekit.answer.synth": ["synth_answer_examples", "write_answer_suite"],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "AnswerExample",

@@ -1,26 +1,20 @@
-"""The answer commands (``answers prepare|synth``, ``train --task answer``, ``generate``, ``eval-answers``): their
-parsers for the command table in ``triagekit.cli`` and the plain functions they run."""
+"""``triagekit answer {prepare,synth,train,dpo,generate,eval}``: their options and the plain functions they run (see
+``triagekit.core.cli`` for the table format). Importing this module is cheap: torch, transformers and TRL load
+inside the verbs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
-__all__ = ["cmd_answers_prepare", "cmd_answers_synth", "cmd_train_answer", "cmd_train_answer_dpo", "cmd_generate",
-           "cmd_eval_answers",
-           "add_answers", "add_generate", "add_eval_answers"]
+from triagekit.core.cli import Alias, Group, Verb, console, training_arguments
+
+__all__ = ["COMMANDS", "ALIASES", "cmd_prepare", "cmd_synth", "cmd_train", "cmd_dpo", "cmd_generate", "cmd_eval"]
 
 
-def _console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def cmd_answers_prepare(args: argparse.Namespace) -> int:
+def cmd_prepare(args: argparse.Namespace) -> int:
     from triagekit.answer import prepare_answers
 
     s = prepare_answers(args.input, args.out, question_fields=[f.strip() for f in args.question.split(",")],
@@ -28,65 +22,57 @@ def cmd_answers_prepare(args: argparse.Namespace) -> int:
                         val_fraction=args.val_fraction, test_fraction=args.test_fraction, redact_pii=args.redact_pii,
                         dedup=not args.keep_duplicates, limit=args.limit, grounded_only=args.grounded_only,
                         seed=args.seed)
-    console = _console()
-    console.print(f"{s.kept} examples kept of {s.total} rows: {s.rejected} rejected, {s.duplicates} duplicates, "
-                  f"{s.filtered} filtered" + (f", {s.ungrounded} ungrounded" if args.grounded_only else "")
-                  + f"; splits {s.splits}" + (f"; PII replaced {s.pii}" if s.pii else ""))
+    out = console()
+    out.print(f"{s.kept} examples kept of {s.total} rows: {s.rejected} rejected, {s.duplicates} duplicates, "
+              f"{s.filtered} filtered" + (f", {s.ungrounded} ungrounded" if args.grounded_only else "")
+              + f"; splits {s.splits}" + (f"; PII replaced {s.pii}" if s.pii else ""))
     for w in s.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        out.print(f"[yellow]warning:[/] {w}")
     if s.ungrounded:
-        console.print(f"training replies with unsupported claims, left out: {Path(args.out) / 'ungrounded.jsonl'}")
+        out.print(f"training replies with unsupported claims, left out: {Path(args.out) / 'ungrounded.jsonl'}")
     if s.rejected:
-        console.print(f"[yellow]rejected rows with file, line and reason: {Path(args.out) / 'rejected.jsonl'}")
+        out.print(f"[yellow]rejected rows with file, line and reason: {Path(args.out) / 'rejected.jsonl'}")
     return 0
 
 
-def cmd_answers_synth(args: argparse.Namespace) -> int:
+def cmd_synth(args: argparse.Namespace) -> int:
     from triagekit.answer import write_answer_suite
 
     write_answer_suite(args.out, args.n, args.seed)
-    _console().print(f"wrote {args.n} synthetic questions with reference answers to {args.out} (seed {args.seed})")
+    console().print(f"wrote {args.n} synthetic questions with reference answers to {args.out} (seed {args.seed})")
     return 0
 
 
-def cmd_train_answer(args: argparse.Namespace) -> int:
-    """``triagekit train --task answer``: SFT of a chat model on a prepared answer folder or raw file."""
+def cmd_train(args: argparse.Namespace) -> int:
+    """``triagekit answer train``: SFT of a chat model on a prepared answer folder or raw file."""
     from triagekit.answer.model import train_answer_model
     from triagekit.sft import load_sft_config, parse_sft_overrides
 
-    router_only = [f"--{k}" for k in ("labels", "multilabel", "text", "val") if getattr(args, k, None)]
-    if router_only:
-        raise ValueError(f"{', '.join(router_only)} apply to routers, not to --task answer")
-    if args.method == "head":
-        raise ValueError("--method head is for routers; answer models use lora, qlora or full")
     overrides = {"base": args.backbone, "method": args.method, "epochs": args.epochs, "seed": args.seed,
                  "device": args.device}
     overrides.update(parse_sft_overrides(args.set or []))
     cfg = load_sft_config(args.config, **overrides)
     result = train_answer_model(cfg, args.data, args.output, resume=args.resume, overwrite=args.overwrite,
-                                console=_console())
+                                console=console())
     early = ", stopped early" if result.stopped_early else ""
-    _console().print(f"[green]done[/]: best val loss {result.best_val_loss:.4f} at step {result.best_step} "
-                     f"({result.steps} steps, {result.train_tokens} tokens, {result.train_seconds:.1f}s{early}) "
-                     f"-> {result.output}")
+    console().print(f"[green]done[/]: best val loss {result.best_val_loss:.4f} at step {result.best_step} "
+                    f"({result.steps} steps, {result.train_tokens} tokens, {result.train_seconds:.1f}s{early}) "
+                    f"-> {result.output}")
     return 0
 
 
-def cmd_train_answer_dpo(args: argparse.Namespace) -> int:
-    """``triagekit train --task answer-dpo --backbone RUN_OR_BASE``: DPO from chosen/rejected pairs (needs TRL)."""
+def cmd_dpo(args: argparse.Namespace) -> int:
+    """``triagekit answer dpo --backbone RUN_OR_BASE``: DPO from chosen/rejected pairs (needs TRL)."""
     from triagekit.answer.dpo import DPOSettings, train_dpo
     from triagekit.core.config import parse_overrides
 
-    if args.config:
-        raise ValueError("--task answer-dpo takes its settings from --set KEY=VALUE "
-                         f"({', '.join(f.name for f in fields(DPOSettings))}), not --config")
     kwargs = parse_overrides(args.set or [], schema=DPOSettings)
     if args.method:
         kwargs["lora"] = args.method == "lora"
     for name in ("epochs", "seed"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
-    train_dpo(args.backbone or "smollm2", args.data, args.output, overwrite=args.overwrite, console=_console(),
+    train_dpo(args.backbone or "smollm2", args.data, args.output, overwrite=args.overwrite, console=console(),
               **kwargs)
     return 0
 
@@ -113,7 +99,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval_answers(args: argparse.Namespace) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from triagekit.answer.evaluate import evaluate_answers, render_summary
@@ -125,16 +111,11 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         Console().print(render_summary(summary))
-    _console().print(f"per-question results: {Path(args.out) / (args.name + '.csv')}; summary: {summary['results']}")
+    console().print(f"per-question results: {Path(args.out) / (args.name + '.csv')}; summary: {summary['results']}")
     return 0
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# parsers for the command table
-def add_answers(sub) -> None:
-    p = sub.add_parser("answers", help="prepare answer data (ticket->reply, dialogs, Q&A) or write the synthetic suite")
-    asub = p.add_subparsers(dest="answers_command", required=True)
-    a = asub.add_parser("prepare", help="validate, filter, redact, deduplicate and split answer examples")
+def _prepare_arguments(a: argparse.ArgumentParser) -> None:
     a.add_argument("--input", required=True, help="CSV/TSV/JSONL/JSON/Parquet: tickets, dialogs, Q&A or unified")
     a.add_argument("--out", required=True, help="output directory")
     a.add_argument("--question", default="subject,body", help="ticket columns joined into the question")
@@ -149,29 +130,45 @@ def add_answers(sub) -> None:
     a.add_argument("--grounded-only", action="store_true",
                    help="leave out training replies with claims their question does not back (to ungrounded.jsonl)")
     a.add_argument("--seed", type=int, default=0)
-    a.set_defaults(func=cmd_answers_prepare)
-    s = asub.add_parser("synth", help="write synthetic questions with grounded reference answers (the shipped suite)")
+
+
+def _synth_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--out", required=True, help="output .jsonl")
     s.add_argument("--n", type=int, default=100)
     s.add_argument("--seed", type=int, default=7)
-    s.set_defaults(func=cmd_answers_synth)
 
 
-def add_generate(sub) -> None:
-    p = sub.add_parser("generate", help="stream a reply from an answer model (tuned run or base) to stdout")
-    p.add_argument("model", help="run directory of `train --task answer`, or smollm2 / HF id / local folder")
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    training_arguments(p, "a prepared answer folder (`answer prepare`) or a raw file")
+    p.add_argument("--config", default=None, help="YAML preset (e.g. configs/answer/smollm2.yaml)")
+    p.add_argument("--backbone", default=None, help="smollm2 | HF id | local path")
+    p.add_argument("--method", default=None, choices=["lora", "qlora", "full"])
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)")
+
+
+def _dpo_arguments(p: argparse.ArgumentParser) -> None:
+    training_arguments(p, "examples with a chosen and a rejected reply (e.g. Q&A rows with chosen/rejected columns)")
+    p.add_argument("--backbone", default=None, help="the run to start from (usually `answer train`'s), or a base "
+                                                    "model (default: smollm2)")
+    p.add_argument("--method", default=None, choices=["lora", "full"], help="lora (default) or every weight")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a DPO setting (repeatable): the fields of triagekit.answer.dpo.DPOSettings, e.g. beta=0.1")
+
+
+def _generate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="run directory of `answer train`, or smollm2 / HF id / local folder")
     p.add_argument("--prompt", action="append", help="the customer's message (repeatable; default: stdin)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--guardrails", default=None, help="YAML rules (default: built-in = configs/answer/guardrails.yaml)")
     p.add_argument("--no-guardrails", action="store_true")
     p.add_argument("--device", default=None)
-    p.set_defaults(func=cmd_generate)
 
 
-def add_eval_answers(sub) -> None:
-    p = sub.add_parser("eval-answers", help="tuned answer model vs its base: win rate, hallucination rate, ROUGE-L")
-    p.add_argument("model", help="run directory of `train --task answer`")
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="run directory of `answer train`")
     p.add_argument("--base", required=True, help="the untuned base: smollm2, an HF id or a local folder")
     p.add_argument("--suite", required=True, help="questions with references (e.g. suites/answers-synth-100.jsonl, "
                                                   "or a prepared folder: its test split)")
@@ -183,4 +180,21 @@ def add_eval_answers(sub) -> None:
     p.add_argument("--name", default="answers")
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=cmd_eval_answers)
+
+
+COMMANDS = {"answer": Group("prepare data for, tune, run and evaluate the models that draft support replies", {
+    "prepare": Verb(cmd_prepare, _prepare_arguments,
+                    "validate, filter, redact, deduplicate and split answer examples (ticket->reply, dialogs, Q&A)"),
+    "synth": Verb(cmd_synth, _synth_arguments,
+                  "write synthetic questions with grounded reference answers (the shipped suite)"),
+    "train": Verb(cmd_train, _train_arguments, "SFT of a small chat model on support replies"),
+    "dpo": Verb(cmd_dpo, _dpo_arguments, "preference tuning (DPO) from chosen/rejected replies (needs TRL)"),
+    "generate": Verb(cmd_generate, _generate_arguments,
+                     "stream a reply from an answer model (tuned run or base) to stdout"),
+    "eval": Verb(cmd_eval, _eval_arguments, "tuned answer model vs its base: win rate, hallucination rate, ROUGE-L"),
+})}
+
+ALIASES = [Alias("answers prepare", "answer prepare"), Alias("answers synth", "answer synth"),
+           Alias("train", "answer train", option="--task=answer"),
+           Alias("train", "answer dpo", option="--task=answer-dpo"),
+           Alias("generate", "answer generate"), Alias("eval-answers", "answer eval")]

@@ -2,7 +2,7 @@
 
 Examples need ``outputs.rejected`` (Q&A rows with ``chosen``/``rejected`` columns load that way). Training starts
 from a tuned answer run (usually the SFT run) or a base model, adds LoRA adapters (or tunes every weight), and
-writes a run directory that :func:`triagekit.sft.load`, ``triagekit generate``, the service and ``eval-answers``
+writes a run directory that :func:`triagekit.sft.load`, ``triagekit answer generate``, the service and ``answer eval``
 read like any other: the adapters are merged into ``model/weights``. TRL is imported only here:
 ``pip install 'triagekit[dpo]'``.
 """
@@ -24,7 +24,7 @@ __all__ = ["train_dpo", "DPOSettings"]
 
 @dataclass
 class DPOSettings:
-    """The settings of a DPO run; ``train --task answer-dpo --set KEY=VALUE`` takes these keys."""
+    """The settings of a DPO run; ``triagekit answer dpo --set KEY=VALUE`` takes these keys."""
 
     beta: float = 0.1
     """DPO temperature (how far the policy may move from the reference model)."""

@@ -1,4 +1,4 @@
-"""``triagekit eval-answers``: a tuned model against its base on a fixed question suite.
+"""``triagekit answer eval``: a tuned model against its base on a fixed question suite.
 
 For each question both models reply (same system prompt, greedy, bounded length); then per reply: ROUGE-L F1 and
 embedding cosine to the reference, the hallucination rubric (:mod:`triagekit.answer.rubric`); per question: a

@@ -47,7 +47,7 @@ def train_answer_model(cfg, data: str | Path, output: str | Path, *, resume: boo
 
     Args:
         cfg: a :class:`triagekit.sft.SFTConfig`; ``system_prompt`` None means :data:`SYSTEM_PROMPT`.
-        data: output of ``triagekit answers prepare`` or a raw file (prepared into ``output/data``).
+        data: output of ``triagekit answer prepare`` or a raw file (prepared into ``output/data``).
         output: the run directory.
         resume: continue from the latest checkpoint.
         overwrite: replace an earlier run in ``output``.

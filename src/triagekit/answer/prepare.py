@@ -202,7 +202,7 @@ def load_split(path: str | Path, split: str = "train") -> list[AnswerExample]:
     if p.is_dir():
         file = p / f"{split}.jsonl"
         if not file.is_file():
-            raise FileNotFoundError(f"{p} has no {split}.jsonl (run `triagekit answers prepare` first)")
+            raise FileNotFoundError(f"{p} has no {split}.jsonl (run `triagekit answer prepare` first)")
         return [AnswerExample.model_validate(r) for r in read_jsonl(file)]
     examples, errors = load_examples(p)
     if errors:

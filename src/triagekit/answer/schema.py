@@ -1,7 +1,7 @@
 """The unified answer-example schema: ``{id, inputs: {question, context?}, outputs: {answer}, meta: {...}}``.
 
 Every loader (tickets, dialogs, Q&A pairs) produces :class:`AnswerExample`; training, evaluation and the shipped
-suite all read this one shape, so a JSONL file written by ``triagekit answers prepare`` can be fed to any of them.
+suite all read this one shape, so a JSONL file written by ``triagekit answer prepare`` can be fed to any of them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``triagekit export``: a trained router as one ONNX graph (fp32 / int8), merged HF weights, or a Triton model
+"""``triagekit route export``: a trained router as one ONNX graph (fp32 / int8), merged HF weights, or a Triton model
 repository. Every export directory except Triton's is loadable with ``Router.load`` and predicts what the run does.
 
 The writers live in ``triagekit.exporters`` (one module per format); this module is the one entry point. The
@@ -23,7 +23,7 @@ def export(run_dir: str | Path, out_dir: str | Path, format: str = "onnx", quant
     """Export ``run_dir`` to ``out_dir`` in ``format`` (onnx | triton | hf).
 
     Args:
-        run_dir: a run directory written by ``triagekit train`` (encoder or decoder backbone; ONNX and Triton
+        run_dir: a run directory written by ``triagekit route train`` (encoder or decoder backbone; ONNX and Triton
             take encoders).
         out_dir: the export directory (created).
         format: ``onnx`` (one graph, ``Router.load``-able), ``triton`` (a model repository) or ``hf`` (merged

@@ -1,4 +1,4 @@
-"""Merged full weights in Hugging Face format: a LoRA run without its adapter (``triagekit export --merge``).
+"""Merged full weights in Hugging Face format: a LoRA run without its adapter (``triagekit route export --merge``).
 
 The backbone becomes a plain ``save_pretrained`` folder (``AutoModel.from_pretrained`` loads it with no peft),
 the heads stay in ``heads.safetensors``, and ``Router.load(out_dir)`` serves it like any full fine-tune.

@@ -96,7 +96,7 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, quantize: str | None =
     """Export a trained encoder run to ``out_dir`` so that ``Router.load(out_dir)`` serves it with onnxruntime.
 
     Args:
-        run_dir: a run directory written by ``triagekit train`` (full, LoRA or head-only; hybrid or not).
+        run_dir: a run directory written by ``triagekit route train`` (full, LoRA or head-only; hybrid or not).
         out_dir: written: ``model.onnx`` (fp32), ``model.int8.onnx`` (with ``quantize="int8"``), ``tokenizer/``,
             ``lexical/`` (hybrid runs) and ``router.json`` pointing at the int8 graph when there is one.
         quantize: None or ``"int8"``.

@@ -1,7 +1,7 @@
 """Triton Python-backend model ``triagekit_tokenizer``: ticket text -> ``input_ids``, ``attention_mask``.
 
-Copied as ``<repo>/triagekit_tokenizer/1/model.py`` by ``triagekit export --format triton``; the tokenizer files lie
-beside it in ``1/tokenizer``. Needs ``transformers`` (and ``tokenizers``) in the Triton Python environment.
+Copied as ``<repo>/triagekit_tokenizer/1/model.py`` by ``triagekit route export --format triton``; the tokenizer
+files lie beside it in ``1/tokenizer``. Needs ``transformers`` (and ``tokenizers``) in the Triton Python environment.
 
 Each request's texts are padded to the longest of them, rounded up to ``pad_to_multiple_of`` tokens: Triton's
 dynamic batcher only merges requests of equal shape, so buckets of 16 tokens let the router batch across requests.

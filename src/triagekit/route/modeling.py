@@ -77,7 +77,7 @@ def load_backbone(name_or_path: str, dtype: torch.dtype | None = None, quantizat
 def save_model(model: MultiHeadModel, out: Path, *, adapter: bool) -> None:
     """Write ``backbone/`` (HF format, base weights), ``adapter/`` (LoRA, if any) and ``heads.safetensors``.
 
-    Adapters stay separate from the base so they can be swapped or merged later (``triagekit export --merge``).
+    Adapters stay separate from the base so they can be swapped or merged later (``triagekit route export --merge``).
     """
     out.mkdir(parents=True, exist_ok=True)
     backbone = model.backbone

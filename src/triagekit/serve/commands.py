@@ -1,5 +1,6 @@
-"""The ``serve``, ``feedback`` and ``drift`` commands: their parsers (for the command table in ``triagekit.cli``)
-and the plain functions they run. Importing this module needs none of the ``serve`` extra."""
+"""``triagekit serve``, ``triagekit feedback export`` and ``triagekit drift``: their options and the plain functions
+they run (see ``triagekit.core.cli`` for the table format). Importing this module needs none of the ``serve``
+extra: FastAPI, SQLAlchemy and rich load inside the verbs."""
 
 from __future__ import annotations
 
@@ -7,13 +8,9 @@ import argparse
 import json
 from pathlib import Path
 
-__all__ = ["cmd_serve", "cmd_feedback_export", "cmd_drift", "add_serve", "add_feedback", "add_drift", "db_url"]
+from triagekit.core.cli import Group, Verb, console
 
-
-def _console():
-    from rich.console import Console
-
-    return Console(stderr=True)
+__all__ = ["COMMANDS", "cmd_serve", "cmd_feedback_export", "cmd_drift", "db_url"]
 
 
 def db_url(value: str) -> str:
@@ -61,7 +58,7 @@ def cmd_feedback_export(args: argparse.Namespace) -> int:
         n = export_feedback(db_url(args.db), args.out)
     except SQLAlchemyError as exc:
         raise RuntimeError(f"database error: {exc}") from None
-    _console().print(f"{n} corrected examples -> {args.out}")
+    console().print(f"{n} corrected examples -> {args.out}")
     return 0
 
 
@@ -75,8 +72,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.reference if not ref_rows else args.current} has no predictions")
     heads = prediction_heads(ref_rows[0])
     if not heads:
-        raise ValueError(f"{args.reference}: no head predictions in the first line (expected `triagekit predict` "
-                         f"output)")
+        raise ValueError(f"{args.reference}: no head predictions in the first line (expected `triagekit route "
+                         f"predict` output)")
     reference, current = distribution(ref_rows, heads, args.bins), distribution(cur_rows, heads, args.bins)
     report = drift_report(reference, current, args.threshold, args.min_samples)
     report.update(n_reference=len(ref_rows), n_current=len(cur_rows))
@@ -95,7 +92,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         from rich.console import Console
 
         Console().print(table)
-        _console().print(f"overall: {report['status']}; plot: {plot}")
+        console().print(f"overall: {report['status']}; plot: {plot}")
     return 1 if args.fail_on_alert and report["status"] == "alert" else 0
 
 
@@ -104,9 +101,8 @@ def _fmt(x: float | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# parsers for the command table
-def add_serve(sub) -> None:
-    p = sub.add_parser("serve", help="serve a trained router over HTTP (needs the serve extra)")
+# options and the command table
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run or export directory (router.json)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -133,26 +129,20 @@ def add_serve(sub) -> None:
                         "onnxruntime, the fast path on CPU (exported into DIR/onnx-int8 on first start, reused "
                         "while the run is unchanged); onnx-fp32: the float32 graph")
     p.add_argument("--answer-model", default=None, metavar="DIR",
-                   help="also serve POST /generate with this answer model (train --task answer run, or smollm2)")
+                   help="also serve POST /generate with this answer model (an `answer train` run, or smollm2)")
     p.add_argument("--guardrails", default=None, help="YAML guardrail rules for /generate (default: built-in)")
     p.add_argument("--max-new-tokens", type=int, default=512, help="most tokens a /generate client may ask for")
     p.add_argument("--triage-model", default=None, metavar="DIR",
-                   help="also serve POST /triage with this triage model (train --task triage run, or smollm2)")
+                   help="also serve POST /triage with this triage model (a `triage train` run, or smollm2)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.set_defaults(func=cmd_serve)
 
 
-def add_feedback(sub) -> None:
-    p = sub.add_parser("feedback", help="work with the feedback collected by the service")
-    fsub = p.add_subparsers(dest="feedback_command", required=True)
-    e = fsub.add_parser("export", help="write corrected examples (text fields + corrected labels) as JSONL")
+def _feedback_export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--db", required=True, help="SQLAlchemy URL, SQLite file, or model dir with predictions.db")
-    e.add_argument("--out", required=True, help="output .jsonl, ready for `triagekit train --data`")
-    e.set_defaults(func=cmd_feedback_export)
+    e.add_argument("--out", required=True, help="output .jsonl, ready for `triagekit route train --data`")
 
 
-def add_drift(sub) -> None:
-    p = sub.add_parser("drift", help="PSI drift report between two prediction files (triagekit predict --output)")
+def _drift_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", required=True, help="predictions JSONL of the reference period")
     p.add_argument("--current", required=True, help="predictions JSONL of the period to check")
     p.add_argument("--threshold", type=float, default=0.2, help="PSI at or above which a head is in alert")
@@ -161,4 +151,15 @@ def add_drift(sub) -> None:
     p.add_argument("--plot", default=None, help="PNG to write (default: CURRENT.drift.png)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any head is in alert")
-    p.set_defaults(func=cmd_drift)
+
+
+COMMANDS = {
+    "serve": Verb(cmd_serve, _serve_arguments,
+                  "serve a router over HTTP, with optional /triage and /generate models (needs the serve extra)"),
+    "feedback": Group("work with the feedback collected by the service", {
+        "export": Verb(cmd_feedback_export, _feedback_export_arguments,
+                       "write corrected examples (text fields + corrected labels) as JSONL"),
+    }),
+    "drift": Verb(cmd_drift, _drift_arguments,
+                  "PSI drift report between two prediction files (triagekit route predict --output)"),
+}

@@ -47,7 +47,7 @@ def _head_values(result: Mapping[str, Any]) -> tuple[list[str], float]:
 
 
 def prediction_heads(record: Mapping[str, Any]) -> list[str]:
-    """Head names of a prediction record (``triagekit predict`` line or a service output)."""
+    """Head names of a prediction record (``triagekit route predict`` line or a service output)."""
     return [k for k, v in record.items() if isinstance(v, Mapping) and ("label" in v or "labels" in v)]
 
 
@@ -129,7 +129,7 @@ class DriftMonitor:
 
 
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a prediction JSONL file (as written by ``triagekit predict --output``)."""
+    """The records of a prediction JSONL file (as written by ``triagekit route predict --output``)."""
     rows = []
     with Path(path).open(encoding="utf-8") as f:
         for i, line in enumerate(f, 1):

@@ -72,7 +72,7 @@ def train_triage(cfg, data: str | Path, output: str | Path, *, schema: TriageSch
 
     Args:
         cfg: an ``SFTConfig``.
-        data: JSONL of labelled tickets (``triagekit data synth --task triage`` writes one).
+        data: JSONL of labelled tickets (``triagekit triage synth`` writes one).
         val: a validation JSONL; otherwise ``val_fraction`` of ``data`` (seeded shuffle).
     """
     from rich.console import Console
@@ -102,7 +102,7 @@ def train_triage(cfg, data: str | Path, output: str | Path, *, schema: TriageSch
 
 
 class Triager:
-    """A causal LM that writes triage records. ``Triager.load(DIR)`` for a ``train --task triage`` run (its
+    """A causal LM that writes triage records. ``Triager.load(DIR)`` for a ``triage train`` run (its
     schema), or ``Triager.load("smollm2", schema=...)`` for an untuned model (the schema goes into the prompt)."""
 
     def __init__(self, lm, schema: TriageSchema, *, schema_in_prompt: bool, instruction: str = DEFAULT_INSTRUCTION):

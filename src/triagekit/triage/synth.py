@@ -1,4 +1,4 @@
-"""Synthetic IT tickets with gold triage JSON (``triagekit data synth --task triage``), reproducible by seed.
+"""Synthetic IT tickets with gold triage JSON (``triagekit triage synth``), reproducible by seed.
 
 Each ticket comes from a scenario of a subcategory (what users write, and the one-line English summary an agent
 would give it), wrapped in noise: typos, chat abbreviations, Spanish or Spanish/English mix, urgency cues that set

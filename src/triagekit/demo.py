@@ -1,0 +1,59 @@
+"""``triagekit demo``: the whole routing path on synthetic tickets, as the commands a user would type."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from triagekit.core.cli import Table, Verb, console
+
+__all__ = ["commands", "demo_steps", "cmd_demo"]
+
+
+def demo_steps(out: Path, n: int, config: str) -> list[tuple[str, list[str]]]:
+    """(name, argv) of each step: synthetic tickets -> prepared splits -> router -> evaluation -> predictions."""
+    return [
+        ("synthesise", ["data", "synth", "--n", str(n), "--out", str(out / "tickets.jsonl"), "--seed", "0"]),
+        ("prepare", ["data", "prepare", "--input", str(out / "tickets.jsonl"), "--out", str(out / "data"),
+                     "--labels", "queue,priority,type", "--multilabel", "tags", "--redact-pii"]),
+        ("train", ["route", "train", "--data", str(out / "data"), "--labels", "queue,priority,type", "--multilabel",
+                   "tags", "--output", str(out / "router"), "--config", config, "--overwrite"]),
+        ("evaluate", ["route", "eval", str(out / "router"), "--data", str(out / "data"),
+                      "--critical", "priority=high"]),
+        ("predict", ["route", "predict", str(out / "router"), "--input", str(out / "data" / "test.jsonl"),
+                     "--output", str(out / "predictions.jsonl")]),
+    ]
+
+
+def cmd_demo(args: argparse.Namespace, run: Callable[[list[str]], int]) -> int:
+    """Run the steps with ``run`` (the CLI's ``main``), stopping at the first that fails, and print their times."""
+    out = Path(args.out)
+    log = console()
+    timings = {}
+    for name, argv in demo_steps(out, args.n, args.config):
+        log.rule(f"[bold]{name}: triagekit {argv[0]} {argv[1]}")
+        start = time.perf_counter()
+        code = run(argv)
+        timings[name] = time.perf_counter() - start
+        if code:
+            return code
+    log.rule("[bold]timings")
+    log.print("  ".join(f"{k} {v:.1f}s" for k, v in timings.items()) + f"  total {sum(timings.values()):.1f}s")
+    log.print(f"report: {out / 'router' / 'eval' / 'report.md'}; predictions: {out / 'predictions.jsonl'}")
+    return 0
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="demo")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "configs" / "router" / "demo.yaml"))
+
+
+def commands(run: Callable[[list[str]], int]) -> Table:
+    """The ``demo`` verb, running its steps through ``run`` (given by ``triagekit.cli``, which imports this module,
+    so that this module never imports the CLI back)."""
+    return {"demo": Verb(partial(cmd_demo, run=run), _demo_arguments,
+                         "the whole routing path on synthetic tickets with the embedded MiniLM")}
