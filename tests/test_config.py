@@ -4,8 +4,8 @@ import pytest
 
 from triagekit.route.config import TrainConfig, load_config, parse_overrides
 
-# router presets; other tasks (configs/answer, ...) load their presets with their own schema in their own tests
-PRESETS = sorted((Path(__file__).resolve().parents[1] / "configs" / "router").rglob("*.yaml"))
+# router presets; other tasks (presets/answer, ...) load their presets with their own schema in their own tests
+PRESETS = sorted((Path(__file__).resolve().parents[1] / "src" / "triagekit" / "presets" / "router").rglob("*.yaml"))
 
 
 def test_there_are_presets():

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 __all__ = ["main", "COMMANDS"]
 
@@ -84,108 +83,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         module, func = TRAIN_TASKS[task].split(":")
         return getattr(importlib.import_module(module), func)(args)
-    from triagekit.route.config import load_config, parse_overrides
-    from triagekit.route.train import train
+    from triagekit.route.commands import cmd_train_router
 
-    overrides: dict[str, Any] = {
-        "labels": _csv(args.labels), "multilabel": _csv(args.multilabel), "text_fields": _csv(args.text),
-        "backbone": args.backbone, "method": args.method, "epochs": args.epochs, "device": args.device,
-        "seed": args.seed,
-    }
-    if args.multilabel and not args.labels:
-        overrides["labels"] = []
-    overrides.update(parse_overrides(args.set or []))
-    cfg = load_config(args.config, **overrides)
-    result = train(cfg, args.data, args.output, val=args.val, resume=args.resume, overwrite=args.overwrite,
-                   console=_console())
-    if os.environ.get("RANK", "0") != "0":  # one summary under `accelerate launch`
-        return 0
-    early = ", stopped early" if result.stopped_early else ""
-    _console().print(f"[green]done[/]: best val macro-F1 {result.best_score:.4f} at step {result.best_step} "
-                     f"({result.steps} steps, {result.train_seconds:.1f}s{early}) -> {result.output}")
-    return 0
-
-
-def _eval_data(router, data: Path, val: Path | None, run_dir: Path):
-    """(test rows, val rows or None, train rows or None) for ``eval``, with rejected rows reported."""
-    from triagekit.data import load_prepared, load_records
-
-    if data.is_dir():
-        splits = load_prepared(data)
-        if "test" not in splits:
-            raise FileNotFoundError(f"{data} has no test.jsonl")
-        test, data_dir = splits["test"], data
-    else:
-        labels = [h.name for h in router.heads if not h.multilabel]
-        multi = [h.name for h in router.heads if h.multilabel]
-        test, errors = load_records(data, router.text_fields, labels, multi)
-        if errors:
-            _console().print(f"[yellow]{len(errors)} rows of {data} rejected (first: line {errors[0].line}: "
-                             f"{errors[0].reason})")
-        data_dir = Path(router.meta.get("data_dir", run_dir / "data"))
-    prepared = load_prepared(data_dir) if (data_dir / "train.jsonl").exists() else {}
-    if val is not None:
-        val_rows, _ = load_records(val, router.text_fields, [h.name for h in router.heads if not h.multilabel],
-                                   [h.name for h in router.heads if h.multilabel])
-    else:
-        val_rows = prepared.get("val")
-    return test, val_rows, prepared.get("train")
-
-
-def _critical(pairs: list[str] | None) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ValueError(f"--critical expects head=label, got {pair!r}")
-        head, label = pair.split("=", 1)
-        out.setdefault(head.strip(), []).append(label.strip())
-    return out
+    return cmd_train_router(args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from triagekit.route.evaluate import evaluate
-    from triagekit.route.router import Router
+    from triagekit.route.commands import cmd_eval as run
 
-    run_dir = Path(args.model)
-    router = Router.load(run_dir)
-    test, val, train_rows = _eval_data(router, Path(args.data), Path(args.val) if args.val else None, run_dir)
-    baseline = None
-    if not args.no_baseline and train_rows and router.meta.get("backbone") != "tfidf":
-        from triagekit.route.tfidf import TfidfBackend
-
-        baseline = Router(TfidfBackend().fit(train_rows, router.heads, router.text_fields), router.heads,
-                          router.text_fields)
-    out = Path(args.out) if args.out else run_dir / "eval"
-    metrics = evaluate(router, test, out, val_rows=val, target_precision=args.target_precision,
-                       critical=_critical(args.critical), baseline=baseline, batch_size=args.batch_size)
-    router.set_calibration(run_dir, metrics["calibration"])
-    print_results(metrics)
-    _console().print(f"report: {out / 'report.md'}")
-    return 0
-
-
-def print_results(metrics: dict[str, Any]) -> None:
-    """The results table of an evaluation (with the TF-IDF baseline beside it when present)."""
-    from rich.table import Table
-
-    table = Table(title=f"test set: {metrics.get('n_test', '?')} tickets (%, F1 = macro-F1, wF1 = weighted-F1)")
-    base = (metrics.get("baseline") or {}).get("heads", {})
-    for col in ["head", "acc", "F1", "wF1", "top3", "ECE", "review<"] + (["tfidf acc", "tfidf F1"] if base else []):
-        table.add_column(col, justify="left" if col == "head" else "right")
-    for name, m in metrics["heads"].items():
-        row = [name, _pct(m.get("accuracy", m.get("subset_accuracy"))), _pct(m.get("macro_f1")),
-               _pct(m.get("weighted_f1", m.get("micro_f1"))), _pct((m.get("top_k_accuracy") or {}).get("3")),
-               f"{m['ece']:.3f}" if m.get("ece") is not None else "-",
-               f"{m['review_threshold']:.2f}" if m.get("review_threshold") is not None else "-"]
-        if base:
-            b = base.get(name, {})
-            row += [_pct(b.get("accuracy", b.get("subset_accuracy"))), _pct(b.get("macro_f1"))]
-        table.add_row(*row)
-    _console().print(table)
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}"
+    return run(args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -279,41 +185,28 @@ def _add_data(sub) -> None:
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_data_stats)
+    from triagekit.data.commands import add_audit
+
+    add_audit(dsub)
 
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a router (multi-head classifier) or, with --task, another model")
     p.add_argument("--task", default="router", help="router (default) | answer (SFT of a chat model on replies) | "
                                                     "answer-dpo (preference tuning from chosen/rejected replies)")
-    p.add_argument("--data", required=True, help="a raw file (prepared on the fly) or a prepared directory")
-    p.add_argument("--val", default=None, help="explicit validation file")
-    p.add_argument("--output", required=True)
-    p.add_argument("--config", default=None, help="YAML preset (e.g. configs/router/minilm.yaml)")
-    p.add_argument("--labels", default=None, help="single-label fields, comma-separated")
-    p.add_argument("--multilabel", default=None, help="multi-label fields, comma-separated (e.g. tags)")
-    p.add_argument("--text", default=None, help="text fields, comma-separated")
-    p.add_argument("--backbone", default=None, help="minilm | tfidf | HF id | local path")
+    from triagekit.route.commands import add_train_arguments
+
+    add_train_arguments(p)
     p.add_argument("--method", default=None, choices=["lora", "full", "head", "qlora"], help="qlora: --task answer")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--schema", default=None, help="--task triage: JSON Schema of the output (default: IT schema)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)")
     p.set_defaults(func=cmd_train)
 
 
 def _add_eval_predict(sub) -> None:
+    from triagekit.route.commands import add_eval_arguments
+
     p = sub.add_parser("eval", help="evaluate a trained router; writes DIR/eval/metrics.json and report.md")
-    p.add_argument("model")
-    p.add_argument("--data", required=True, help="a prepared directory (uses test.jsonl) or a labelled file")
-    p.add_argument("--val", default=None, help="validation file for calibration (default: the run's val split)")
-    p.add_argument("--out", default=None)
-    p.add_argument("--target-precision", type=float, default=0.9)
-    p.add_argument("--critical", action="append", metavar="HEAD=LABEL", help="report recall of these classes")
-    p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
-    p.add_argument("--batch-size", type=int, default=64)
+    add_eval_arguments(p)
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("predict", help="route tickets with a trained router")
     p.add_argument("model")
@@ -333,7 +226,7 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the whole path on synthetic tickets with the embedded MiniLM")
     p.add_argument("--out", default="demo")
     p.add_argument("--n", type=int, default=2000)
-    p.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "configs" / "router" / "demo.yaml"))
+    p.add_argument("--config", default="demo", help="router preset name or YAML path")
     p.set_defaults(func=cmd_demo)
 
 
@@ -347,7 +240,9 @@ def _add_export(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
-COMMANDS: list[Callable] = [_add_data, _add_train, _add_eval_predict, _add_export, _add_demo]
+from triagekit.route.commands import add_route  # noqa: E402 - cheap, heavy imports stay inside the commands
+
+COMMANDS: list[Callable] = [_add_data, _add_train, _add_eval_predict, _add_export, _add_demo, add_route]
 
 from triagekit.serve.commands import _add_drift, _add_feedback, _add_serve  # noqa: E402 - cheap, no serve extra
 

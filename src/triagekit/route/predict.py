@@ -15,7 +15,7 @@ def prediction_lines(router, rows: list[dict[str, Any] | str], ids: list[Any], t
     "model_version"}``; the top-level ``requires_review`` is true when any head needs a human."""
     out = []
     for id_, result in zip(ids, router.predict(rows, top_k=top_k, batch_size=batch_size)):
-        review = any(v.get("requires_review") for v in result.values())
+        review = router.needs_review(result)
         out.append({"id": id_, **result, "requires_review": review, "model_version": router.model_version})
     return out
 

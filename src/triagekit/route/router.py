@@ -93,6 +93,8 @@ class Router:
         self.backend, self.heads, self.text_fields = backend, list(heads), list(text_fields)
         self.calibration = {k: dict(v) for k, v in (calibration or {}).items()}
         self.meta = dict(meta or {})
+        self.review: dict[str, Any] = {}
+        """How the review thresholds were fitted; ``review["heads"]`` (None: all) set the ticket-level flag."""
 
     # -- loading and saving -------------------------------------------------------------------------------
     @classmethod
@@ -130,7 +132,9 @@ class Router:
                 backend = HybridBackend.load(backend, path, info["lexical"]["weights"])
         else:
             raise ValueError(f"{file}: unknown backend {kind!r}")
-        return cls(backend, heads, info["text_fields"], info.get("calibration"), info.get("meta"))
+        router = cls(backend, heads, info["text_fields"], info.get("calibration"), info.get("meta"))
+        router.review = dict(info.get("review") or {})
+        return router
 
     def save_info(self, path: str | Path, backend: str, **extra: Any) -> None:
         """Write ``router.json``: heads, text fields, calibration and metadata. Weights are saved by the trainer."""
@@ -146,12 +150,19 @@ class Router:
         }
         Path(path, ROUTER_FILE).write_text(json.dumps(info, indent=2))
 
-    def set_calibration(self, path: str | Path, calibration: Mapping[str, Mapping[str, Any]]) -> None:
-        """Store new temperatures / review thresholds in memory and in ``path/router.json``."""
-        self.calibration = {k: dict(v) for k, v in calibration.items()}
+    def set_calibration(self, path: str | Path, calibration: Mapping[str, Mapping[str, Any]],
+                        review: Mapping[str, Any] | None = None) -> None:
+        """Store new temperatures / review thresholds in memory and in ``path/router.json``; the keys not given
+        (e.g. the prior correction fitted at training) are kept."""
+        for k, v in calibration.items():
+            self.calibration.setdefault(k, {}).update(v)
+        if review is not None:
+            self.review = dict(review)
         file = Path(path, ROUTER_FILE)
         info = json.loads(file.read_text())
         info["calibration"] = self.calibration
+        if review is not None:
+            info["review"] = self.review
         file.write_text(json.dumps(info, indent=2))
 
     @property
@@ -163,8 +174,20 @@ class Router:
         return [build_text(x, self.text_fields) for x in inputs]
 
     def logits(self, inputs: Sequence[str | Mapping[str, Any]], batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Raw (uncalibrated) logits per head."""
-        return self.backend.logits(self.texts(inputs), batch_size=batch_size)
+        """Logits per head before temperature scaling, with the prior correction fitted at training (if any)."""
+        from triagekit.route.objective import apply_bias
+
+        return apply_bias(self.backend.logits(self.texts(inputs), batch_size=batch_size), self.calibration)
+
+    @property
+    def review_heads(self) -> list[str]:
+        """The heads whose ``requires_review`` flags the whole ticket."""
+        chosen = self.review.get("heads")
+        return [h.name for h in self.heads if chosen is None or h.name in chosen]
+
+    def needs_review(self, result: Mapping[str, Any]) -> bool:
+        """The ticket-level flag of one ``predict`` result: any review head asks for a human."""
+        return any(bool((result.get(h) or {}).get("requires_review")) for h in self.review_heads)
 
     def _temperature(self, head: str) -> float:
         return float(self.calibration.get(head, {}).get("temperature", 1.0))
