@@ -200,7 +200,8 @@ def validate(accelerator, model, loader, heads: list[HeadSpec], n: int) -> dict[
     out = {h.name: np.zeros((n, len(h.labels)), dtype=np.float32) for h in heads}
     with torch.inference_mode():
         for batch in loader:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           owner=batch.get("owner"))
             index = accelerator.gather_for_metrics(batch["index"]).cpu().numpy()
             for h in heads:
                 out[h.name][index] = accelerator.gather_for_metrics(logits[h.name]).float().cpu().numpy()
@@ -287,6 +288,7 @@ def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, met
     from triagekit.route.batching import Collator, encode_rows
     from triagekit.route.heads import row_targets
     from triagekit.route.losses import balanced_weights
+    from triagekit.route.windows import LongText
 
     set_seed(cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.backbone))
@@ -299,16 +301,17 @@ def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, met
         console.print(f"parameters: {params['trainable']:,} trainable / {params['total']:,} total "
                       f"({params['trainable_percent']:.3f}%, {params['reduction_ratio']:.1f}x fewer)")
 
-    train_ex = encode_rows(splits["train"], tokenizer, heads, cfg.text_fields, cfg.max_length)
+    long_text = LongText(cfg.long_text, cfg.chunk_stride, cfg.max_chunks)
+    train_ex = encode_rows(splits["train"], tokenizer, heads, cfg.text_fields, cfg.max_length, long_text)
     val_rows = splits.get("val") or []
-    val_ex = encode_rows(val_rows, tokenizer, heads, cfg.text_fields, cfg.max_length) if val_rows else []
+    val_ex = encode_rows(val_rows, tokenizer, heads, cfg.text_fields, cfg.max_length, long_text) if val_rows else []
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collate = Collator(heads, pad_id)
-    sampler = BucketBatchSampler([len(e["input_ids"]) for e in train_ex], cfg.batch_size, seed=cfg.seed)
+    sampler = BucketBatchSampler([e["length"] for e in train_ex], cfg.batch_size, seed=cfg.seed)
     train_dl = torch.utils.data.DataLoader(IndexedDataset(train_ex), batch_sampler=sampler, collate_fn=collate)
     val_dl = torch.utils.data.DataLoader(
         IndexedDataset(val_ex), collate_fn=collate,
-        batch_sampler=SequentialLengthSampler([len(e["input_ids"]) for e in val_ex], cfg.eval_batch_size))
+        batch_sampler=SequentialLengthSampler([e["length"] for e in val_ex], cfg.eval_batch_size))
     weights = {}
     if cfg.class_weights:
         weights = {h.name: balanced_weights([e[h.name] for e in train_ex], len(h.labels)).to(accelerator.device)
@@ -396,7 +399,8 @@ def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, met
                 "batch_in_epoch"] else train_dl
             for batch in loader:
                 with accelerator.accumulate(model):
-                    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                   owner=batch.get("owner"))
                     loss = _batch_loss(cfg, heads, logits, batch, weights)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and cfg.max_grad_norm:
