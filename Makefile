@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	@rm -rf $(DEMO)
-	HF_HUB_OFFLINE=1 $(BIN)/triagekit demo --out $(DEMO) --config configs/router/demo.yaml
+	HF_HUB_OFFLINE=1 $(BIN)/triagekit demo --out $(DEMO) --config demo
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

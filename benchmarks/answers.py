@@ -44,7 +44,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--work", default="/tmp/triagekit-bench/answers", help="prepared data and the tuned run")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "answer" / "smollm2-lora.yaml"))
+    from triagekit.core.presets import resolve_preset
+
+    ap.add_argument("--config", default=str(resolve_preset("smollm2-lora", "answer")))
     ap.add_argument("--n-train", type=int, default=0, help="cap on training examples (0: the whole train split)")
     ap.add_argument("--grounded-only", action=argparse.BooleanOptionalAction, default=True,
                     help="train only on replies whose claims their question backs (default: on)")

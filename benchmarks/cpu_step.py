@@ -2,7 +2,7 @@
 
 Times forward, backward and AdamW of the SmolLM2-135M LoRA router (every projection, the preset's rank) on random
 token batches of the given shape, one configuration at a time, and prints the ratio. The preset
-(``configs/router/smollm2-lora.yaml``) uses bf16 autocast (AMX on CPUs that have it), the eager attention kernel and
+(``smollm2-lora`` preset) uses bf16 autocast (AMX on CPUs that have it), the eager attention kernel and
 no LoRA dropout.
 
     flock /tmp/triagekit-cpu.lock python benchmarks/cpu_step.py --batch-size 32 --length 24
@@ -50,7 +50,7 @@ def seconds_per_step(cfg, batch_size: int, length: int, steps: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="configs/router/smollm2-lora.yaml")
+    ap.add_argument("--config", default="smollm2-lora")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--length", type=int, default=24, help="tokens per input (Banking77 queries: about 20)")
     ap.add_argument("--steps", type=int, default=8)

@@ -7,7 +7,7 @@ p50/p99 latency of a batch-1 call, and queue accuracy against the gold labels. B
 throughput ratio, and the compute floor (backbone FLOPs per ticket at the measured mean length over the measured
 float32 matmul rate of these cores), i.e. the best tickets/s a float32 encoder could reach here.
 
-Without ``--run`` the default router (configs/router/minilm.yaml, ``epochs=2``) is trained first on 2,000
+Without ``--run`` the default router (the ``minilm`` preset, ``epochs=2``) is trained first on 2,000
 synthetic tickets (seed 0); all rows are measured on 2,000 other synthetic tickets (seed 1).
 
 Usage:
@@ -44,7 +44,7 @@ def train_default(work: Path, n: int, epochs: int) -> Path:
     write_synth(n, work / "train.jsonl", seed=0)
     run = work / "run"
     code = main(["route", "train", "--data", str(work / "train.jsonl"), "--labels", "queue,priority,type",
-                 "--output", str(run), "--config", str(ROOT / "configs" / "router" / "minilm.yaml"),
+                 "--output", str(run), "--config", "minilm",
                  "--set", f"epochs={epochs}"])
     if code:
         raise SystemExit(f"training failed ({code})")

@@ -193,7 +193,7 @@ def main() -> int:
     p.add_argument("--run", default=None, help="trained router dir (default: train one into --work)")
     p.add_argument("--work", default=str(ROOT / "runs" / "serve_load"))
     p.add_argument("--n", type=int, default=2000, help="synthetic tickets when training")
-    p.add_argument("--config", default=str(ROOT / "configs" / "router" / "minilm.yaml"), help="config when training")
+    p.add_argument("--config", default="minilm", help="config when training")
     p.add_argument("--train-only", action="store_true", help="train the router into --work and stop")
     p.add_argument("--clients", default="1,8,32,64")
     p.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrency level")

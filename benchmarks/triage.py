@@ -2,7 +2,7 @@
 TF-IDF router, on a held-out synthetic set; JSON validity with and without the grammar, per-field accuracy and
 macro-F1, summary ROUGE-L / embedding similarity, and tokens/s constrained vs unconstrained in the same run.
 
-    python benchmarks/triage.py                       # synthesise, train (configs/triage/smollm2.yaml), evaluate
+    python benchmarks/triage.py                       # synthesise, train (the smollm2 triage preset), evaluate
     python benchmarks/triage.py --run runs/triage     # evaluate an existing `triage train` run
 
 Test tickets whose text also occurs in the training data are dropped before the first ``--n-test`` are kept.
@@ -22,11 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _train(args, train_file: Path, val_file: Path) -> tuple[Path, float]:
+    from triagekit.core.presets import resolve_preset
     from triagekit.sft import load_sft_config
     from triagekit.triage import train_triage
 
     out = Path(args.out) / "run"
-    cfg = load_sft_config(ROOT / "configs" / "triage" / "smollm2.yaml", num_threads=args.threads)
+    cfg = load_sft_config(resolve_preset("smollm2", "triage"), num_threads=args.threads)
     start = time.perf_counter()
     train_triage(cfg, train_file, out, val=val_file, overwrite=True)
     return out, time.perf_counter() - start

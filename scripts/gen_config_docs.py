@@ -29,9 +29,9 @@ def render() -> str:
     from triagekit.sft.config import SFTConfig
 
     sections = [
-        (TrainConfig, "Router (`triagekit route train`)", "Presets: `configs/router/*.yaml`."),
+        (TrainConfig, "Router (`triagekit route train`)", "Presets: `src/triagekit/presets/router/*.yaml` (`triagekit route presets`)."),
         (SFTConfig, "SFT: triage and answer models (`triagekit triage train`, `triagekit answer train`)",
-         "Presets: `configs/triage/*.yaml`, `configs/answer/*.yaml`."),
+         "Presets: `src/triagekit/presets/triage/*.yaml`, `src/triagekit/presets/answer/*.yaml`."),
         (DPOSettings, "DPO (`triagekit answer dpo --set KEY=VALUE`)", ""),
         (ServeSettings, "Service (`triagekit serve`)", "Set by `triagekit serve`'s flags of the same names."),
     ]

@@ -124,7 +124,7 @@ def test_shipped_suite_is_the_seeded_synthetic_suite():
     assert len(loaded) == 100 and loaded[0] == examples[0]
 
 
-@pytest.mark.parametrize("path", sorted((SUITE.parents[1] / "configs" / "answer").glob("*.yaml")),
+@pytest.mark.parametrize("path", sorted((SUITE.parents[1] / "src" / "triagekit" / "presets" / "answer").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_every_answer_preset_loads(path):
     from triagekit.answer.guardrails import Guardrails

@@ -81,7 +81,7 @@ def test_guardrails_refuse_unsafe_and_out_of_scope_but_not_support_tickets(tmp_p
 
     import yaml
 
-    shipped = Path(__file__).resolve().parents[1] / "configs" / "answer" / "guardrails.yaml"
+    shipped = Path(__file__).resolve().parents[1] / "src" / "triagekit" / "presets" / "answer" / "guardrails.yaml"
     assert yaml.safe_load(shipped.read_text()) == DEFAULT_RULES
     g = Guardrails.load(shipped)
     assert all(g.check(e.inputs.question).allowed for e in synth_answer_examples(100))  # no false refusals

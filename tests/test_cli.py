@@ -18,7 +18,9 @@ def run_dir(tmp_path_factory, tiny_encoder):
                  "--multilabel", "tags", "--redact-pii"]) == 0
     assert main(["route", "train", "--data", str(root / "data"), "--labels", "queue,priority,type", "--multilabel",
                  "tags", "--output", str(root / "run"), "--backbone", str(tiny_encoder), "--epochs", "2",
-                 "--set", "lr=1e-3", "--set", "head_lr=1e-2", "--set", "max_length=64"]) == 0
+                 "--set", "lr=1e-3", "--set", "head_lr=1e-2", "--set", "max_length=64",
+                 # the default preset is a hybrid; its 4-head TF-IDF half would add minutes on 2 cores here
+                 "--set", "hybrid=false"]) == 0
     return root
 
 
@@ -42,6 +44,23 @@ def test_eval_writes_metrics_report_and_plots(run_dir):
     # The review threshold fitted by eval is stored with the model for `requires_review`.
     info = json.loads((run_dir / "run" / "router.json").read_text())
     assert info["calibration"]["queue"]["temperature"] > 0
+
+
+def test_eval_review_budget_and_heads(run_dir, capsys):
+    assert main(["eval", str(run_dir / "run"), "--data", str(run_dir / "data"), "--review-budget", "0.4",
+                 "--review-heads", "queue,type", "--no-baseline", "--out", str(run_dir / "eval-budget")]) == 0
+    metrics = json.loads((run_dir / "eval-budget" / "metrics.json").read_text())
+    review = metrics["review"]
+    assert review["budget"] == 0.4 and review["review_heads"] == ["queue", "type"]
+    assert 0.4 <= review["auto_routed"] <= 0.8  # at most 40 % flagged on val; the test share is close to it
+    assert metrics["heads"]["queue"]["review_rule"] == "review_budget"
+    assert metrics["heads"]["priority"]["review_rule"] == "target_precision"
+    assert "auto-routed" in capsys.readouterr().err.replace("\n", " ")
+    info = json.loads((run_dir / "run" / "router.json").read_text())
+    assert info["review"]["budget"] == 0.4 and info["review"]["heads"] == ["queue", "type"]
+    assert main(["eval", str(run_dir / "run"), "--data", str(run_dir / "data"), "--review-budget", "1.5",
+                 "--no-baseline", "--out", str(run_dir / "eval-bad")]) == 2
+    assert "review budget must be in (0, 1]" in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_predict_file_streams_jsonl(run_dir):
@@ -83,6 +102,8 @@ def test_stats_and_errors(run_dir, capsys):
     assert main(["data", "stats", str(run_dir / "t.jsonl"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)
     assert main(["route", "predict", str(run_dir / "nope")]) == 2
+    assert main(["route", "predict", str(run_dir / "run"), "--text", "  "]) == 2
+    assert "no text after cleaning" in capsys.readouterr().err
     assert main(["train", "--data", str(run_dir / "data"), "--output", str(run_dir / "x"), "--set", "lr"]) == 2
 
 

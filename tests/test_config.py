@@ -7,9 +7,9 @@ from triagekit.core.config import field_docs
 from triagekit.route.config import TrainConfig, load_config, parse_overrides
 from triagekit.sft import SFTConfig, load_sft_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "triagekit" / "presets"
 PRESETS = sorted((CONFIGS / "router").rglob("*.yaml"))
-# Files under configs/ that are not training presets, with the loader that reads each.
+# Files among the presets that are not training presets, with the loader that reads each.
 NOT_PRESETS = {"answer/guardrails.yaml": "guardrails", "triage/schema.it.json": "triage schema"}
 SCHEMA_BY_FOLDER = {"router": TrainConfig, "triage": SFTConfig, "answer": SFTConfig}
 ALL_FILES = sorted(p for p in CONFIGS.rglob("*") if p.is_file())

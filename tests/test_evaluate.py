@@ -145,8 +145,12 @@ def test_unreachable_target_gives_no_threshold(tmp_path, data):
     q = m["heads"]["queue"]
     assert q["accuracy"] == 0.0
     assert q["review_threshold"] is None and m["calibration"]["queue"]["review_threshold"] is None
-    assert q["coverage_at_threshold"] == 0.0 and q["accuracy_at_threshold"] is None
-    assert "none reaches target" in (tmp_path / "report.md").read_text()
+    # The head cannot reach its target: it stops flagging (instead of flagging every ticket) and says so plainly.
+    assert q["coverage_at_threshold"] == 1.0 and q["accuracy_at_threshold"] == 0.0
+    assert q["precision_target"]["reachable"] is False and q["precision_target"]["best_precision"] == 0.0
+    report = (tmp_path / "report.md").read_text()
+    assert "none (does not flag)" in report and "cannot reach 90 % precision" in report
+    assert any("'queue' cannot reach" in w for w in m["review"]["warnings"])
 
 
 def test_multilabel_head(tmp_path, data, tfidf):

@@ -112,7 +112,7 @@ def test_decode_matches_generate(tiny_llama):
 
 
 @pytest.mark.parametrize("preset", sorted(__import__("pathlib").Path(__file__).resolve().parents[1].glob(
-    "configs/triage/*.yaml")), ids=lambda p: p.name)
+    "src/triagekit/presets/triage/*.yaml")), ids=lambda p: p.name)
 def test_triage_presets_load(preset):
     from triagekit.sft import load_sft_config
 

@@ -162,7 +162,7 @@ def _generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", action="append", help="the customer's message (repeatable; default: stdin)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--guardrails", default=None, help="YAML rules (default: built-in = configs/answer/guardrails.yaml)")
+    p.add_argument("--guardrails", default=None, help="YAML rules (default: presets/answer/guardrails.yaml)")
     p.add_argument("--no-guardrails", action="store_true")
     p.add_argument("--device", default=None)
 

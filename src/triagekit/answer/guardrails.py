@@ -1,6 +1,6 @@
 """Guardrails: regex and keyword rules that stop out-of-scope or unsafe requests before the model sees them.
 
-Rules come from YAML (``configs/answer/guardrails.yaml`` is the shipped default, identical to
+Rules come from YAML (``triagekit/presets/answer/guardrails.yaml`` is the shipped default, identical to
 :data:`DEFAULT_RULES`)::
 
     refusal: "I'm sorry, ..."              # default polite refusal

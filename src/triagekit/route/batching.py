@@ -8,34 +8,43 @@ import numpy as np
 import torch
 
 from triagekit.route.heads import HeadSpec, build_text, row_targets
+from triagekit.route.windows import LongText, encode_windows
 
 __all__ = ["encode_rows", "Collator"]
 
 
 def encode_rows(rows: Sequence[dict], tokenizer, heads: list[HeadSpec], text_fields: Sequence[str],
-                max_length: int) -> list[dict[str, Any]]:
-    """Token ids (unpadded) and the targets of each row (see ``row_targets``)."""
+                max_length: int, long_text: LongText | None = None) -> list[dict[str, Any]]:
+    """Per row: its token windows (unpadded; one unless ``long_text`` is chunks), their total ``length`` and the
+    row's targets (see ``row_targets``)."""
     texts = [build_text(r, text_fields) for r in rows]
-    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
+    windows, owner = encode_windows(tokenizer, texts, max_length, long_text)
+    per_row: list[list[list[int]]] = [[] for _ in texts]
+    for w, i in zip(windows, owner):
+        per_row[i].append(w)
     targets = row_targets(rows, heads)
-    return [{"input_ids": tok, **{name: t[i] for name, t in targets.items()}} for i, tok in enumerate(ids)]
+    return [{"windows": ws, "length": sum(len(w) for w in ws), **{name: t[i] for name, t in targets.items()}}
+            for i, ws in enumerate(per_row)]
 
 
 class Collator:
-    """Pads a list of examples to the longest in the batch; keeps each example's index for gathering."""
+    """Pads the windows of a list of examples to the longest in the batch; keeps each example's index for gathering
+    and, when an example has several windows, the ``owner`` (position in the batch) of each window."""
 
     def __init__(self, heads: list[HeadSpec], pad_id: int):
         self.heads, self.pad_id = heads, pad_id
 
     def __call__(self, items: list[tuple[int, dict[str, Any]]]) -> dict[str, torch.Tensor]:
-        width = max(len(ex["input_ids"]) for _, ex in items)
-        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for row, (_, ex) in enumerate(items):
-            n = len(ex["input_ids"])
-            ids[row, :n] = torch.tensor(ex["input_ids"])
-            mask[row, :n] = 1
+        windows = [(row, w) for row, (_, ex) in enumerate(items) for w in ex["windows"]]
+        width = max(len(w) for _, w in windows)
+        ids = torch.full((len(windows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(windows), width), dtype=torch.long)
+        for k, (_, w) in enumerate(windows):
+            ids[k, : len(w)] = torch.tensor(w)
+            mask[k, : len(w)] = 1
         batch = {"input_ids": ids, "attention_mask": mask, "index": torch.tensor([i for i, _ in items])}
+        if len(windows) != len(items):
+            batch["owner"] = torch.tensor([row for row, _ in windows], dtype=torch.long)
         for h in self.heads:
             values = [ex[h.name] for _, ex in items]
             batch[f"target.{h.name}"] = (torch.tensor(np.stack(values)) if h.multilabel

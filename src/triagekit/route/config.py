@@ -1,4 +1,5 @@
-"""The router's training configuration: the schema behind ``configs/router/*.yaml``, CLI flags and ``--set``."""
+"""The router's training configuration: the schema behind the shipped ``presets/router/*.yaml``, CLI flags and
+``--set``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ __all__ = ["TrainConfig", "load_config", "parse_overrides"]
 METHODS = ("lora", "full", "head")
 LOSSES = ("ce", "focal")
 SPLITS = ("stratified", "temporal", "none")
+OBJECTIVES = ("macro_f1", "accuracy")
+LONG_TEXT = ("truncate", "head_tail", "chunks")
 
 
 @dataclass
@@ -52,11 +55,33 @@ class TrainConfig(LoRASettings, LoopSettings):
     pooling: str = "auto"
     """Sentence vector: mean (masked average), cls (first token), last (last real token; decoders) or auto."""
     max_length: int = 128
-    """Tokens per input; longer texts are truncated."""
+    """Tokens per input (per window with ``long_text: chunks``)."""
+    long_text: str = "truncate"
+    """Texts longer than ``max_length`` tokens: truncate (keep the start), head_tail (the first quarter and the
+    last three quarters of the budget from both ends) or chunks (overlapping windows, logits averaged per ticket;
+    in training, prediction and the ONNX path)."""
+    chunk_stride: int = 0
+    """Tokens between the starts of two windows with ``long_text: chunks`` (below max_length: they overlap);
+    0: three quarters of the window."""
+    max_chunks: int = 4
+    """At most this many windows per ticket (the rest of a very long text is dropped, bounding the cost)."""
     head_dropout: float = 0.1
     """Dropout before each classification head."""
     hybrid: bool = False
     """Pool the encoder with a TF-IDF model (lexical weight per head fitted on validation)."""
+
+    # objective
+    objective: str = "macro_f1"
+    """What the run optimises: macro_f1 (every class counts the same; the default, because a queue that gets few
+    tickets matters as much to its team and plain cross-entropy starves it) or accuracy (every ticket counts the
+    same). It picks the early-stopping score, the TF-IDF half's class weighting and C, and the prior correction."""
+    prior_correction: bool = True
+    """Fit a per-head logit adjustment ``- tau * log(train prior)`` on validation (tau from a grid, 0 when it does
+    not raise the validation objective); applied before temperature scaling, so calibration is fitted after it."""
+    tfidf_C: float | None = None
+    """C of the TF-IDF logistic regressions (tfidf backbone and hybrid half); None chooses it on validation."""
+    exclude_suspects: str | None = None
+    """A ``triagekit data audit`` file: the training labels it lists are dropped (the row keeps its other heads)."""
 
     # loss
     loss: str = "ce"
@@ -73,8 +98,14 @@ class TrainConfig(LoRASettings, LoopSettings):
     # optimisation and loop: LoopSettings (epochs, lr, eval_every, ...), with the router's defaults
     head_lr: float = 2e-3
     """Learning rate of the classification heads (randomly initialised, so larger than ``lr``)."""
+    review_budget: float | None = 0.3
+    """Share of tickets a team can review (0.3: at most 30 %); the least confident tickets, ranked on validation
+    across ``review_heads``, are flagged. None: per-head ``target_precision`` instead."""
+    review_heads: list[str] | None = None
+    """Heads whose doubt flags the ticket (None: every head); the others still report their own flag."""
     target_precision: float = 0.9
-    """Precision the review threshold is fitted for (predictions below it get ``requires_review``)."""
+    """With ``review_budget: null``: precision each head's review threshold is fitted for. A head that cannot reach
+    it anywhere on validation is reported with its best point and does not flag tickets."""
 
     DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 0.0}
 
@@ -90,6 +121,14 @@ class TrainConfig(LoRASettings, LoopSettings):
             (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1, "val/test fractions must be in [0, 1)"),
             (self.val_fraction + self.test_fraction < 1, "val_fraction + test_fraction must be below 1"),
             (0 < self.target_precision <= 1, "target_precision must be in (0, 1]"),
+            (self.review_budget is None or 0 < self.review_budget <= 1,
+             f"review_budget must be in (0, 1] (e.g. 0.3 = review at most 30 % of tickets) or null, "
+             f"got {self.review_budget}"),
+            (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}"),
+            (self.long_text in LONG_TEXT, f"long_text must be one of {LONG_TEXT}, got {self.long_text!r}"),
+            (0 <= self.chunk_stride <= self.max_length and self.max_chunks >= 1,
+             "chunk_stride must be in [0, max_length] (0: three quarters of it) and max_chunks at least 1"),
+            (self.tfidf_C is None or self.tfidf_C > 0, "tfidf_C must be positive or null"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.max_length >= 8, "max_length must be at least 8"),
             (not any("." in f for f in self.labels + self.multilabel), "label field names cannot contain '.'"),
@@ -103,4 +142,7 @@ def parse_overrides(pairs: list[str], schema: type | None = None) -> dict[str, A
 
 def load_config(path: str | Path | None = None, *, schema: type | None = None, **overrides: Any) -> TrainConfig:
     """A router config from a YAML preset (optional) with ``overrides`` on top; see ``core.config.load_config``."""
+    from triagekit.core.presets import resolve_preset
+
+    path = resolve_preset(path, "router") if path is not None else None
     return _core_config.load_config(path, schema=schema or TrainConfig, **overrides)

@@ -22,11 +22,19 @@ from triagekit.route.calibration import (
     selective_curve,
     sigmoid,
     softmax,
-    threshold_for_precision,
 )
 from triagekit.route.heads import HeadSpec, row_labels
 from triagekit.route.metrics import critical_recall, group_metrics, head_metrics, multilabel_metrics
 from triagekit.route.report import plot_confusion, plot_coverage, plot_reliability, write_report
+from triagekit.route.review import (
+    check_budget,
+    check_review_heads,
+    decision_confidence,
+    fit_operating_point,
+    review_summary,
+    ticket_flags,
+    unreachable_message,
+)
 
 __all__ = ["evaluate", "gold_labels"]
 
@@ -98,11 +106,14 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "head"
 
 
-def _fit_on_val(head: HeadSpec, val: _Split | None) -> tuple[float, tuple[np.ndarray, np.ndarray] | None]:
+def _fit_on_val(head: HeadSpec, val: _Split | None) -> tuple[float, dict | None]:
     """The head's temperature, and the calibrated validation decisions its review threshold is chosen on.
 
     Fitting both on validation keeps the test numbers unbiased; without validation rows T = 1 and the caller
     falls back to the test decisions.
+
+    Returns:
+        ``(temperature, None or {"conf": confidence of every val row, "keep": labelled rows, "correct": ...})``.
     """
     if val is None:
         return 1.0, None
@@ -111,8 +122,10 @@ def _fit_on_val(head: HeadSpec, val: _Split | None) -> tuple[float, tuple[np.nda
         return 1.0, None
     z = val.logits[head.name][keep]
     temperature = fit_temperature(z, y, multilabel=head.multilabel)
-    probs = sigmoid(z, temperature) if head.multilabel else softmax(z, temperature)
-    return temperature, _decisions(probs, y, head.multilabel)
+    act = sigmoid if head.multilabel else softmax
+    _, correct = _decisions(act(z, temperature), y, head.multilabel)
+    conf = decision_confidence(act(val.logits[head.name], temperature), head.multilabel)
+    return temperature, {"conf": conf, "keep": keep, "correct": correct}
 
 
 def _plots(head, out_dir: Path, metrics, bins_before, bins_after, curve, threshold) -> dict[str, str]:
@@ -146,11 +159,11 @@ def _evaluate_head(head: HeadSpec, test: _Split, val: _Split | None, opts: Mappi
     conf, correct = _decisions(probs, y, head.multilabel)
     curve = selective_curve(conf, correct)
     source = "val" if val_decisions is not None else "test"
-    thr = threshold_for_precision(*(val_decisions or (conf, correct)), opts["target_precision"])
-    accepted = conf >= thr if thr is not None else np.zeros(len(conf), dtype=bool)
-    out.update(review_threshold=thr, threshold_source=source)
-    out["coverage_at_threshold"] = float(accepted.mean()) if len(conf) else 0.0
-    out["accuracy_at_threshold"] = float(correct[accepted].mean()) if accepted.any() else None
+    # The review threshold is fitted later, across heads (a review budget is shared by the review heads).
+    on_test = {"conf": decision_confidence(act(test.logits[head.name], temperature), head.multilabel),
+               "keep": keep, "correct": correct}
+    opts["_review"][head.name] = {"val": val_decisions or on_test, "test": on_test}
+    out.update(threshold_source=source)
 
     lang = opts["language_field"]
     if any(lang in r for r in test.rows):
@@ -158,10 +171,36 @@ def _evaluate_head(head: HeadSpec, test: _Split, val: _Split | None, opts: Mappi
         out["per_language"] = group_metrics(y, probs, groups)
     if opts["critical"].get(head.name):
         out["critical_recall"] = critical_recall(y, probs, head.labels, opts["critical"][head.name])
-    if opts["out_dir"] is not None:
-        bins = (reliability_bins(p_before, y), reliability_bins(probs, y))
-        out["plots"] = _plots(head, opts["out_dir"], out, *bins, curve, thr)
+    out["_plot_data"] = ((reliability_bins(p_before, y), reliability_bins(probs, y)), curve)
     return out
+
+
+def _apply_review(heads: list[HeadSpec], results: dict[str, dict], opts: Mapping[str, Any]) -> dict:
+    """Fit the review thresholds on validation (budget or target precision), apply them to test, and summarise
+    the ticket-level flag: share auto-routed and per-head accuracy of the auto-routed vs the flagged tickets."""
+    side = opts["_review"]
+    names = [h.name for h in heads if h.name in results]
+    review_heads = check_review_heads(opts["review_heads"], [h for h in heads if h.name in results])
+    points = fit_operating_point({n: side[n]["val"]["conf"] for n in names},
+                                 {n: (side[n]["val"]["keep"], side[n]["val"]["correct"]) for n in names},
+                                 review_heads, opts["review_budget"], opts["target_precision"])
+    warnings = []
+    for n in names:
+        thr = points[n]["review_threshold"]
+        test = side[n]["test"]
+        accepted = test["conf"][test["keep"]] >= thr if thr is not None else np.ones(len(test["keep"]), bool)
+        m = results[n]
+        m.update(review_threshold=thr, review_rule=points[n]["rule"], precision_target=points[n]["precision_target"])
+        m["coverage_at_threshold"] = float(accepted.mean()) if len(accepted) else 0.0
+        m["accuracy_at_threshold"] = float(test["correct"][accepted].mean()) if accepted.any() else None
+        if points[n]["rule"] == "target_precision" and not points[n]["precision_target"]["reachable"]:
+            warnings.append(unreachable_message(n, opts["target_precision"], points[n]["precision_target"]))
+    flags = ticket_flags({n: side[n]["test"]["conf"] for n in names},
+                         {n: points[n]["review_threshold"] for n in names}, review_heads)
+    summary = review_summary(flags, {n: (side[n]["test"]["keep"], side[n]["test"]["correct"]) for n in names})
+    summary.update(budget=opts["review_budget"], review_heads=review_heads, target_precision=opts["target_precision"],
+                   warnings=warnings)
+    return summary
 
 
 def _evaluate_router(router, test_rows, val_rows, opts: Mapping[str, Any]) -> dict:
@@ -169,15 +208,21 @@ def _evaluate_router(router, test_rows, val_rows, opts: Mapping[str, Any]) -> di
     test = _Split(test_rows, router.logits(test_rows, batch_size=bs))
     val = _Split(val_rows, router.logits(val_rows, batch_size=bs)) if val_rows else None
     heads, calibration = {}, {}
+    opts = {**opts, "_review": {}}
     for head in router.heads:
         if not head.labels:  # nothing to predict (e.g. a tag field never filled in training)
             continue
         heads[head.name] = _evaluate_head(head, test, val, opts)
-        calibration[head.name] = {
-            "temperature": heads[head.name]["temperature"],
-            "review_threshold": heads[head.name]["review_threshold"],
-        }
-    return {"heads": heads, "calibration": calibration}
+    review = _apply_review(router.heads, heads, opts) if heads else {}
+    for head in router.heads:
+        if head.name not in heads:
+            continue
+        m = heads[head.name]
+        bins, curve = m.pop("_plot_data")
+        if opts["out_dir"] is not None:
+            m["plots"] = _plots(head, opts["out_dir"], m, *bins, curve, m["review_threshold"])
+        calibration[head.name] = {"temperature": m["temperature"], "review_threshold": m["review_threshold"]}
+    return {"heads": heads, "calibration": calibration, "review": review}
 
 
 def _jsonable(x: Any) -> Any:
@@ -202,6 +247,8 @@ def evaluate(
     *,
     val_rows: list[dict] | None = None,
     target_precision: float = 0.9,
+    review_budget: float | None = None,
+    review_heads: Sequence[str] | None = None,
     critical: dict[str, list[str]] | None = None,
     language_field: str = "language",
     baseline=None,
@@ -216,7 +263,11 @@ def evaluate(
         out_dir: Output folder.
         val_rows: Validation rows to fit each head's temperature and review threshold on. Without them T = 1
             and the threshold is fitted on test (optimistic; ``threshold_source`` says "test").
-        target_precision: Accuracy the auto-routed predictions must reach; sets each head's review threshold.
+        target_precision: Accuracy the auto-routed predictions must reach; sets each head's review threshold
+            when there is no ``review_budget``.
+        review_budget: Share of tickets that may be flagged for review (e.g. 0.3), shared by ``review_heads``;
+            the report states the accuracy of the auto-routed rest.
+        review_heads: Heads whose doubt flags the ticket (None: every head).
         critical: Per head name, the classes whose recall is reported separately.
         language_field: Row field for the per-language breakdown (skipped if no test row has it).
         baseline: Another router-like object (e.g. a fitted ``TfidfBackend``) evaluated the same way, no plots.
@@ -230,8 +281,11 @@ def evaluate(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     test_rows, val_rows = list(test_rows), list(val_rows) if val_rows else None
+    check_budget(review_budget)
     opts = {
         "target_precision": target_precision,
+        "review_budget": review_budget,
+        "review_heads": list(review_heads) if review_heads is not None else None,
         "critical": critical or {},
         "language_field": language_field,
         "batch_size": batch_size,
@@ -241,6 +295,7 @@ def evaluate(
         "n_test": len(test_rows),
         "n_val": len(val_rows) if val_rows else 0,
         "target_precision": target_precision,
+        "review_budget": review_budget,
     }
     result.update(_evaluate_router(router, test_rows, val_rows, opts))
     if baseline is not None:

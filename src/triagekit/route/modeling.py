@@ -48,11 +48,20 @@ class MultiHeadModel(nn.Module):
     def head(self, name: str) -> nn.Linear:
         return self.heads[_key(name)]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> dict[str, torch.Tensor]:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, owner: torch.Tensor | None = None,
+                **_: Any) -> dict[str, torch.Tensor]:
+        """Logits per head; with ``owner`` (the example of each row, for tickets read as several windows) the
+        rows of one example are averaged into one, as prediction does."""
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         z = self.dropout(pool(hidden, attention_mask, self.pooling))
-        return {h.name: self.head(h.name)(z.to(self.head(h.name).weight.dtype)) for h in self.head_specs}
+        logits = {h.name: self.head(h.name)(z.to(self.head(h.name).weight.dtype)) for h in self.head_specs}
+        if owner is None:
+            return logits
+        n = int(owner.max()) + 1
+        counts = torch.bincount(owner, minlength=n).clamp(min=1).unsqueeze(1)
+        return {k: torch.zeros(n, v.shape[1], dtype=v.dtype, device=v.device).index_add_(0, owner, v) / counts
+                for k, v in logits.items()}
 
 
 def load_backbone(name_or_path: str, dtype: torch.dtype | None = None, quantization: str = "none",

@@ -14,6 +14,7 @@ import numpy as np
 
 from triagekit.core.extras import require
 from triagekit.route.heads import HeadSpec
+from triagekit.route.windows import LongText, encode_windows, padded_batches, pool_windows
 
 __all__ = ["OnnxBackend", "output_name", "available_cores", "INPUTS", "ONNX_FILE", "INT8_FILE"]
 
@@ -38,8 +39,9 @@ class OnnxBackend:
     """An onnxruntime session of an exported router with its tokenizer; same ``logits`` protocol as
     ``EncoderBackend``: tokenise, sort by length, pad per batch, run, return raw logits per head."""
 
-    def __init__(self, session, tokenizer, heads: list[HeadSpec], max_length: int):
+    def __init__(self, session, tokenizer, heads: list[HeadSpec], max_length: int, long_text: LongText | None = None):
         self.session, self.tokenizer, self.heads, self.max_length = session, tokenizer, heads, max_length
+        self.long_text = long_text or LongText()
         self.outputs = [output_name(h.name) for h in heads]
         self.pad_id = tokenizer.pad_token_id or 0
 
@@ -70,34 +72,20 @@ class OnnxBackend:
 
     @classmethod
     def load(cls, path: str | Path, heads: list[HeadSpec], max_length: int, file: str = ONNX_FILE,
-             tokenizer_dir: str = "tokenizer", threads: int | None = None, device: str | None = None
-             ) -> "OnnxBackend":
+             tokenizer_dir: str = "tokenizer", threads: int | None = None, device: str | None = None,
+             long_text: LongText | None = None) -> "OnnxBackend":
         from transformers import AutoTokenizer
 
         path = Path(path)
         tokenizer = AutoTokenizer.from_pretrained(str(path / tokenizer_dir))
-        return cls(cls.session(path / file, threads=threads, device=device), tokenizer, heads, max_length)
-
-    def batches(self, texts: list[str], batch_size: int):
-        """``(row indices, feed dict)`` per batch, rows sorted by length so that padding stays small."""
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        lengths = np.fromiter((len(ids) for ids in enc), dtype=np.int64, count=len(enc))
-        order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            width = int(lengths[idx].max())
-            ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                ids[row, : lengths[i]] = enc[i]
-                mask[row, : lengths[i]] = 1
-            yield idx, {"input_ids": ids, "attention_mask": mask}
+        return cls(cls.session(path / file, threads=threads, device=device), tokenizer, heads, max_length, long_text)
 
     def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
-        out = {h.name: np.zeros((len(texts), len(h.labels)), dtype=np.float32) for h in self.heads}
-        if not texts:
-            return out
-        for idx, feed in self.batches(texts, batch_size):
-            for h, value in zip(self.heads, self.session.run(self.outputs, feed)):
+        windows, owner = encode_windows(self.tokenizer, texts, self.max_length, self.long_text)
+        out = {h.name: np.zeros((len(windows), len(h.labels)), dtype=np.float32) for h in self.heads}
+        for idx, ids, mask in padded_batches(windows, batch_size, self.pad_id):
+            values = self.session.run(self.outputs, {"input_ids": ids, "attention_mask": mask})
+            for h, value in zip(self.heads, values):
                 out[h.name][idx] = value
-        return out
+        # Long texts read as several windows (long_text: chunks): the ticket's logits are their mean.
+        return {name: pool_windows(z, owner, len(texts)) for name, z in out.items()}

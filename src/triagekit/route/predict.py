@@ -15,12 +15,17 @@ def prediction_lines(router, rows: list[dict[str, Any] | str], ids: list[Any], t
     "model_version"}``; the top-level ``requires_review`` is true when any head needs a human."""
     out = []
     for id_, result in zip(ids, router.predict(rows, top_k=top_k, batch_size=batch_size)):
-        review = any(v.get("requires_review") for v in result.values())
+        review = router.needs_review(result)
         out.append({"id": id_, **result, "requires_review": review, "model_version": router.model_version})
     return out
 
 
 def predict_texts(router, texts: list[str], top_k: int = 3) -> list[dict[str, Any]]:
+    """Predictions for ``--text`` values; a text that is empty after stripping is an error, never a guess."""
+    empty = [i + 1 for i, t in enumerate(texts) if not str(t).strip()]
+    if empty:
+        raise ValueError(f"--text number {', '.join(map(str, empty))} has no text after cleaning; give the ticket's "
+                         f"subject or body")
     return prediction_lines(router, list(texts), list(range(len(texts))), top_k=top_k)
 
 

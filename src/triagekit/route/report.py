@@ -149,7 +149,7 @@ def _summary(heads: Mapping[str, Mapping], base: Mapping[str, Mapping]) -> list[
             _fmt(topk.get("3")),
             f"{_fmt(h.get('ece_before'))} → {_fmt(h.get('ece'))}",
             _fmt(h.get("temperature"), pct=False),
-            "none reaches target" if thr is None else f"{thr:.3f} ({h.get('threshold_source', '?')})",
+            "none (does not flag)" if thr is None else f"{thr:.3f} ({h.get('threshold_source', '?')})",
             f"{_fmt(h.get('coverage_at_threshold'))} ({_fmt(h.get('accuracy_at_threshold'))})",
         ]
         if base:
@@ -159,6 +159,24 @@ def _summary(heads: Mapping[str, Mapping], base: Mapping[str, Mapping]) -> list[
                 f"{_fmt(b.get('macro_f1'))} ({_delta(h.get('macro_f1'), b.get('macro_f1'))})",
             ]
         lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _review(review: Mapping) -> list[str]:
+    """The ticket-level operating point: how many tickets are automated and how good the automated ones are."""
+    if not review.get("heads"):
+        return []
+    lines = ["## Review", "",
+             f"**{_fmt(review.get('auto_routed'))} % of the {review.get('n')} test tickets are auto-routed** "
+             f"(flagged when any of {', '.join(f'`{h}`' for h in review.get('review_heads', []))} is in doubt). "
+             f"All heads right: {_fmt(review.get('all_heads_auto_accuracy'))} % of the auto-routed tickets vs "
+             f"{_fmt(review.get('all_heads_review_accuracy'))} % of the flagged ones.", "",
+             "| Head | Accuracy, auto-routed | Accuracy, flagged for review |", "|---|---|---|"]
+    lines += [f"| `{h}` | {_fmt(m.get('auto_accuracy'))} | {_fmt(m.get('review_accuracy'))} |"
+              for h, m in review["heads"].items()]
+    lines.append("")
+    for w in review.get("warnings") or []:
+        lines += [f"> **Warning:** {w}", ""]
     return lines
 
 
@@ -215,10 +233,14 @@ def write_report(
     lines = [f"# {title}", ""]
     if "n_test" in metrics:
         lines += [f"Test rows: {metrics['n_test']}. Metrics in %, on temperature-calibrated probabilities.", ""]
-    if "target_precision" in metrics:
+    if metrics.get("review_budget") is not None:
+        lines += [f"Review thresholds: fitted on validation so that at most {metrics['review_budget']:.0%} of tickets "
+                  f"are flagged for human review (the least confident ones across the review heads).", ""]
+    elif "target_precision" in metrics:
         lines += [f"Review threshold: the lowest confidence at which auto-routed tickets reach "
                   f"{metrics['target_precision']:.0%} accuracy; tickets below it go to human review.", ""]  # fmt: skip
     lines += ["## Summary", ""] + _summary(heads, base) + [""]
+    lines += _review(metrics.get("review") or {})
     if base:
         lines += ["Δ: model minus the TF-IDF + logistic regression baseline, in points.", ""]
     if any(h.get("multilabel") for h in heads.values()):

@@ -34,15 +34,18 @@ class EncoderBackend:
     """
 
     def __init__(self, model, tokenizer, heads: list[HeadSpec], max_length: int, device: str = "cpu",
-                 precision: str = "fp32"):
+                 precision: str = "fp32", long_text=None):
+        from triagekit.route.windows import LongText
+
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         self.model, self.tokenizer, self.heads = model, tokenizer, heads
         self.max_length, self.device, self.precision = max_length, device, precision
+        self.long_text = long_text or LongText()
 
     @classmethod
     def load(cls, path: Path, heads: list[HeadSpec], max_length: int, device: str | None = None,
-             precision: str = "fp32") -> "EncoderBackend":
+             precision: str = "fp32", long_text=None) -> "EncoderBackend":
         import torch
         from transformers import AutoTokenizer
 
@@ -51,33 +54,29 @@ class EncoderBackend:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = load_model(path, heads).to(device)
         tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
-        return cls(model, tokenizer, heads, max_length, device, precision)
+        return cls(model, tokenizer, heads, max_length, device, precision, long_text)
 
     def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         import torch
 
-        out = {h.name: np.zeros((len(texts), len(h.labels)), dtype=np.float32) for h in self.heads}
+        from triagekit.route.windows import encode_windows, padded_batches, pool_windows
+
+        windows, owner = encode_windows(self.tokenizer, texts, self.max_length, self.long_text)
+        out = {h.name: np.zeros((len(windows), len(h.labels)), dtype=np.float32) for h in self.heads}
         if not texts:
             return out
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        order = np.argsort([len(ids) for ids in enc], kind="stable")
         pad_id = self.tokenizer.pad_token_id or 0
         self.model.eval()
         autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
                                   enabled=self.precision == "bf16")
         with torch.inference_mode(), autocast:
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                width = max(len(enc[i]) for i in idx)
-                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    ids[row, : len(enc[i])] = torch.tensor(enc[i])
-                    mask[row, : len(enc[i])] = 1
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+            for idx, ids, mask in padded_batches(windows, batch_size, pad_id):
+                logits = self.model(input_ids=torch.from_numpy(ids).to(self.device),
+                                    attention_mask=torch.from_numpy(mask).to(self.device))
                 for name, value in logits.items():
                     out[name][idx] = value.float().cpu().numpy()
-        return out
+        # Long texts read as several windows (long_text: chunks): the ticket's logits are their mean.
+        return {name: pool_windows(z, owner, len(texts)) for name, z in out.items()}
 
 
 class Router:
@@ -93,6 +92,8 @@ class Router:
         self.backend, self.heads, self.text_fields = backend, list(heads), list(text_fields)
         self.calibration = {k: dict(v) for k, v in (calibration or {}).items()}
         self.meta = dict(meta or {})
+        self.review: dict[str, Any] = {}
+        """How the review thresholds were fitted; ``review["heads"]`` (None: all) set the ticket-level flag."""
 
     # -- loading and saving -------------------------------------------------------------------------------
     @classmethod
@@ -110,13 +111,16 @@ class Router:
         info = json.loads(file.read_text())
         heads = [HeadSpec.from_dict(h) for h in info["heads"]]
         kind = info["backend"]
+        from triagekit.route.windows import LongText
+
+        long_text = LongText.from_info(info.get("long_text"))
         if kind == "tfidf":
             from triagekit.route.tfidf import TfidfBackend
 
             backend = TfidfBackend.load(path)
         elif kind == "encoder":
             backend = EncoderBackend.load(path / info.get("model_dir", "."), heads, info["max_length"], device=device,
-                                          precision=precision)
+                                          precision=precision, long_text=long_text)
             if info.get("lexical"):
                 from triagekit.route.hybrid import HybridBackend
 
@@ -125,12 +129,15 @@ class Router:
             from triagekit.route.hybrid import HybridBackend
             from triagekit.route.onnx import OnnxBackend
 
-            backend = OnnxBackend.load(path, heads, info["max_length"], file=info["onnx_file"], device=device)
+            backend = OnnxBackend.load(path, heads, info["max_length"], file=info["onnx_file"], device=device,
+                                       long_text=long_text)
             if info.get("lexical"):
                 backend = HybridBackend.load(backend, path, info["lexical"]["weights"])
         else:
             raise ValueError(f"{file}: unknown backend {kind!r}")
-        return cls(backend, heads, info["text_fields"], info.get("calibration"), info.get("meta"))
+        router = cls(backend, heads, info["text_fields"], info.get("calibration"), info.get("meta"))
+        router.review = dict(info.get("review") or {})
+        return router
 
     def save_info(self, path: str | Path, backend: str, **extra: Any) -> None:
         """Write ``router.json``: heads, text fields, calibration and metadata. Weights are saved by the trainer."""
@@ -146,12 +153,19 @@ class Router:
         }
         Path(path, ROUTER_FILE).write_text(json.dumps(info, indent=2))
 
-    def set_calibration(self, path: str | Path, calibration: Mapping[str, Mapping[str, Any]]) -> None:
-        """Store new temperatures / review thresholds in memory and in ``path/router.json``."""
-        self.calibration = {k: dict(v) for k, v in calibration.items()}
+    def set_calibration(self, path: str | Path, calibration: Mapping[str, Mapping[str, Any]],
+                        review: Mapping[str, Any] | None = None) -> None:
+        """Store new temperatures / review thresholds in memory and in ``path/router.json``; the keys not given
+        (e.g. the prior correction fitted at training) are kept."""
+        for k, v in calibration.items():
+            self.calibration.setdefault(k, {}).update(v)
+        if review is not None:
+            self.review = dict(review)
         file = Path(path, ROUTER_FILE)
         info = json.loads(file.read_text())
         info["calibration"] = self.calibration
+        if review is not None:
+            info["review"] = self.review
         file.write_text(json.dumps(info, indent=2))
 
     @property
@@ -163,8 +177,20 @@ class Router:
         return [build_text(x, self.text_fields) for x in inputs]
 
     def logits(self, inputs: Sequence[str | Mapping[str, Any]], batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Raw (uncalibrated) logits per head."""
-        return self.backend.logits(self.texts(inputs), batch_size=batch_size)
+        """Logits per head before temperature scaling, with the prior correction fitted at training (if any)."""
+        from triagekit.route.objective import apply_bias
+
+        return apply_bias(self.backend.logits(self.texts(inputs), batch_size=batch_size), self.calibration)
+
+    @property
+    def review_heads(self) -> list[str]:
+        """The heads whose ``requires_review`` flags the whole ticket."""
+        chosen = self.review.get("heads")
+        return [h.name for h in self.heads if chosen is None or h.name in chosen]
+
+    def needs_review(self, result: Mapping[str, Any]) -> bool:
+        """The ticket-level flag of one ``predict`` result: any review head asks for a human."""
+        return any(bool((result.get(h) or {}).get("requires_review")) for h in self.review_heads)
 
     def _temperature(self, head: str) -> float:
         return float(self.calibration.get(head, {}).get("temperature", 1.0))

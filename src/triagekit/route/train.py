@@ -63,46 +63,52 @@ def load_training_splits(cfg: TrainConfig, data: str | Path, output: Path, val: 
         splits["val"] = rows
     if not splits.get("train"):
         raise ValueError("the training split is empty")
+    if cfg.exclude_suspects:
+        from triagekit.data.audit import drop_suspect_labels
+
+        splits["train"], dropped = drop_suspect_labels(splits["train"], cfg.exclude_suspects, cfg.text_fields)
+        log(f"exclude_suspects: dropped {sum(dropped.values())} training labels listed in {cfg.exclude_suspects} "
+            f"({', '.join(f'{h} {n}' for h, n in dropped.items()) or 'none matched'})")
     return splits
 
 
-def _macro_f1(heads: list[HeadSpec], logits: dict[str, np.ndarray], targets: dict[str, np.ndarray]
-              ) -> dict[str, float]:
-    from sklearn.metrics import f1_score
+def _macro_f1(heads: list[HeadSpec], logits: dict[str, np.ndarray], targets: dict[str, np.ndarray],
+              objective: str = "macro_f1") -> dict[str, float]:
+    """Per head, the validation objective (macro-F1 by default)."""
+    from triagekit.route.objective import head_scores
 
-    scores = {}
-    for h in heads:
-        z, y = logits[h.name], targets[h.name]
-        if h.multilabel:
-            scores[h.name] = float(f1_score(y, z > 0, average="macro", zero_division=0))
-        else:
-            keep = y >= 0
-            scores[h.name] = float(f1_score(y[keep], z[keep].argmax(1), average="macro", zero_division=0)
-                                   ) if keep.any() else 0.0
-    return scores
+    return head_scores(heads, logits, targets, objective)
 
 
 def _calibrate(cfg: TrainConfig, heads: list[HeadSpec], logits: dict[str, np.ndarray],
-               targets: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-    """Temperature per head and the confidence threshold that reaches ``cfg.target_precision``, on validation."""
-    from triagekit.route.calibration import fit_temperature, sigmoid, softmax, threshold_for_precision
+               targets: dict[str, np.ndarray], console=None) -> dict[str, dict[str, Any]]:
+    """Temperature per head and the review thresholds (budget or target precision), on validation."""
+    from triagekit.route.calibration import fit_temperature, sigmoid, softmax
+    from triagekit.route.review import (
+        check_review_heads,
+        decision_confidence,
+        fit_operating_point,
+        unreachable_message,
+    )
 
-    out = {}
+    out, conf, correct = {}, {}, {}
     for h in heads:
         z, y = logits[h.name], targets[h.name]
-        if h.multilabel:
-            t = fit_temperature(z, y, multilabel=True)
-            p = sigmoid(z, t)
-            conf, correct = np.maximum(p, 1 - p).ravel(), ((p >= 0.5) == (y > 0.5)).ravel()
-        else:
-            keep = y >= 0
-            z, y = z[keep], y[keep]
-            t = fit_temperature(z, y) if len(y) else 1.0
-            p = softmax(z, t)
-            conf, correct = p.max(1), p.argmax(1) == y
-        threshold = threshold_for_precision(conf, correct, cfg.target_precision) if len(conf) else None
-        out[h.name] = {"temperature": float(t), "review_threshold": threshold,
-                       "target_precision": cfg.target_precision, "fitted_on": "val"}
+        keep = np.arange(len(y)) if h.multilabel else np.flatnonzero(y >= 0)
+        t = fit_temperature(z[keep], y[keep], multilabel=h.multilabel) if len(keep) else 1.0
+        p = (sigmoid if h.multilabel else softmax)(z, t)
+        conf[h.name] = decision_confidence(p, h.multilabel)
+        correct[h.name] = (keep, np.all((p[keep] >= 0.5) == (y[keep] > 0.5), axis=1) if h.multilabel
+                           else p[keep].argmax(1) == y[keep])
+        out[h.name] = {"temperature": float(t), "fitted_on": "val"}
+    review = check_review_heads(cfg.review_heads, heads)
+    points = fit_operating_point(conf, correct, review, cfg.review_budget, cfg.target_precision)
+    for h in heads:
+        info = points[h.name]
+        out[h.name].update(review_threshold=info["review_threshold"], target_precision=cfg.target_precision,
+                           review_rule=info["rule"], precision_target=info["precision_target"])
+        if console is not None and info["rule"] == "target_precision" and not info["precision_target"]["reachable"]:
+            console.print(f"[yellow]{unreachable_message(h.name, cfg.target_precision, info['precision_target'])}")
     return out
 
 
@@ -169,7 +175,8 @@ def val_logits(accelerator, model, loader, heads: list[HeadSpec], n: int) -> dic
     puts the model in eval mode)."""
     out = {h.name: np.zeros((n, len(h.labels)), dtype=np.float32) for h in heads}
     for batch in loader:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       owner=batch.get("owner"))
         index = accelerator.gather_for_metrics(batch["index"]).cpu().numpy()
         for h in heads:
             out[h.name][index] = accelerator.gather_for_metrics(logits[h.name]).float().cpu().numpy()
@@ -234,6 +241,9 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
     for h in heads:
         if len(h.labels) < (1 if h.multilabel else 2):
             raise ValueError(f"head {h.name!r} has {len(h.labels)} class(es) in the training split; need at least 2")
+    from triagekit.route.review import check_review_heads
+
+    check_review_heads(cfg.review_heads, heads)
     data_dir = Path(data_dir).resolve() if Path(data_dir).is_dir() else (output / "data").resolve()
     meta = {"backbone": cfg.backbone, "data_dir": str(data_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if accelerator is None:
@@ -261,6 +271,7 @@ class _RouterTask:
         from triagekit.route.batching import Collator, encode_rows
         from triagekit.route.heads import row_targets
         from triagekit.route.losses import balanced_weights
+        from triagekit.route.windows import LongText
 
         self.cfg, self.accelerator, self.splits, self.heads = cfg, accelerator, splits, heads
         self.output, self.meta, self.console = output, meta, console
@@ -268,18 +279,20 @@ class _RouterTask:
         if self.tokenizer.pad_token is None:  # decoder tokenizers often have none; the mask keeps pads out of pooling
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         self.model = build_model(cfg, heads)
-        train_ex = encode_rows(splits["train"], self.tokenizer, heads, cfg.text_fields, cfg.max_length)
+        long_text = LongText(cfg.long_text, cfg.chunk_stride, cfg.max_chunks)
+        train_ex = encode_rows(splits["train"], self.tokenizer, heads, cfg.text_fields, cfg.max_length, long_text)
         val_rows = splits.get("val") or []
-        self.val_ex = encode_rows(val_rows, self.tokenizer, heads, cfg.text_fields, cfg.max_length) if val_rows else []
+        self.val_ex = encode_rows(val_rows, self.tokenizer, heads, cfg.text_fields, cfg.max_length,
+                                  long_text) if val_rows else []
         self.val_targets = row_targets(val_rows, heads) if self.val_ex else {}
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         collate = Collator(heads, pad_id)
         self.train_loader = torch.utils.data.DataLoader(
             IndexedDataset(train_ex), collate_fn=collate,
-            batch_sampler=BucketBatchSampler([len(e["input_ids"]) for e in train_ex], cfg.batch_size, seed=cfg.seed))
+            batch_sampler=BucketBatchSampler([e["length"] for e in train_ex], cfg.batch_size, seed=cfg.seed))
         self.val_loader = torch.utils.data.DataLoader(
             IndexedDataset(self.val_ex), collate_fn=collate,
-            batch_sampler=SequentialLengthSampler([len(e["input_ids"]) for e in self.val_ex], cfg.eval_batch_size))
+            batch_sampler=SequentialLengthSampler([e["length"] for e in self.val_ex], cfg.eval_batch_size))
         self.weights = {}
         if cfg.class_weights:
             self.weights = {h.name: balanced_weights([e[h.name] for e in train_ex], len(h.labels)).to(
@@ -291,7 +304,7 @@ class _RouterTask:
         return _param_groups(self.cfg, self.model)
 
     def step(self, model, batch):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], owner=batch.get("owner"))
         return _batch_loss(self.cfg, self.heads, logits, batch, self.weights)
 
     def validate(self, model, loader):
@@ -300,11 +313,12 @@ class _RouterTask:
         if not self.val_ex:
             return None
         self.logits = val_logits(self.accelerator, model, loader, self.heads, len(self.val_ex))
-        f1 = _macro_f1(self.heads, self.logits, self.val_targets)
+        f1 = _macro_f1(self.heads, self.logits, self.val_targets, self.cfg.objective)
         score = float(np.mean(list(f1.values())))
         return Score(score, higher_is_better=True,
                      metrics={"val_macro_f1": score, **{f"val_macro_f1/{k}": v for k, v in f1.items()}},
-                     text=f"val macro-F1 {score:.4f} ({', '.join(f'{k} {v:.3f}' for k, v in f1.items())})")
+                     text=f"val {self.cfg.objective} {score:.4f} "
+                          f"({', '.join(f'{k} {v:.3f}' for k, v in f1.items())})")
 
     def save_best(self, model) -> None:
         _save_best(self.accelerator, model, self.tokenizer, self.output, self.cfg.method == "lora")
@@ -332,12 +346,14 @@ def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits,
         val_targets = row_targets(splits.get("val") or [], heads)
         if cfg.hybrid and best_logits:
             best_logits, extra["lexical"] = _fit_lexical(cfg, heads, splits, output, best_logits, val_targets, console)
-        calibration = _calibrate(cfg, heads, best_logits, val_targets) if best_logits else {}
+        calibration = _correct_and_calibrate(cfg, heads, best_logits, val_targets, splits, console
+                                             ) if best_logits else {}
         digest = hashlib.sha256((output / "model" / "heads.safetensors").read_bytes()).hexdigest()[:12]
         router = Router(None, heads, cfg.text_fields, calibration, meta={
             **meta, "model_version": f"{Path(cfg.backbone).name}-{cfg.method}-{digest}", "method": cfg.method,
             "parameters": params, "best_step": state["best_step"], "best_val_macro_f1": best_score})
-        router.save_info(output, "encoder", model_dir="model", max_length=cfg.max_length, **extra)
+        router.save_info(output, "encoder", model_dir="model", max_length=cfg.max_length, review=_review_info(cfg),
+                         long_text=_long_text_info(cfg), **extra)
     accelerator.wait_for_everyone()
     best_val = {k.split("/", 1)[1]: v for k, v in state["best_metrics"].items() if "/" in k}
     return TrainResult(str(output), best_score, state["best_step"], state["global_step"], state["stopped_early"],
@@ -349,9 +365,8 @@ def _fit_lexical(cfg, heads, splits, output: Path, neural_val: dict[str, np.ndar
     """TF-IDF on the training split, its pooling weight per head on validation; returns the pooled val logits."""
     from triagekit.data.text import build_text
     from triagekit.route.hybrid import LEXICAL_DIR, fit_fusion_weights, fuse
-    from triagekit.route.tfidf import TfidfBackend
 
-    lexical = TfidfBackend().fit(splits["train"], heads, cfg.text_fields, seed=cfg.seed)
+    lexical = _fit_tfidf(cfg, splits, heads)
     lexical.save(output / LEXICAL_DIR)
     lexical_val = lexical.logits([build_text(r, cfg.text_fields) for r in splits["val"]])
     weights = fit_fusion_weights(heads, neural_val, lexical_val, val_targets)
@@ -361,12 +376,60 @@ def _fit_lexical(cfg, heads, splits, output: Path, neural_val: dict[str, np.ndar
     return pooled, {"weights": weights, "dir": LEXICAL_DIR, "val_macro_f1": f1}
 
 
-def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> TrainResult:
-    from triagekit.route.router import Router
+def _review_info(cfg: TrainConfig) -> dict[str, Any]:
+    """How ``requires_review`` was fitted, stored in ``router.json`` (``review_heads`` drives the ticket flag)."""
+    return {"budget": cfg.review_budget, "heads": cfg.review_heads, "target_precision": cfg.target_precision}
+
+
+def _long_text_info(cfg: TrainConfig) -> dict[str, Any]:
+    return {"mode": cfg.long_text, "stride": cfg.chunk_stride, "max_chunks": cfg.max_chunks}
+
+
+def _fit_tfidf(cfg, splits, heads):
+    """TF-IDF for ``cfg.objective``: class-balanced for macro-F1, C from ``cfg.tfidf_C`` or chosen on validation."""
     from triagekit.route.tfidf import TfidfBackend
 
+    return TfidfBackend().fit(splits["train"], heads, cfg.text_fields, seed=cfg.seed, C=cfg.tfidf_C,
+                              class_weight="balanced" if cfg.objective == "macro_f1" else None,
+                              val_rows=splits.get("val"), objective=cfg.objective)
+
+
+def _correct_and_calibrate(cfg, heads, logits, val_targets, splits, console) -> dict[str, dict[str, Any]]:
+    """The prior correction for ``cfg.objective`` (fitted on validation), then temperatures and review thresholds
+    fitted on the corrected logits, so that calibration describes what is served."""
+    from triagekit.route.heads import row_targets
+    from triagekit.route.objective import apply_bias, fit_prior_correction
+
+    correction = {}
+    if cfg.prior_correction and splits.get("val"):
+        correction = fit_prior_correction(heads, logits, val_targets, row_targets(splits["train"], heads),
+                                          cfg.objective)
+        taus = {h: c["tau"] for h, c in correction.items()}
+        gains = ", ".join(f"{h} {c['val_before']:.3f}->{c['val_after']:.3f}" for h, c in correction.items()
+                          if c["tau"])
+        console.print(f"prior correction ({cfg.objective}, on val): tau {taus}" + (f"; {gains}" if gains else ""))
+    calibration = {h: {"logit_bias": c["logit_bias"], "prior_tau": c["tau"]} for h, c in correction.items()}
+    fitted = _calibrate(cfg, heads, apply_bias(logits, calibration), val_targets, console)
+    for h, c in fitted.items():
+        calibration.setdefault(h, {}).update(c)
+    _print_review(cfg, heads, calibration, console)
+    return calibration
+
+
+def _print_review(cfg, heads, calibration, console) -> None:
+    if cfg.review_budget is not None:
+        console.print(f"review: at most {100 * cfg.review_budget:.0f} % of tickets flagged "
+                      f"(heads {', '.join(cfg.review_heads or [h.name for h in heads])}); thresholds "
+                      + ", ".join(f"{h} {c['review_threshold']:.3f}" for h, c in calibration.items()
+                                  if c.get("review_threshold") is not None))
+
+
+def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> TrainResult:
+    from triagekit.route.objective import apply_bias
+    from triagekit.route.router import Router
+
     started = time.perf_counter()
-    backend = TfidfBackend().fit(splits["train"], heads, cfg.text_fields, seed=cfg.seed)
+    backend = _fit_tfidf(cfg, splits, heads)
     seconds = time.perf_counter() - started
     backend.save(output)
     calibration, f1 = {}, {}
@@ -375,12 +438,12 @@ def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> Train
 
         targets = row_targets(splits["val"], heads)
         logits = backend.logits(Router(backend, heads, cfg.text_fields).texts(splits["val"]))
-        calibration = _calibrate(cfg, heads, logits, targets)
-        f1 = _macro_f1(heads, logits, targets)
+        calibration = _correct_and_calibrate(cfg, heads, logits, targets, splits, console)
+        f1 = _macro_f1(heads, apply_bias(logits, calibration), targets)
     score = float(np.mean(list(f1.values()))) if f1 else -1.0
     digest = hashlib.sha256((output / "tfidf.joblib").read_bytes()).hexdigest()[:12]
     router = Router(backend, heads, cfg.text_fields, calibration, meta={
         **meta, "model_version": f"tfidf-{digest}", "method": "tfidf", "best_val_macro_f1": score})
-    router.save_info(output, "tfidf")
-    console.print(f"tfidf: fitted in {seconds:.1f}s; val macro-F1 {score:.4f}")
+    router.save_info(output, "tfidf", review=_review_info(cfg))
+    console.print(f"tfidf: fitted in {seconds:.1f}s (C per head {backend.chosen_C}); val macro-F1 {score:.4f}")
     return TrainResult(str(output), score, 0, 0, False, seconds, {"trainable": 0, "total": 0}, f1)

@@ -161,7 +161,8 @@ class Service:
         out = []
         for ticket, (text, _, inputs), (heads, inference_ms) in zip(tickets, prepared, answers):
             pid = uuid.uuid4().hex
-            review = any(bool(v.get("requires_review")) for v in heads.values())
+            review = router.needs_review(heads) if hasattr(router, "needs_review") else any(
+                bool(v.get("requires_review")) for v in heads.values())
             self.writer.add_prediction({
                 "id": pid, "request_id": None if ticket.id is None else str(ticket.id)[:200],
                 "input_hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "inputs": inputs, "outputs": heads,

@@ -1,4 +1,4 @@
-"""Typed configuration of a causal-LM SFT run: the schema behind ``configs/triage/*.yaml`` and ``--set``."""
+"""Typed configuration of a causal-LM SFT run: the schema behind the shipped ``presets/triage/*.yaml`` and ``--set``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Triage as strict JSON: a fine-tuned small LLM turns a raw IT ticket into a schema-valid record.
 
-``load_schema(path)`` (default: ``configs/triage/schema.it.json``), ``synth_tickets``/``write_triage_synth``,
+``load_schema(path)`` (default: ``triagekit/presets/triage/schema.it.json``), ``synth_tickets``/``write_triage_synth``,
 ``train_triage`` (SFT through ``triagekit.sft``), ``Triager.load(DIR).triage(texts)`` with grammar-constrained
 decoding (xgrammar, ``triage.grammar``), and ``evaluate_triage`` (validity, per-field accuracy and macro-F1,
 ROUGE-L and embedding similarity of the summary).

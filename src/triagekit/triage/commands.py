@@ -26,7 +26,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from triagekit.sft import load_sft_config, parse_sft_overrides
     from triagekit.triage import load_schema, train_triage
 
-    default = Path(__file__).resolve().parents[3] / "configs" / "triage" / "smollm2.yaml"
+    default = Path(__file__).resolve().parents[1] / "presets" / "triage" / "smollm2.yaml"
     overrides: dict[str, Any] = {"base": args.backbone, "method": args.method, "epochs": args.epochs,
                                  "device": args.device, "seed": args.seed}
     overrides.update(parse_sft_overrides(args.set or []))

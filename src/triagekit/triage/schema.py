@@ -1,8 +1,8 @@
 """The triage schema: a JSON Schema file (object, properties in output order, enums) that the grammar enforces.
 
-The default IT schema ships as ``configs/triage/schema.it.json``; any user file with the same shape works without
-code changes (``.json`` or ``.yaml``). Keys starting with ``x-`` are triagekit annotations (``x-taxonomy``: which
-subcategories and assignment group belong to each category) and are removed before compiling the grammar.
+The default IT schema ships as ``triagekit/presets/triage/schema.it.json``; any user file with the same shape works
+without code changes (``.json`` or ``.yaml``). Keys starting with ``x-`` are triagekit annotations (``x-taxonomy``:
+which subcategories and assignment group belong to each category) and are removed before compiling the grammar.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["TriageSchema", "load_schema", "DEFAULT_SCHEMA", "parse_output"]
 
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[3] / "configs" / "triage" / "schema.it.json"
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[1] / "presets" / "triage" / "schema.it.json"
 
 
 
