@@ -157,9 +157,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           router.text_fields)
     out = Path(args.out) if args.out else run_dir / "eval"
     metrics = evaluate(router, test, out, val_rows=val, target_precision=args.target_precision,
-                       critical=_critical(args.critical), baseline=baseline, batch_size=args.batch_size)
+                       critical=_critical(args.critical), baseline=baseline, batch_size=args.batch_size,
+                       train_rows=train_rows)
     router.set_calibration(run_dir, metrics["calibration"])
     print_results(metrics)
+    for note in (metrics.get("languages") or {}).get("warnings", []):
+        _console().print(f"[yellow]warning: {note}")
     _console().print(f"report: {out / 'report.md'}")
     return 0
 
@@ -292,7 +295,8 @@ def _add_train(sub) -> None:
     p.add_argument("--labels", default=None, help="single-label fields, comma-separated")
     p.add_argument("--multilabel", default=None, help="multi-label fields, comma-separated (e.g. tags)")
     p.add_argument("--text", default=None, help="text fields, comma-separated")
-    p.add_argument("--backbone", default=None, help="minilm | tfidf | HF id | local path")
+    p.add_argument("--backbone", default=None,
+                   help="minilm | gemma3 (multilingual) | auto (by the data's languages) | tfidf | HF id | path")
     p.add_argument("--method", default=None, choices=["lora", "full", "head", "qlora"], help="qlora: --task answer")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])

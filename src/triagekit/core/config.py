@@ -11,7 +11,7 @@ import yaml
 
 __all__ = ["load_config", "parse_overrides", "PRECISIONS", "ATTENTION"]
 
-PRECISIONS = ("auto", "no", "bf16", "fp16")
+PRECISIONS = ("auto", "native", "no", "bf16", "fp16")
 ATTENTION = ("auto", "sdpa", "eager")
 
 

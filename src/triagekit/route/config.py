@@ -44,7 +44,9 @@ class TrainConfig:
 
     # model
     backbone: str = "minilm"
-    """``minilm`` (embedded all-MiniLM-L6-v2), ``smollm2`` (embedded SmolLM2-135M), ``tfidf``, or an HF id / path."""
+    """``minilm`` (embedded all-MiniLM-L6-v2), ``smollm2`` (embedded SmolLM2-135M), ``gemma3`` (embedded Gemma 3
+    270M, multilingual), ``tfidf``, ``auto`` (a preset chosen by the languages of the training data: see
+    ``route.auto``), or an HF id / path."""
     method: str = "full"
     """lora: adapters on the backbone; full: every weight; head: frozen backbone, heads only."""
     pooling: str = "auto"
@@ -124,8 +126,9 @@ class TrainConfig:
     device: str = "auto"
     """auto, cpu, cuda or mps."""
     mixed_precision: str = "auto"
-    """auto (bf16 on CUDA when supported, fp16 otherwise; none on CPU), no, bf16, fp16. bf16 on a CPU with AMX
-    (``lscpu`` shows amx_bf16) trains a decoder about 2x faster; on a CPU without bf16 instructions it is slower."""
+    """auto (bf16 on CUDA when supported, fp16 otherwise; none on CPU), native (bf16 where the GPU or CPU computes
+    it natively: AVX512-BF16/AMX, fp32 otherwise), no, bf16, fp16. bf16 on a CPU with AMX (``lscpu`` shows amx_bf16)
+    trains a decoder about 2x faster; on a CPU without bf16 instructions it is slower."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
     tensorboard: bool = True

@@ -241,6 +241,8 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
         if saved.to_dict() != cfg.to_dict():
             console.print("[yellow]resuming with the saved config.yaml of the run (flags given now are ignored)")
         cfg = saved
+    if cfg.backbone == "auto":
+        cfg = _resolve_auto(cfg, data, console)
     # Under `accelerate launch` every process runs this: the main one checks the folder and prepares the data
     # first, the others then read what it wrote.
     accelerator = setup_accelerator(cfg, output) if cfg.backbone != "tfidf" else None
@@ -267,6 +269,17 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
     return _fit_neural(cfg, accelerator, splits, heads, output, resume, meta, console)
 
 
+def _resolve_auto(cfg: TrainConfig, data: str | Path, console) -> TrainConfig:
+    """``backbone: auto`` -> the preset for the languages of ``data`` (a prepared dir's train split, or a raw file)."""
+    from triagekit.data import load_prepared, load_records
+    from triagekit.route.auto import resolve_auto
+
+    data = Path(data)
+    rows = load_prepared(data).get("train", []) if data.is_dir() else load_records(
+        data, cfg.text_fields, cfg.labels, cfg.multilabel)[0]
+    return resolve_auto(cfg, rows, log=console.print)
+
+
 def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, meta: dict, console) -> TrainResult:
     import torch
     from accelerate.utils import set_seed
@@ -275,12 +288,17 @@ def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, met
     from triagekit.core.backbones import resolve_backbone
     from triagekit.core.batching import BucketBatchSampler, IndexedDataset, SequentialLengthSampler
     from triagekit.core.modeling import count_parameters
+    from triagekit.route.auto import check_memory
     from triagekit.route.batching import Collator, encode_rows
     from triagekit.route.heads import row_targets
     from triagekit.route.losses import balanced_weights
 
     set_seed(cfg.seed)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.backbone))
+    backbone_path = resolve_backbone(cfg.backbone)
+    needed = check_memory(cfg, backbone_path)
+    if needed and accelerator.is_main_process:
+        console.print(f"memory: training needs about {needed / 2**30:.1f} GB (estimate)")
+    tokenizer = AutoTokenizer.from_pretrained(backbone_path)
     if tokenizer.pad_token is None:  # decoder tokenizers often have none; the mask keeps pads out of pooling
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model = build_model(cfg, heads)
