@@ -34,7 +34,7 @@ def test_auto_picks_minilm_for_english_and_gemma_for_several_languages():
     assert choose_preset(["en"] * 5)[0] == "minilm"
     assert choose_preset(["en"] * 5 + [UNKNOWN])[0] == "minilm"
     preset, reason = choose_preset(["en"] * 5 + ["de"] * 3)
-    assert preset == "gemma3-lora" and "de 3" in reason
+    assert preset == "gemma3-lora" and "2 languages (en 5, de 3)" in reason
     assert choose_preset(["fr"] * 4)[0] == "gemma3-lora"  # one language, but not English
 
 

@@ -37,8 +37,8 @@ def choose_preset(languages: Sequence[str]) -> tuple[str, str]:
     shown = ", ".join(f"{k} {v}" for k, v in mix.items()) or "none detected"
     if not mix or set(mix) == {ENGLISH}:
         return AUTO_PRESETS["english"], f"training rows are English only ({shown})"
-    return AUTO_PRESETS["multilingual"], f"training rows hold {len(mix)} language(s) besides or other than English " \
-                                         f"({shown})"
+    what = f"{len(mix)} languages" if len(mix) > 1 else "not in English"
+    return AUTO_PRESETS["multilingual"], f"training rows are {what} ({shown})"
 
 
 def _user_set(cfg: TrainConfig) -> dict[str, Any]:
