@@ -79,6 +79,26 @@ def test_evaluation_report_shows_the_language_mix(prepared, tmp_path):
     assert "&lt;b&gt;xx&#124;" in report and "<b>xx" not in report  # untrusted values are escaped
 
 
+def test_report_without_the_detector_skips_the_mix_and_says_why(prepared, tmp_path, monkeypatch):
+    from triagekit.data import language, load_prepared
+    from triagekit.route.evaluate import evaluate
+    from triagekit.route.heads import heads_from_rows
+    from triagekit.route.router import Router
+    from triagekit.route.tfidf import TfidfBackend
+
+    def missing():
+        raise ImportError("detecting languages needs py3langid")
+
+    monkeypatch.setattr(language, "_identifier", missing)
+    splits = load_prepared(prepared)
+    heads = heads_from_rows(splits["train"], ["queue"], [])
+    router = Router(TfidfBackend().fit(splits["train"], heads, ["subject", "body"]), heads, ["subject", "body"])
+    train = [{k: v for k, v in r.items() if k != "language"} for r in splits["train"]]
+    with pytest.warns(UserWarning, match="no language mix in the report: detecting languages needs py3langid"):
+        metrics = evaluate(router, splits["test"], tmp_path, train_rows=train, plots=False)
+    assert "languages" not in metrics and metrics["heads"]["queue"]["accuracy"] > 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # precision
 @pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, True, "bf16"), (True, False, "bf16"),

@@ -181,12 +181,17 @@ def _evaluate_router(router, test_rows, val_rows, opts: Mapping[str, Any]) -> di
     return {"heads": heads, "calibration": calibration}
 
 
-def _languages(train_rows, test_rows, text_fields, language_field: str) -> dict[str, Any]:
-    """Language mix of training vs test and the warnings about it (also sent to Python's warnings)."""
+def _languages(train_rows, test_rows, text_fields, language_field: str) -> dict[str, Any] | None:
+    """Language mix of training vs test and the warnings about it (also sent to Python's warnings); None when rows
+    lack a language value and the detector (the ``multilingual`` extra) is not installed."""
     from triagekit.data.language import language_mix, mix_warnings, row_languages
 
-    train = language_mix(row_languages(train_rows, text_fields, language_field))
-    test = language_mix(row_languages(test_rows, text_fields, language_field))
+    try:
+        train = language_mix(row_languages(train_rows, text_fields, language_field))
+        test = language_mix(row_languages(test_rows, text_fields, language_field))
+    except ImportError as exc:
+        warnings.warn(f"no language mix in the report: {exc}", stacklevel=3)
+        return None
     notes = mix_warnings(train, test)
     for note in notes:
         warnings.warn(note, stacklevel=3)
@@ -259,8 +264,9 @@ def evaluate(
         "n_val": len(val_rows) if val_rows else 0,
         "target_precision": target_precision,
     }
-    if train_rows:
-        result["languages"] = _languages(train_rows, test_rows, router.text_fields, language_field)
+    languages = _languages(train_rows, test_rows, router.text_fields, language_field) if train_rows else None
+    if languages:
+        result["languages"] = languages
     result.update(_evaluate_router(router, test_rows, val_rows, opts))
     if baseline is not None:
         result["baseline"] = _evaluate_router(baseline, test_rows, val_rows, {**opts, "out_dir": None})
