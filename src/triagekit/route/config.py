@@ -48,7 +48,9 @@ class TrainConfig(LoRASettings, LoopSettings):
 
     # model
     backbone: str = "minilm"
-    """``minilm`` (embedded all-MiniLM-L6-v2), ``smollm2`` (embedded SmolLM2-135M), ``tfidf``, or an HF id / path."""
+    """``minilm`` (embedded all-MiniLM-L6-v2), ``smollm2`` (embedded SmolLM2-135M), ``gemma3`` (embedded Gemma 3
+    270M, multilingual), ``tfidf``, ``auto`` (a preset chosen by the languages of the training data: see
+    ``route.auto``), or an HF id / path."""
     method: str = "full"
     """lora: adapters on the backbone (QLoRA with ``quantization``); full: every weight; head: frozen backbone,
     heads only."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -225,6 +226,23 @@ def _evaluate_router(router, test_rows, val_rows, opts: Mapping[str, Any]) -> di
     return {"heads": heads, "calibration": calibration, "review": review}
 
 
+def _languages(train_rows, test_rows, text_fields, language_field: str) -> dict[str, Any] | None:
+    """Language mix of training vs test and the warnings about it (also sent to Python's warnings); None when rows
+    lack a language value and the detector (the ``multilingual`` extra) is not installed."""
+    from triagekit.data.language import language_mix, mix_warnings, row_languages
+
+    try:
+        train = language_mix(row_languages(train_rows, text_fields, language_field))
+        test = language_mix(row_languages(test_rows, text_fields, language_field))
+    except ImportError as exc:
+        warnings.warn(f"no language mix in the report: {exc}", stacklevel=3)
+        return None
+    notes = mix_warnings(train, test)
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    return {"train": train, "test": test, "warnings": notes}
+
+
 def _jsonable(x: Any) -> Any:
     """Plain JSON types; NaN and inf become null so the file stays valid JSON."""
     if isinstance(x, Mapping):
@@ -254,6 +272,7 @@ def evaluate(
     baseline=None,
     batch_size: int = 64,
     plots: bool = True,
+    train_rows: list[dict] | None = None,
 ) -> dict:
     """Evaluate ``router`` (and optionally a baseline) on ``test_rows``; write metrics.json, report.md, plots.
 
@@ -273,6 +292,9 @@ def evaluate(
         baseline: Another router-like object (e.g. a fitted ``TfidfBackend``) evaluated the same way, no plots.
         batch_size: Passed to ``logits``.
         plots: Write PNG plots under ``out_dir/plots``.
+        train_rows: The training rows; when given, ``languages`` holds the training vs test language mix (the
+            ``language_field`` value, or the detector's guess where there is none) and a warning for every test
+            language never seen in training.
 
     Returns:
         The metrics dict written to ``out_dir/metrics.json``: ``n_test``, ``heads``, ``calibration``
@@ -297,6 +319,9 @@ def evaluate(
         "target_precision": target_precision,
         "review_budget": review_budget,
     }
+    languages = _languages(train_rows, test_rows, router.text_fields, language_field) if train_rows else None
+    if languages:
+        result["languages"] = languages
     result.update(_evaluate_router(router, test_rows, val_rows, opts))
     if baseline is not None:
         result["baseline"] = _evaluate_router(baseline, test_rows, val_rows, {**opts, "out_dir": None})

@@ -6,6 +6,7 @@ importing this module is free and plotting works on headless servers and in thre
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -187,8 +188,26 @@ def _per_language(heads: Mapping[str, Mapping]) -> list[str]:
         if not groups:
             continue
         lines += [f"**`{name}`**", "", "| Language | n | Accuracy | Macro-F1 |", "|---|---|---|---|"]
-        lines += [f"| {g} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} |" for g, m in groups.items()]
+        lines += [f"| {_cell(g)} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} |"
+                  for g, m in groups.items()]
         lines.append("")
+    return lines
+
+
+def _cell(text: Any) -> str:
+    """A table cell from untrusted text (a language value from the data file): no markup, no column breaks."""
+    return html.escape(str(text)).replace("|", "&#124;").replace("\n", " ")
+
+
+def _language_mix(languages: Mapping | None) -> list[str]:
+    if not languages:
+        return []
+    train, test = languages.get("train") or {}, languages.get("test") or {}
+    lines = ["| Language | train rows | test rows |", "|---|---|---|"]
+    lines += [f"| {_cell(g)} | {train.get(g, 0)} | {test.get(g, 0)} |" for g in dict.fromkeys([*train, *test])]
+    lines.append("")
+    for warning in languages.get("warnings") or []:
+        lines += [f"> **Warning:** {_cell(warning)}", ""]
     return lines
 
 
@@ -246,6 +265,9 @@ def write_report(
     if any(h.get("multilabel") for h in heads.values()):
         lines += ["Multi-label heads: accuracy is the exact tag-set match, ECE is over (ticket, tag) pairs, and a "
                   "ticket's confidence is that of its least certain tag.", ""]  # fmt: skip
+    mix = _language_mix(metrics.get("languages"))
+    if mix:
+        lines += ["## Language mix (training vs test)", ""] + mix
     per_lang = _per_language(heads)
     if per_lang:
         lines += ["## Per language", ""] + per_lang

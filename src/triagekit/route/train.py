@@ -222,6 +222,8 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
         if saved.to_dict() != cfg.to_dict():
             console.print("[yellow]resuming with the saved config.yaml of the run (flags given now are ignored)")
         cfg = saved
+    if cfg.backbone == "auto":
+        cfg = _resolve_auto(cfg, data, console)
     # Under `accelerate launch` every process runs this: the main one checks the folder and prepares the data
     # first, the others then read what it wrote.
     accelerator = setup_accelerator(cfg, output) if cfg.backbone != "tfidf" else None
@@ -248,6 +250,17 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
     meta = {"backbone": cfg.backbone, "data_dir": str(data_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if accelerator is None:
         return _train_tfidf(cfg, splits, heads, output, meta, console)
+def _resolve_auto(cfg: TrainConfig, data: str | Path, console) -> TrainConfig:
+    """``backbone: auto`` -> the preset for the languages of ``data`` (a prepared dir's train split, or a raw file)."""
+    from triagekit.data import load_prepared, load_records
+    from triagekit.route.auto import resolve_auto
+
+    data = Path(data)
+    rows = load_prepared(data).get("train", []) if data.is_dir() else load_records(
+        data, cfg.text_fields, cfg.labels, cfg.multilabel)[0]
+    return resolve_auto(cfg, rows, log=console.print)
+
+
     from accelerate.utils import set_seed
 
     from triagekit.core.loop import run
@@ -275,7 +288,13 @@ class _RouterTask:
 
         self.cfg, self.accelerator, self.splits, self.heads = cfg, accelerator, splits, heads
         self.output, self.meta, self.console = output, meta, console
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(cfg.backbone))
+        from triagekit.route.auto import check_memory
+
+        backbone_path = resolve_backbone(cfg.backbone)
+        needed = check_memory(cfg, backbone_path)
+        if needed and accelerator.is_main_process:
+            console.print(f"memory: training needs about {needed / 2**30:.1f} GB (estimate)")
+        self.tokenizer = AutoTokenizer.from_pretrained(backbone_path)
         if self.tokenizer.pad_token is None:  # decoder tokenizers often have none; the mask keeps pads out of pooling
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         self.model = build_model(cfg, heads)
