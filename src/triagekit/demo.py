@@ -49,7 +49,7 @@ def cmd_demo(args: argparse.Namespace, run: Callable[[list[str]], int]) -> int:
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo")
     p.add_argument("--n", type=int, default=2000)
-    p.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "configs" / "router" / "demo.yaml"))
+    p.add_argument("--config", default="demo", help="router preset name or YAML path (default: the demo preset)")
 
 
 def commands(run: Callable[[list[str]], int]) -> Table:

@@ -140,7 +140,8 @@ def _synth_arguments(s: argparse.ArgumentParser) -> None:
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     training_arguments(p, "a prepared answer folder (`answer prepare`) or a raw file")
-    p.add_argument("--config", default=None, help="YAML preset (e.g. configs/answer/smollm2.yaml)")
+    p.add_argument("--config", default=None,
+                   help="YAML preset (a name from `triagekit route presets --task answer`, or a path)")
     p.add_argument("--backbone", default=None, help="smollm2 | HF id | local path")
     p.add_argument("--method", default=None, choices=["lora", "qlora", "full"])
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])

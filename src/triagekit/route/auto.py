@@ -22,8 +22,10 @@ ENGLISH = "en"
 
 
 def preset_path(name: str) -> Path:
-    """The YAML file of a router preset shipped in ``configs/router``."""
-    path = Path(__file__).resolve().parents[3] / "configs" / "router" / f"{name}.yaml"
+    """The YAML file of a router preset shipped in the package (``triagekit/presets/router``)."""
+    from triagekit.core.presets import preset_path as _shipped
+
+    path = _shipped("router", name)
     if not path.exists():
         raise FileNotFoundError(f"router preset {name!r} not found at {path}")
     return path

@@ -250,6 +250,15 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
     meta = {"backbone": cfg.backbone, "data_dir": str(data_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if accelerator is None:
         return _train_tfidf(cfg, splits, heads, output, meta, console)
+    from accelerate.utils import set_seed
+
+    from triagekit.core.loop import run
+
+    set_seed(cfg.seed)
+    return run(_RouterTask(cfg, accelerator, splits, heads, output, meta, console), cfg, accelerator, output,
+               resume=resume, console=console)
+
+
 def _resolve_auto(cfg: TrainConfig, data: str | Path, console) -> TrainConfig:
     """``backbone: auto`` -> the preset for the languages of ``data`` (a prepared dir's train split, or a raw file)."""
     from triagekit.data import load_prepared, load_records
@@ -259,15 +268,6 @@ def _resolve_auto(cfg: TrainConfig, data: str | Path, console) -> TrainConfig:
     rows = load_prepared(data).get("train", []) if data.is_dir() else load_records(
         data, cfg.text_fields, cfg.labels, cfg.multilabel)[0]
     return resolve_auto(cfg, rows, log=console.print)
-
-
-    from accelerate.utils import set_seed
-
-    from triagekit.core.loop import run
-
-    set_seed(cfg.seed)
-    return run(_RouterTask(cfg, accelerator, splits, heads, output, meta, console), cfg, accelerator, output,
-               resume=resume, console=console)
 
 
 class _RouterTask:

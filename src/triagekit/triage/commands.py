@@ -115,7 +115,7 @@ def _synth_arguments(p: argparse.ArgumentParser) -> None:
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     training_arguments(p, "JSONL of tickets with gold 'triage' records")
     p.add_argument("--val", default=None, help="explicit validation file")
-    p.add_argument("--config", default=None, help="YAML preset (default: configs/triage/smollm2.yaml)")
+    p.add_argument("--config", default=None, help="YAML preset (name or path; default: the smollm2 triage preset)")
     p.add_argument("--backbone", default=None, help="smollm2 | HF id | local path")
     p.add_argument("--method", default=None, choices=["lora", "full", "qlora"])
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
