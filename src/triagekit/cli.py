@@ -146,8 +146,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from triagekit.route.evaluate import evaluate
     from triagekit.route.router import Router
 
-    run_dir = Path(args.model)
-    router = Router.load(run_dir)
+    from triagekit.route.router import resolve_model_path
+
+    run_dir, registered = resolve_model_path(args.model)
+    router = Router.load(args.model)
     test, val, train_rows = _eval_data(router, Path(args.data), Path(args.val) if args.val else None, run_dir)
     baseline = None
     if not args.no_baseline and train_rows and router.meta.get("backbone") != "tfidf":
@@ -155,10 +157,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         baseline = Router(TfidfBackend().fit(train_rows, router.heads, router.text_fields), router.heads,
                           router.text_fields)
-    out = Path(args.out) if args.out else run_dir / "eval"
+    # A registry version is immutable (its files are checksummed): its report goes beside, its calibration stays.
+    default_out = Path(f"eval-{router.model_version.replace('@', '-')}") if registered else run_dir / "eval"
+    out = Path(args.out) if args.out else default_out
     metrics = evaluate(router, test, out, val_rows=val, target_precision=args.target_precision,
                        critical=_critical(args.critical), baseline=baseline, batch_size=args.batch_size)
-    router.set_calibration(run_dir, metrics["calibration"])
+    if registered:
+        _console().print("[yellow]registry versions are read-only: the new calibration is in the report, not stored")
+    else:
+        router.set_calibration(run_dir, metrics["calibration"])
     print_results(metrics)
     _console().print(f"report: {out / 'report.md'}")
     return 0
@@ -212,7 +219,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format or ("hf" if args.merge else "onnx")
     if args.merge and fmt != "hf":
         raise ValueError("--merge writes merged HF weights (--format hf); ONNX and Triton exports merge LoRA anyway")
-    out = export(args.model, args.out, format=fmt, quantize=args.quantize)
+    from triagekit.route.router import resolve_model_path
+
+    out = export(resolve_model_path(args.model)[0], args.out, format=fmt, quantize=args.quantize)
     _console().print(f"[green]exported[/] {args.model} as {fmt}{' (' + args.quantize + ')' if args.quantize else ''}"
                      f" -> {out}")
     return 0
@@ -339,7 +348,7 @@ def _add_demo(sub) -> None:
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a trained router: ONNX (fp32/int8), Triton repository, merged HF")
-    p.add_argument("model", help="a run directory")
+    p.add_argument("model", help="a run directory or registry:NAME@alias")
     p.add_argument("--format", choices=["onnx", "triton", "hf"], default=None, help="default: onnx (hf with --merge)")
     p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 weights (onnx, triton)")
     p.add_argument("--merge", action="store_true", help="merged full weights in HF format (= --format hf)")
@@ -361,6 +370,11 @@ from triagekit.triage.commands import _add_triage  # noqa: E402 - cheap import
 
 COMMANDS += [_add_triage]
 
+from triagekit.registry.commands import add_registry  # noqa: E402 - cheap import
+from triagekit.route.commands import add_route  # noqa: E402 - cheap import
+
+COMMANDS += [add_registry, add_route]
+
 
 def build_parser() -> argparse.ArgumentParser:
     from triagekit import __version__
@@ -377,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:  # RegistryError is a ValueError
         _console().print(f"[red]error:[/] {exc}")
         return 2
 

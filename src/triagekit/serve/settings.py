@@ -87,7 +87,16 @@ class ServeSettings:
                              f"({self.drift_window}): drift would never be reported")
 
     def db_url(self, model_dir: str | Path) -> str:
-        return self.db or f"sqlite:///{Path(model_dir).resolve() / 'predictions.db'}"
+        """``db``, or a SQLite file beside the model: in the run folder, or for ``registry:NAME@alias`` in the
+        registry's ``NAME/`` folder (one log for all versions, so feedback outlives a promotion)."""
+        if self.db:
+            return self.db
+        from triagekit.core.registry import is_registry_ref, parse_ref
+
+        if is_registry_ref(str(model_dir)):
+            ref = parse_ref(str(model_dir))
+            return f"sqlite:///{(ref.root / ref.name).resolve() / 'predictions.db'}"
+        return f"sqlite:///{Path(model_dir).resolve() / 'predictions.db'}"
 
     def api_key(self) -> str | None:
         """The key to require, read from the named environment variable; fails closed when it is empty."""
