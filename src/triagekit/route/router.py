@@ -11,7 +11,7 @@ import numpy as np
 from triagekit.route.calibration import sigmoid, softmax
 from triagekit.route.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text
 
-__all__ = ["Router", "Backend", "EncoderBackend", "ROUTER_FILE", "resolve_model_path"]
+__all__ = ["Router", "Backend", "EncoderBackend", "ROUTER_FILE", "resolve_model_path", "registered_as"]
 
 ROUTER_FILE = "router.json"
 PRECISIONS = ("fp32", "bf16")

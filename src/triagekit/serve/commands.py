@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         drift_window=args.drift_window, drift_threshold=args.drift_threshold,
         drift_min_samples=min(args.drift_min_samples, args.drift_window), device=args.device,
         threads=args.threads, backend=args.backend, answer_model=args.answer_model, guardrails=args.guardrails,
-        max_new_tokens=args.max_new_tokens)
+        max_new_tokens=args.max_new_tokens, watch_seconds=args.watch)
     settings.triage_model = args.triage_model
     settings.api_key()  # fail before binding the port when the key variable is unset
     run_server(args.model, settings, log_level=args.log_level)
@@ -107,7 +107,7 @@ def _fmt(x: float | None) -> str:
 # parsers for the command table
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="serve a trained router over HTTP (needs the serve extra)")
-    p.add_argument("model", help="run or export directory (router.json)")
+    p.add_argument("model", help="run or export directory (router.json), or registry:NAME@alias")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--db", default=None, help="SQLAlchemy URL of the prediction log (default sqlite:///DIR/"
@@ -138,6 +138,9 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=512, help="most tokens a /generate client may ask for")
     p.add_argument("--triage-model", default=None, metavar="DIR",
                    help="also serve POST /triage with this triage model (train --task triage run, or smollm2)")
+    p.add_argument("--watch", type=float, default=0.0, metavar="SECONDS",
+                   help="poll a registry alias this often and hot-reload when it moves (default 0: only on "
+                        "POST /admin/reload)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 
