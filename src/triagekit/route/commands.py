@@ -14,9 +14,54 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    from triagekit.route.selection_file import select_command
+    """Rank the pool with the run's calibrated probabilities and write the ``--n`` tickets to label next."""
+    import json
+    from pathlib import Path
 
-    return select_command(args)
+    from rich.console import Console
+
+    from triagekit.data.io import RowError, iter_records
+    from triagekit.data.text import build_text
+    from triagekit.route.router import Router
+    from triagekit.route.select import select, uncertainty
+
+    console = Console(stderr=True)
+    router = Router.load(args.run)
+    rows, skipped = [], 0
+    for rec in iter_records(args.pool):
+        if isinstance(rec, RowError) or not build_text(rec.data, router.text_fields).strip():
+            skipped += 1
+        else:
+            rows.append(rec.data)
+    if not rows:
+        raise ValueError(f"{args.pool} has no ticket with text in {router.text_fields} (or 'text'); nothing to select")
+    probs = router.predict_proba(rows, batch_size=args.batch_size)
+    multilabel = [h.name for h in router.heads if h.multilabel]
+    vectors = _vectors(router.texts(rows), args.embed) if args.strategy == "diverse" else None
+    picked = select(probs, args.n, args.strategy, vectors, multilabel, args.head, args.seed)
+    scores = uncertainty(probs, "margin" if args.strategy in ("diverse", "random") else args.strategy, multilabel,
+                         args.head)
+    predictions = router.predict([rows[i] for i in picked], batch_size=args.batch_size)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as f:
+        for rank, (i, pred) in enumerate(zip(picked, predictions), 1):
+            line = {"rank": rank, "uncertainty": round(float(scores[i]), 6), "strategy": args.strategy,
+                    "model_version": router.model_version, "ticket": rows[i], "prediction": pred}
+            f.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+    note = f" ({skipped} rows without text skipped)" if skipped else ""
+    console.print(f"{len(picked)} of {len(rows)} tickets chosen by {args.strategy}{note} -> {out}")
+    return 0
+
+
+def _vectors(texts: list[str], kind: str):
+    if kind == "tfidf":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(sublinear_tf=True).fit_transform(texts)
+    from triagekit.core.textsim import Embedder
+
+    return Embedder(max_length=128).encode(texts)
 
 
 def add_retrain(sub) -> None:

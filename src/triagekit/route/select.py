@@ -95,11 +95,12 @@ def _diverse(candidates: np.ndarray, score: np.ndarray, embeddings, n: int, seed
     """k-means the candidates into ``n`` clusters and take each cluster's most uncertain member."""
     if len(candidates) <= n:
         return candidates
-    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.cluster import KMeans
 
     x = embeddings[candidates]
-    # MiniBatchKMeans: ~1 s for 2,500 x 384 into 500 clusters on one core (full KMeans takes several times that).
-    labels = MiniBatchKMeans(n_clusters=n, random_state=seed, n_init=1, batch_size=2048).fit_predict(x)
+    # k-means++ seeding spreads the first centres over distinct groups (MiniBatchKMeans put 3 of 5 centres in one
+    # tight cluster in tests/test_select.py); 50 Lloyd iterations are plenty for a batch choice.
+    labels = KMeans(n_clusters=n, random_state=seed, n_init=1, max_iter=50).fit_predict(x)
     best: dict[int, int] = {}
     for idx, cluster in zip(candidates, labels):  # candidates come most uncertain first
         best.setdefault(int(cluster), int(idx))
@@ -115,8 +116,8 @@ def probs_from_records(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, 
     """Probability rows from prediction records (``{"heads": {head: {"top_k": [...]}|{"scores": {...}}}}`` as in the
     prediction log, or the heads at the top level as ``triagekit predict`` writes them).
 
-    Single-label heads keep their top-k probabilities plus one column for the rest of the mass, so margin and
-    least-confidence are exact and entropy is a lower bound; multi-label heads keep the tags they scored.
+    Single-label heads keep their top-k probabilities, the rest of the mass spread so that no unseen class outranks
+    the k-th (margin and least-confidence exact, entropy estimated); multi-label heads keep the tags they scored.
     """
     heads_of = [r.get("heads", r) for r in records]
     names = sorted({h for heads in heads_of for h, v in heads.items() if isinstance(v, Mapping)})
@@ -131,14 +132,23 @@ def probs_from_records(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, 
                 s = list((v.get("scores") or {}).values())
                 mat[i, : len(s)] = s
         else:
-            width = max((len(v.get("top_k") or []) for v in values), default=1) + 1
-            mat = np.zeros((len(values), width))
-            for i, v in enumerate(values):
-                ps = [t["p"] for t in v.get("top_k") or []] or [v.get("confidence", 1.0)]
-                mat[i, : len(ps)] = ps
-                mat[i, -1] = max(0.0, 1.0 - sum(ps))
+            rows = [_full_row([t["p"] for t in v.get("top_k") or []] or [v.get("confidence", 1.0)]) for v in values]
+            mat = np.zeros((len(rows), max(len(r) for r in rows)))
+            for i, r in enumerate(rows):
+                mat[i, : len(r)] = r
         out[name] = mat
     return out, multilabel
+
+
+def _full_row(top: list[float], most: int = 1000) -> list[float]:
+    """Top-k probabilities plus the rest of the mass spread over just enough classes that none outranks the k-th,
+    so the top two (least-confidence, margin) are exact and the entropy is an estimate."""
+    rest = max(0.0, 1.0 - float(sum(top)))
+    last = float(top[-1]) if top else 1.0
+    if rest <= 1e-9 or last <= 0:
+        return list(top)
+    m = min(most, int(np.ceil(rest / last)))
+    return list(top) + [rest / m] * m
 
 
 def _record_text(record: Mapping[str, Any]) -> str:
