@@ -144,9 +144,7 @@ def _critical(pairs: list[str] | None) -> dict[str, list[str]]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from triagekit.route.evaluate import evaluate
-    from triagekit.route.router import Router
-
-    from triagekit.route.router import resolve_model_path
+    from triagekit.route.router import Router, resolve_model_path
 
     run_dir, registered = resolve_model_path(args.model)
     router = Router.load(args.model)

@@ -44,7 +44,8 @@ def read_feedback(url: str) -> list[dict[str, Any]]:
         try:
             meta.reflect(engine, only=["predictions", "feedback"])
         except (NoSuchTableError, SQLAlchemyError) as exc:
-            raise ValueError(f"{url} is not a triagekit prediction log (no predictions/feedback tables): {exc}") from None
+            raise ValueError(f"{url} is not a triagekit prediction log (no predictions/feedback tables): "
+                             f"{exc}") from None
         p, f = meta.tables["predictions"], meta.tables["feedback"]
         query = (select(f.c.id, f.c.prediction_id, f.c.head, f.c.correct_label, f.c.created_at, p.c.inputs,
                         p.c.outputs).select_from(f.outerjoin(p, p.c.id == f.c.prediction_id))
