@@ -173,3 +173,23 @@ def test_service_db_and_model_dir_for_registry_ref(tfidf_run, tmp_path):
     # one prediction log per model name, shared by all its versions (feedback survives a promotion)
     assert url == f"sqlite:///{(reg.root / 'router').resolve() / 'predictions.db'}"
     assert Path(reg.root / "router").is_dir()
+
+
+def test_register_by_hard_link_still_catches_an_edited_run(tfidf_run, tmp_path):
+    import shutil
+
+    from triagekit.cli import main as cli
+
+    run = tmp_path / "run"
+    shutil.copytree(tfidf_run, run)
+    root = tmp_path / "reg"
+    assert cli(["registry", "register", str(run), "--name", "router", "--link", "--registry", str(root)]) == 0
+    reg = Registry(root)
+    linked = reg.files_dir("router", 1) / "router.json"
+    assert linked.stat().st_ino == (run / "router.json").stat().st_ino  # no copy made
+    reg.verify("router", 1)
+    info = json.loads((run / "router.json").read_text())
+    info["calibration"] = {"queue": {"review_threshold": 0.01}}
+    (run / "router.json").write_text(json.dumps(info))  # editing the run edits the linked version
+    with pytest.raises(IntegrityError, match="router.json no longer matches"):
+        reg.verify("router", 1)
