@@ -12,25 +12,13 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from triagekit.core.dburl import db_url as feedback_url
 from triagekit.data.text import build_text
 from triagekit.route.heads import HeadSpec
 
 __all__ = ["Corrections", "read_feedback", "merge_corrections", "feedback_url", "ticket_key"]
-
-
-def feedback_url(value: str) -> str:
-    """A SQLAlchemy URL from a URL, a SQLite file, or a folder holding ``predictions.db``."""
-    if "://" in value:
-        return value
-    path = Path(value)
-    if path.is_dir():
-        path = path / "predictions.db"
-    if not path.is_file():
-        raise FileNotFoundError(f"no prediction log at {path}: give the service's --db URL or its predictions.db")
-    return f"sqlite:///{path.resolve()}"
 
 
 def read_feedback(url: str) -> list[dict[str, Any]]:

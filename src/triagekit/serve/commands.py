@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from triagekit.core.dburl import db_url  # re-exported: the rule is shared with `route retrain --feedback`
+
 __all__ = ["cmd_serve", "cmd_feedback_export", "cmd_drift", "_add_serve", "_add_feedback", "_add_drift", "db_url"]
 
 
@@ -14,18 +16,6 @@ def _console():
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def db_url(value: str) -> str:
-    """A SQLAlchemy URL from a URL, a SQLite file or a model directory (its ``predictions.db``)."""
-    if "://" in value:
-        return value
-    path = Path(value)
-    if path.is_dir():
-        path = path / "predictions.db"
-    if not path.exists():
-        raise FileNotFoundError(f"no prediction log at {path}")
-    return f"sqlite:///{path.resolve()}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
