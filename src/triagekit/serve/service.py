@@ -56,7 +56,7 @@ class Service:
     @asynccontextmanager
     async def lifespan(self, _app) -> AsyncIterator[None]:
         s = self.settings
-        self.store = PredictionStore(s.db_url(self.model_dir))
+        self.store = PredictionStore(s.db_url(self.model_ref))
         await asyncio.to_thread(self.store.create)
         await self._load_model()
         self.batcher = MicroBatcher(self._predict_batch, s.max_batch, s.max_wait_ms, s.batching, self._on_batch,
