@@ -62,7 +62,10 @@ def test_bad_strategy_and_empty_batch():
         select(P, 1, "most-fun")
     assert len(select(P, 0, "margin")) == 0
     assert len(select(P, 10, "margin")) == 3
+    from triagekit.route import commands
+
     assert set(STRATEGIES) == {"least-confidence", "margin", "entropy", "diverse", "random"}
+    assert commands.STRATEGIES == STRATEGIES  # the CLI's choices
 
 
 def _record(text: str, top: list[float]) -> dict:

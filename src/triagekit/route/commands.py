@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["cmd_retrain", "cmd_select", "add_retrain", "add_select", "add_route"]
+__all__ = ["cmd_retrain", "cmd_select", "add_retrain", "add_select", "add_route", "STRATEGIES"]
+
+# Spelled out (= triagekit.route.select.STRATEGIES, tests/test_select.py checks) so --help imports no numpy.
+STRATEGIES = ("least-confidence", "margin", "entropy", "diverse", "random")
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -93,8 +96,6 @@ def add_retrain(sub) -> None:
 
 def add_select(sub) -> None:
     """``select``: the next batch of tickets to label, chosen by a selection strategy."""
-    from triagekit.route.select import STRATEGIES
-
     p = sub.add_parser("select", help="choose the tickets to label next (active learning)")
     p.add_argument("--run", required=True, help="run dir or registry:NAME@alias whose uncertainty ranks the pool")
     p.add_argument("--pool", required=True, help="unlabelled tickets (CSV/JSONL/JSON/Parquet)")
