@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start-fraction", type=float, default=0.1)
     p.add_argument("--strategies", default=",".join(s for s in STRATEGIES if s != "random"))
     p.add_argument("--C", type=float, default=20.0, help="inverse L2 strength of the logistic regression")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "active_learning"))
+    p.add_argument("--out", default=str(ROOT / "results" / "active_learning"))
     p.add_argument("--cache", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "triagekit-al-cache"))
     p.add_argument("--limit", type=int, default=None, help="first N training rows only (a quick check)")
     args = p.parse_args(argv)

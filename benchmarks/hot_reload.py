@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steady", type=float, default=10.0, help="seconds of steady load before the first switch")
     p.add_argument("--pause", type=float, default=2.0, help="seconds between switches")
     p.add_argument("--threads", type=int, default=1, help="serve --threads")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hot_reload.json"))
+    p.add_argument("--out", default=str(ROOT / "results" / "hot_reload.json"))
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="triagekit-hot-"))
     run = Path(args.run) if args.run else _make_run(work)
