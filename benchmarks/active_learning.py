@@ -80,14 +80,14 @@ def run_strategy(strategy: str, start: np.ndarray, x, y, xt, yt, args, seed: int
         model = fit(x[labelled], y[labelled], args.C, seed)
         acc = float((model.predict(xt) == yt).mean())
         curve.append({"round": round_, "labels": len(labelled), "accuracy": acc})
+        print(f"  seed {seed} {strategy:16s} round {round_}: {acc:.4f} with {len(labelled)} labels "
+              f"({time.perf_counter() - started:.1f}s)", flush=True)
         if round_ == args.rounds:
             break
         pool = np.setdiff1d(np.arange(len(y)), labelled)
         probs = {"category": model.predict_proba(x[pool])}
         picked = select(probs, args.batch, strategy, embeddings=x[pool], seed=seed * 1000 + round_)
         labelled += [int(i) for i in pool[picked]]
-        print(f"  seed {seed} {strategy:16s} round {round_}: {acc:.4f} with {curve[-1]['labels']}"
-              f" labels ({time.perf_counter() - started:.1f}s)", flush=True)
     return curve
 
 
@@ -176,10 +176,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"all {len(y)} labels: {100 * full:.2f} % test accuracy", flush=True)
     strategies = ["random"] + [s for s in args.strategies.split(",") if s != "random"]
     results: dict[str, list] = {s: [] for s in strategies}
-    for seed in seeds:
+    for n, seed in enumerate(seeds, 1):
         start = stratified_start(y, args.start_fraction, seed)
         for s in strategies:
             results[s].append(run_strategy(s, start, x, y, xt, yt, args, seed))
+        summary = write(results, full, y, yt, seeds[:n], args, started)  # after every seed: a long run keeps its part
+    print(table(summary))
+    print(f"full data {100 * full:.2f} %, target {100 * summary['target']:.2f} %; best {summary['best_strategy']}: "
+          f"beats random every round: {summary['best_beats_random_every_round']}, reaches the target at "
+          f"{summary['best_reaches_target_at_labels']} labels (half = {summary['half_of_training_labels']}); "
+          f"goal met: {summary['goal_met']}; {summary['seconds']:.0f}s -> {args.out}")
+    return 0
+
+
+def write(results: dict, full: float, y, yt, seeds: list[int], args, started: float) -> dict:
+    """Summarise the seeds done so far into OUT/active_learning.{json,md,png}."""
     summary = summarise(results, full, len(y), 1.5)
     summary.update(seeds=seeds, C=args.C, batch=args.batch, rounds=args.rounds, n_train=len(y), n_test=len(yt),
                    seconds=round(time.perf_counter() - started, 1), runs=results,
@@ -188,14 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "active_learning.json").write_text(json.dumps(summary, indent=2))
     plot(summary, out / "active_learning.png")
-    md = table(summary)
-    (out / "active_learning.md").write_text(md + "\n")
-    print(md)
-    print(f"full data {100 * full:.2f} %, target {100 * summary['target']:.2f} %; best {summary['best_strategy']}: "
-          f"beats random every round: {summary['best_beats_random_every_round']}, reaches the target at "
-          f"{summary['best_reaches_target_at_labels']} labels (half = {summary['half_of_training_labels']}); "
-          f"goal met: {summary['goal_met']}; {summary['seconds']:.0f}s -> {out}")
-    return 0
+    (out / "active_learning.md").write_text(table(summary) + "\n")
+    return summary
 
 
 if __name__ == "__main__":
