@@ -51,7 +51,7 @@ class Server:
 
     def __enter__(self) -> "Server":
         self.thread.start()
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # model load on 2 shared cores under load can take minutes
         while time.time() < deadline:
             try:
                 if httpx.get(self.url("/ready"), timeout=2).status_code == 200:
