@@ -25,13 +25,14 @@ from triagekit.answer import commands as answer
 from triagekit.core.cli import build_parser, merge, resolve
 from triagekit.data import commands as data
 from triagekit.exporters import commands as exporters
+from triagekit.registry import commands as registry
 from triagekit.route import commands as route
 from triagekit.serve import commands as serve
 from triagekit.triage import commands as triage
 
 __all__ = ["main", "TABLE", "ALIASES"]
 
-_MODULES = (data, route, exporters, triage, answer, serve)
+_MODULES = (data, route, exporters, triage, answer, serve, registry)
 TABLE = merge(*(m.COMMANDS for m in _MODULES), demo.commands(lambda argv: main(argv)))
 ALIASES = [alias for m in _MODULES for alias in getattr(m, "ALIASES", [])]
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, RuntimeError)

@@ -16,14 +16,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format or ("hf" if args.merge else "onnx")
     if args.merge and fmt != "hf":
         raise ValueError("--merge writes merged HF weights (--format hf); ONNX and Triton exports merge LoRA anyway")
-    out = export(args.model, args.out, format=fmt, quantize=args.quantize)
+    from triagekit.route.router import resolve_model_path
+
+    out = export(resolve_model_path(args.model)[0], args.out, format=fmt, quantize=args.quantize)
     console().print(f"[green]exported[/] {args.model} as {fmt}{' (' + args.quantize + ')' if args.quantize else ''}"
                     f" -> {out}")
     return 0
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a run directory")
+    p.add_argument("model", help="a run directory or registry:NAME@alias")
     p.add_argument("--format", choices=["onnx", "triton", "hf"], default=None, help="default: onnx (hf with --merge)")
     p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 weights (onnx, triton)")
     p.add_argument("--merge", action="store_true", help="merged full weights in HF format (= --format hf)")

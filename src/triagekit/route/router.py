@@ -11,11 +11,35 @@ import numpy as np
 from triagekit.route.calibration import sigmoid, softmax
 from triagekit.route.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text
 
-__all__ = ["Router", "Backend", "EncoderBackend", "ROUTER_FILE"]
+__all__ = ["Router", "Backend", "EncoderBackend", "ROUTER_FILE", "resolve_model_path", "registered_as"]
 
 ROUTER_FILE = "router.json"
 PRECISIONS = ("fp32", "bf16")
 FORMAT = "triagekit-router"
+
+
+def resolve_model_path(path: str | Path) -> tuple[Path, dict[str, Any] | None]:
+    """The directory to load for ``path`` and, for a ``registry:`` reference, the version's registry metadata.
+
+    Raises:
+        RegistryError: not a registry, unknown name, version or alias; IntegrityError: files changed since
+            registration.
+    """
+    from triagekit.core.registry import is_registry_ref, resolve
+
+    if is_registry_ref(str(path)):
+        return resolve(str(path))
+    return Path(path), None
+
+
+def registered_as(files: Path, registered: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata a registry version adds to its router: its ``NAME@vK`` as ``model_version`` and its own data."""
+    out: dict[str, Any] = {"model_version": f"{registered['name']}@v{registered['version']}",
+                           "run_model_version": meta.get("model_version"),
+                           "registry": {"name": registered["name"], "version": registered["version"]}}
+    if (files / "data" / "train.jsonl").exists():  # the registered copy of the run's prepared data
+        out["data_dir"] = str(files / "data")
+    return out
 
 
 class Backend(Protocol):
@@ -98,13 +122,15 @@ class Router:
     # -- loading and saving -------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, precision: str = "fp32") -> "Router":
-        """Load a run or export directory; needs no network.
+        """Load a run or export directory, or a registry version (``registry:NAME@alias``); needs no network.
 
         Args:
+            path: a directory with ``router.json``, or ``registry:[ROOT/]NAME[@vK|@alias]`` (checksums verified;
+                ``model_version`` becomes ``NAME@vK``).
             precision: ``bf16`` runs a PyTorch backbone under bf16 autocast (about 2x the throughput of a decoder
                 router on a CPU with AMX); ONNX and TF-IDF runs ignore it.
         """
-        path = Path(path)
+        path, registered = resolve_model_path(path)
         file = path / ROUTER_FILE
         if not file.exists():
             raise FileNotFoundError(f"{path} is not a triagekit model directory (no {ROUTER_FILE})")
@@ -137,6 +163,8 @@ class Router:
             raise ValueError(f"{file}: unknown backend {kind!r}")
         router = cls(backend, heads, info["text_fields"], info.get("calibration"), info.get("meta"))
         router.review = dict(info.get("review") or {})
+        if registered is not None:
+            router.meta.update(registered_as(path, registered, router.meta))
         return router
 
     def save_info(self, path: str | Path, backend: str, **extra: Any) -> None:

@@ -39,7 +39,8 @@ DESCRIPTION = """Route support tickets with a trained triagekit router (one clas
 Every prediction is logged; predictions below a head's review threshold wait in `GET /review` until someone posts
 `POST /feedback`, and `triagekit feedback export` turns the corrections into training rows. `GET /drift` compares
 the latest predictions with the validation-set predictions (PSI). When the server was started with
-`--api-key-env`, all endpoints except `/health`, `/ready` and `/metrics` need the `X-API-Key` header."""
+`--api-key-env`, all endpoints except `/health`, `/ready` and `/metrics` need the `X-API-Key` header.
+`POST /admin/reload` swaps in what a `registry:NAME@alias` points at now without a restart (needs the key)."""
 
 
 def _errors(*codes: int) -> dict[int | str, dict]:
@@ -122,7 +123,7 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
             raise HTTPException(413, f"too many items: {len(request.items)}, the limit is {settings.max_batch_items}"
                                      f" per request")
         items = await service.predict(request.items, default_top_k=request.top_k, batch=True)
-        return {"items": items, "model_version": service.router.model_version}
+        return {"items": items, "model_version": items[0]["model_version"] if items else service.router.model_version}
 
     @app.get("/review", response_model=ReviewResponse, tags=["feedback"], dependencies=guarded,
              responses=_errors(401, 422), summary="Predictions waiting for a human (requires_review, no feedback)")
@@ -136,6 +137,17 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
         label = service.check_label(body.head, body.correct_label)
         await service.add_feedback(body.prediction_id, body.head, label)
         return {"prediction_id": body.prediction_id, "head": body.head, "correct_label": label, "recorded": True}
+
+    @app.post("/admin/reload", tags=["ops"], dependencies=guarded, responses={**_errors(401, 403), 409: {}},
+              summary="Load what the served path or registry alias points at now and swap it in without downtime")
+    async def admin_reload(force: Annotated[bool, Query(description="reload even when the version is unchanged")]
+                           = False):
+        if api_key is None:
+            raise HTTPException(403, "POST /admin/reload needs the server to run with --api-key-env (an admin "
+                                     "endpoint is never open); or use --watch SECONDS to follow the alias")
+        result = await service.reload(force=force)
+        # 409: the new version did not load; the old one is still serving (the body says which, and why).
+        return JSONResponse(status_code=409 if result["status"] == "failed" else 200, content=result)
 
     @app.get("/drift", response_model=DriftResponse, tags=["monitoring"], dependencies=guarded,
              responses=_errors(401, 503), summary="PSI of recent predictions against the reference distribution")
@@ -163,11 +175,14 @@ def run_server(model_dir: str | Path, settings: ServeSettings, log_level: str = 
     """Serve until interrupted; SIGINT/SIGTERM shut down gracefully (queued requests answered, log flushed)."""
     import uvicorn
 
-    if not (Path(model_dir) / "router.json").exists():
+    from triagekit.core.registry import is_registry_ref
+
+    registry = is_registry_ref(str(model_dir))
+    if not registry and not (Path(model_dir) / "router.json").exists():
         # Still serve (/health answers, /ready says why), but say it loudly at the start.
         print(f"warning: {model_dir} has no router.json; /ready will report 503")
     if settings.workers > 1:
-        os.environ[MODEL_DIR_ENV] = str(Path(model_dir).resolve())
+        os.environ[MODEL_DIR_ENV] = str(model_dir) if registry else str(Path(model_dir).resolve())
         os.environ[SETTINGS_ENV] = settings.to_json()
         uvicorn.run("triagekit.serve.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
                     workers=settings.workers, log_level=log_level, timeout_graceful_shutdown=30)

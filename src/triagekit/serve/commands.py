@@ -9,20 +9,9 @@ import json
 from pathlib import Path
 
 from triagekit.core.cli import Group, Verb, console
+from triagekit.core.dburl import db_url  # re-exported: the rule is shared with `route retrain --feedback`
 
 __all__ = ["COMMANDS", "cmd_serve", "cmd_feedback_export", "cmd_drift", "db_url"]
-
-
-def db_url(value: str) -> str:
-    """A SQLAlchemy URL from a URL, a SQLite file or a model directory (its ``predictions.db``)."""
-    if "://" in value:
-        return value
-    path = Path(value)
-    if path.is_dir():
-        path = path / "predictions.db"
-    if not path.exists():
-        raise FileNotFoundError(f"no prediction log at {path}")
-    return f"sqlite:///{path.resolve()}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -39,7 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         drift_window=args.drift_window, drift_threshold=args.drift_threshold,
         drift_min_samples=min(args.drift_min_samples, args.drift_window), device=args.device,
         threads=args.threads, backend=args.backend, answer_model=args.answer_model, guardrails=args.guardrails,
-        max_new_tokens=args.max_new_tokens)
+        max_new_tokens=args.max_new_tokens, watch_seconds=args.watch)
     settings.triage_model = args.triage_model
     settings.api_key()  # fail before binding the port when the key variable is unset
     run_server(args.model, settings, log_level=args.log_level)
@@ -103,7 +92,7 @@ def _fmt(x: float | None) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # options and the command table
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="run or export directory (router.json)")
+    p.add_argument("model", help="run or export directory (router.json), or registry:NAME@alias")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--db", default=None, help="SQLAlchemy URL of the prediction log (default sqlite:///DIR/"
@@ -134,6 +123,9 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=512, help="most tokens a /generate client may ask for")
     p.add_argument("--triage-model", default=None, metavar="DIR",
                    help="also serve POST /triage with this triage model (a `triage train` run, or smollm2)")
+    p.add_argument("--watch", type=float, default=0.0, metavar="SECONDS",
+                   help="poll a registry alias this often and hot-reload when it moves (default 0: only on "
+                        "POST /admin/reload)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 

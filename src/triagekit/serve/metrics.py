@@ -35,6 +35,8 @@ class ServeMetrics:
         self.log_pending = Gauge("triagekit_log_rows_pending", "Prediction-log rows waiting to be written",
                                  registry=r)
         self.model_loaded = Gauge("triagekit_model_loaded", "1 when the model is loaded and serving", registry=r)
+        self.reloads = Counter("triagekit_model_reloads", "Model reloads by result (reloaded, unchanged, failed)",
+                               ["result"], registry=r)
         self.drift_psi = Gauge("triagekit_drift_psi", "PSI of the recent window against the reference",
                                ["head", "kind"], registry=r)
         self.drift_alert = Gauge("triagekit_drift_alert", "1 when the head's drift status is alert", ["head"],

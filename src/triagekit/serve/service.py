@@ -36,10 +36,15 @@ class Service:
     """Everything one app instance holds; built by ``create_app``, started and stopped by its lifespan."""
 
     def __init__(self, model_dir: str | Path, settings: ServeSettings):
+        self.model_ref = str(model_dir)
+        """What to serve: a run or export directory, or ``registry:NAME@alias`` (re-resolved on every reload)."""
         self.model_dir, self.settings = Path(model_dir), settings
         self.metrics = ServeMetrics()
         self.router = None
         self.load_error: str | None = None
+        self.last_reload: dict[str, Any] | None = None
+        self._reload_lock: asyncio.Lock | None = None
+        self._watcher: asyncio.Task | None = None
         self.store: PredictionStore | None = None
         self.writer: LogWriter | None = None
         self.batcher: MicroBatcher | None = None
@@ -51,7 +56,7 @@ class Service:
     @asynccontextmanager
     async def lifespan(self, _app) -> AsyncIterator[None]:
         s = self.settings
-        self.store = PredictionStore(s.db_url(self.model_dir))
+        self.store = PredictionStore(s.db_url(self.model_ref))
         await asyncio.to_thread(self.store.create)
         await self._load_model()
         self.batcher = MicroBatcher(self._predict_batch, s.max_batch, s.max_wait_ms, s.batching, self._on_batch,
@@ -60,9 +65,13 @@ class Service:
         await self.batcher.start()
         await self.writer.start()
         self.metrics.log_pending.set_function(lambda: self.writer.pending if self.writer else 0)
+        if s.watch_seconds:
+            self._watcher = asyncio.create_task(self._watch(s.watch_seconds))
         try:
             yield
         finally:
+            if self._watcher is not None:
+                self._watcher.cancel()
             # Order matters: answer every queued request (which logs it), then write out the log.
             await self.batcher.stop()
             await self.writer.stop()
@@ -76,8 +85,6 @@ class Service:
             torch.set_num_threads(self.settings.threads)
 
     async def _load_model(self) -> None:
-        from triagekit.route.router import Router
-
         self._set_threads()
         if self.settings.threads:  # onnxruntime's intra-op threads too (--backend onnx, or an export dir)
             os.environ.setdefault("TRIAGEKIT_ORT_THREADS", str(self.settings.threads))
@@ -86,25 +93,98 @@ class Service:
         # processes: 28.6 ms spinning vs 10.9 ms not. TRIAGEKIT_ORT_SPINNING=1 turns it back on.
         os.environ.setdefault("TRIAGEKIT_ORT_SPINNING", "0")
         try:
-            # --backend onnx: the run's ONNX export, made here on first start (the drift reference stays the run's).
-            path = await asyncio.to_thread(resolve_model_dir, self.model_dir, self.settings.backend)
-            self.router = await asyncio.to_thread(Router.load, path, self.settings.device)
-            await asyncio.to_thread(self.router.predict, ["warm-up ticket"], 1)  # first request pays no setup
+            self.router, self.drift = await self._build()
         except Exception as exc:  # the service still answers /health and says why in /ready
             self.router, self.load_error = None, f"{type(exc).__name__}: {exc}"
-            log.error("model failed to load from %s: %s", self.model_dir, self.load_error)
+            log.error("model failed to load from %s: %s", self.model_ref, self.load_error)
             return
         self.metrics.model_loaded.set(1)
+
+    async def _build(self):
+        """Load, warm and attach a drift monitor to the model ``model_ref`` points at now (beside any served one)."""
+        from triagekit.route.router import Router, registered_as, resolve_model_path
+
+        files, registered = await asyncio.to_thread(resolve_model_path, self.model_ref)  # checksums verified
+        # --backend onnx: the run's ONNX export, made here on first start (the drift reference stays the run's).
+        path = await asyncio.to_thread(resolve_model_dir, files, self.settings.backend)
+        router = await asyncio.to_thread(Router.load, path, self.settings.device)
+        if registered is not None:
+            router.meta.update(registered_as(files, registered, router.meta))
+        await asyncio.to_thread(router.predict, ["warm-up ticket"], 1)  # first request pays no setup
         s = self.settings
-        self.drift = DriftMonitor([h.name for h in self.router.heads], s.drift_window, s.drift_threshold,
-                                  s.drift_min_samples)
+        drift = DriftMonitor([h.name for h in router.heads], s.drift_window, s.drift_threshold, s.drift_min_samples)
         try:
-            ref, source = await asyncio.to_thread(load_or_build_reference, self.router, self.model_dir)
-            self.drift.set_reference(ref, source if ref else None, None if ref else source)
+            ref, source = await asyncio.to_thread(load_or_build_reference, router, files)
+            drift.set_reference(ref, source if ref else None, None if ref else source)
         except Exception as exc:
-            self.drift.set_reference(None, None, f"reference distribution failed: {type(exc).__name__}: {exc}")
-        for outputs in await asyncio.to_thread(self.store.recent_outputs, self.router.model_version, s.drift_window):
-            self.drift.add(outputs)  # the window survives restarts
+            drift.set_reference(None, None, f"reference distribution failed: {type(exc).__name__}: {exc}")
+        for outputs in await asyncio.to_thread(self.store.recent_outputs, router.model_version, s.drift_window):
+            drift.add(outputs)  # the window survives restarts
+        return router, drift
+
+    # -- hot reload ----------------------------------------------------------------------------------------------
+    def _target_version(self) -> str | None:
+        """``NAME@vK`` the registry alias points at now (None for a plain directory: always reload it)."""
+        from triagekit.core.registry import Registry, is_registry_ref, parse_ref
+
+        if not is_registry_ref(self.model_ref):
+            return None
+        ref = parse_ref(self.model_ref)
+        return f"{ref.name}@v{Registry(ref.root).get(ref.name, ref.selector)['version']}"
+
+    async def reload(self, force: bool = False) -> dict[str, Any]:
+        """Load what ``model_ref`` points at beside the served model, then swap it in; requests already in flight
+        finish on the model they started with. A model that fails to load is not swapped in: the old one keeps
+        serving and the answer (and the log, and ``triagekit_model_reloads{result="failed"}``) says why.
+
+        Returns:
+            ``{"status": "reloaded" | "unchanged" | "failed", "model_version", "previous_version", "error"?}``
+        """
+        self._reload_lock = self._reload_lock or asyncio.Lock()
+        async with self._reload_lock:  # one reload at a time; a second waits and then usually finds "unchanged"
+            old = self.router
+            previous = old.model_version if old is not None else None
+            started = time.perf_counter()
+            try:
+                target = await asyncio.to_thread(self._target_version)
+                if not force and old is not None and target is not None and target == previous:
+                    return self._reloaded("unchanged", previous, previous, started)
+                router, drift = await self._build()
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.error("reload of %s failed, still serving %s: %s", self.model_ref, previous, error)
+                return self._reloaded("failed", previous, previous, started, error)
+            # The swap: two assignments with no await between them, so no request sees one without the other.
+            self.router, self.drift, self.load_error = router, drift, None
+            self.metrics.model_loaded.set(1)
+            log.info("now serving %s (was %s)", router.model_version, previous)
+            return self._reloaded("reloaded", router.model_version, previous, started)
+
+    def _reloaded(self, status: str, version: str | None, previous: str | None, started: float,
+                  error: str | None = None) -> dict[str, Any]:
+        self.metrics.reloads.labels(status).inc()
+        self.last_reload = {"status": status, "model_version": version, "previous_version": previous,
+                            "seconds": round(time.perf_counter() - started, 3), "at": utcnow().isoformat(),
+                            **({"error": error} if error else {})}
+        return self.last_reload
+
+    async def _watch(self, seconds: float) -> None:
+        """Poll the alias every ``seconds`` and reload when it moved (each worker process watches on its own)."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                target = await asyncio.to_thread(self._target_version)
+            except Exception as exc:  # a registry briefly unreadable: keep serving, try again next tick
+                log.warning("watching %s: %s", self.model_ref, exc)
+                continue
+            current = self.router.model_version if self.router is not None else None
+            if target is None or target != current:
+                if self.last_reload and self.last_reload.get("status") == "failed" and target is not None \
+                        and self.last_reload.get("target") == target:
+                    continue  # this version already failed to load; wait for the alias to move again
+                result = await self.reload()
+                if result["status"] == "failed":
+                    result["target"] = target
 
     # -- callbacks -----------------------------------------------------------------------------------------------
     def _on_batch(self, size: int, seconds: float) -> None:
@@ -125,14 +205,23 @@ class Service:
             raise HTTPException(503, reason)
         return self.router
 
-    def _predict_batch(self, items: list[tuple[str, int]]) -> list[dict[str, Any]]:
-        """Worker thread: one ``router.predict`` for the whole batch, then each item's own ``top_k``."""
-        k = max(top_k for _, top_k in items)
-        results = self.router.predict([text for text, _ in items], top_k=k)
-        return [_truncate(r, top_k) if top_k < k else r for r, (_, top_k) in zip(results, items)]
+    def _predict_batch(self, items: list[tuple[str, int, Any]]) -> list[dict[str, Any]]:
+        """Worker thread: one ``router.predict`` per model in the batch (two only while a reload swaps models:
+        each request runs on the model it started with), then each item's own ``top_k``."""
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        groups: dict[int, list[int]] = {}
+        for i, (_, _, router) in enumerate(items):
+            groups.setdefault(id(router), []).append(i)
+        for idx in groups.values():
+            router = items[idx[0]][2]
+            k = max(items[i][1] for i in idx)
+            for i, r in zip(idx, router.predict([items[i][0] for i in idx], top_k=k)):
+                results[i] = _truncate(r, items[i][1]) if items[i][1] < k else r
+        return results
 
-    def _prepare(self, ticket: Ticket, default_top_k: int | None, where: str) -> tuple[str, int, dict[str, str]]:
-        router, s = self.router, self.settings
+    def _prepare(self, router, ticket: Ticket, default_top_k: int | None, where: str
+                 ) -> tuple[str, int, dict[str, str]]:
+        s = self.settings
         fields = ticket.fields()
         inputs = {k: v for k, v in fields.items() if k in router.text_fields or k == "text"}
         text = build_text(inputs, router.text_fields)
@@ -152,9 +241,10 @@ class Service:
         """Route ``tickets`` (each goes through the micro-batcher), log them and return the response bodies."""
         router = self.require_router()
         start = time.perf_counter()
-        prepared = [self._prepare(t, default_top_k, f"items[{i}]: " if batch else "") for i, t in enumerate(tickets)]
+        prepared = [self._prepare(router, t, default_top_k, f"items[{i}]: " if batch else "")
+                    for i, t in enumerate(tickets)]
         try:
-            answers = await asyncio.gather(*(self.batcher.submit((text, k)) for text, k, _ in prepared))
+            answers = await asyncio.gather(*(self.batcher.submit((text, k, router)) for text, k, _ in prepared))
         except BatcherClosed as exc:
             raise HTTPException(503, str(exc)) from None
         latency_ms = (time.perf_counter() - start) * 1000
@@ -168,7 +258,8 @@ class Service:
                 "input_hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "inputs": inputs, "outputs": heads,
                 "requires_review": review, "latency_ms": round(latency_ms, 3), "model_version": router.model_version,
                 "created_at": utcnow()})
-            self.drift.add(heads)
+            if self.router is router:  # a request that straddled a reload does not feed the new model's window
+                self.drift.add(heads)
             self.metrics.observe_prediction(heads, review)
             out.append({"id": ticket.id if ticket.id is not None else pid, "prediction_id": pid, "heads": heads,
                         "requires_review": review, "model_version": router.model_version,

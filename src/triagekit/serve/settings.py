@@ -66,6 +66,9 @@ class ServeSettings:
     """Largest ``max_new_tokens`` a ``/generate`` client may ask for."""
     triage_model: str | None = None
     """Run directory (or base name) of a triage model; enables ``POST /triage``."""
+    watch_seconds: float = 0.0
+    """Poll the served ``registry:NAME@alias`` this often and hot-reload when it moves (0: only on
+    ``POST /admin/reload``)."""
 
     def __post_init__(self) -> None:
         for name in ("port", "workers", "max_batch", "max_batch_items", "max_body_bytes", "max_text_chars",
@@ -78,6 +81,8 @@ class ServeSettings:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.watch_seconds < 0:
+            raise ValueError(f"watch_seconds must be >= 0, got {self.watch_seconds}")
         if self.max_wait_ms < 0 or self.log_flush_ms <= 0:
             raise ValueError("max_wait_ms must be >= 0 and log_flush_ms > 0")
         if not 0 < self.drift_threshold:
@@ -87,7 +92,16 @@ class ServeSettings:
                              f"({self.drift_window}): drift would never be reported")
 
     def db_url(self, model_dir: str | Path) -> str:
-        return self.db or f"sqlite:///{Path(model_dir).resolve() / 'predictions.db'}"
+        """``db``, or a SQLite file beside the model: in the run folder, or for ``registry:NAME@alias`` in the
+        registry's ``NAME/`` folder (one log for all versions, so feedback outlives a promotion)."""
+        if self.db:
+            return self.db
+        from triagekit.core.registry import is_registry_ref, parse_ref
+
+        if is_registry_ref(str(model_dir)):
+            ref = parse_ref(str(model_dir))
+            return f"sqlite:///{(ref.root / ref.name).resolve() / 'predictions.db'}"
+        return f"sqlite:///{Path(model_dir).resolve() / 'predictions.db'}"
 
     def api_key(self) -> str | None:
         """The key to require, read from the named environment variable; fails closed when it is empty."""
