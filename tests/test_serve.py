@@ -205,6 +205,59 @@ def test_model_that_fails_to_load_still_answers_health(tmp_path):
         assert "triagekit_model_loaded 0.0" in c.get("/metrics").text
 
 
+def test_healthz_bare_array_batch_and_overview(router_dir, tmp_path):
+    with TestClient(make_app(router_dir, tmp_path)) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        r = c.post("/predict_batch", json=[{**t, "id": f"B-{i}"} for i, t in enumerate(TICKETS)])
+        assert r.status_code == 200, r.text
+        assert [i["id"] for i in r.json()["items"]] == ["B-0", "B-1", "B-2", "B-3"]
+        assert c.post("/predict_batch", json=[]).status_code == 422
+        assert c.post("/predict_batch", json=[{"subject": 3}]).status_code == 422
+        assert c.post("/predict_batch", json=[{"text": "x"}] * 65).status_code == 413
+        assert c.post("/predict_batch", json={"items": TICKETS[:1]}).status_code == 200
+        pid = r.json()["items"][0]["prediction_id"]
+        label = c.app.state.service.router.heads[0].labels[0]
+        c.post("/feedback", json={"prediction_id": pid, "head": "queue", "correct_label": label})
+        overview = c.get("/overview").json()
+        assert overview == {"predictions": 5, "requires_review": 5, "awaiting_review": 4, "feedback": 1,
+                            "model_version": r.json()["model_version"]}
+
+
+def test_unreachable_database_is_retried_and_reported(router_dir, tmp_path, monkeypatch):
+    # A closed port: the connection is refused at once; the password never appears in the reason.
+    url = "postgresql+psycopg://u:hunter2@127.0.0.1:9/x"
+    pytest.importorskip("psycopg")
+    with TestClient(create_app(router_dir, ServeSettings(db=url, db_retry_max_s=0.2))) as c:
+        assert c.get("/health").status_code == 200
+        r = c.get("/ready")
+        reason = r.json()["reason"]
+        assert r.status_code == 503 and "database unreachable" in reason and "hunter2" not in reason
+        assert "127.0.0.1:9" in reason and "attempt" in reason
+        r = c.post("/predict", json=TICKETS[0])
+        assert r.status_code == 503 and "prediction log unavailable" in r.json()["detail"]
+        assert c.get("/review").status_code == 503 and c.get("/drift").status_code == 503
+
+    # Recovery: the database answers on the third attempt; /ready turns 200 and predictions are logged.
+    real, calls = PredictionStore.create, []
+
+    def flaky(self):
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("connection refused")
+        real(self)
+
+    monkeypatch.setattr(PredictionStore, "create", flaky)
+    with TestClient(make_app(router_dir, tmp_path, db_retry_max_s=0.2)) as c:
+        assert "attempt" in c.get("/ready").json()["reason"]
+        for _ in range(100):
+            if c.get("/ready").status_code == 200:
+                break
+            time.sleep(0.05)
+        assert c.get("/ready").status_code == 200 and len(calls) == 3
+        assert c.post("/predict", json=TICKETS[0]).status_code == 200
+    assert count(sqlite_url(tmp_path), predictions) == 1
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # review queue, feedback, export
 def test_review_feedback_and_export(router_dir, tmp_path):
@@ -385,10 +438,9 @@ def test_psi_on_hand_made_distributions():
     monitor = DriftMonitor(["queue", "tags"], window=100, min_samples=50)
     assert monitor.report()["status"] == "insufficient_data" and monitor.report()["reason"]
     monitor.set_reference({"heads": ref}, "hand-made")
-    for o in outputs(["a"] * 300, [0.95] * 300):
-        monitor.add(o)
-    report = monitor.report()
+    report = monitor.report(outputs(["b"] * 50 + ["a"] * 250, [0.95] * 300))
     assert report["n"] == 100 and report["status"] == "alert"  # the window keeps only the latest 100
+    assert report["heads"]["queue"]["n"] == 100
 
 
 def test_drift_endpoint_uses_and_writes_the_reference(router_dir, tmp_path):

@@ -8,11 +8,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServeSettings", "SETTINGS_ENV", "MODEL_DIR_ENV"]
+__all__ = ["ServeSettings", "SETTINGS_ENV", "MODEL_DIR_ENV", "DB_URL_ENV"]
 
 SETTINGS_ENV = "TRIAGEKIT_SERVE_SETTINGS"
 """Environment variable carrying the settings as JSON to uvicorn worker processes (``--workers N``)."""
 MODEL_DIR_ENV = "TRIAGEKIT_SERVE_MODEL_DIR"
+DB_URL_ENV = "TRIAGEKIT_DB_URL"
+"""Prediction log URL when ``--db`` is not given (the container image, compose and Kubernetes set it)."""
 
 
 @dataclass
@@ -26,7 +28,12 @@ class ServeSettings:
     workers: int = 1
     """uvicorn worker processes; each loads its own copy of the model."""
     db: str | None = None
-    """SQLAlchemy URL of the prediction log; default ``sqlite:///<model dir>/predictions.db``."""
+    """SQLAlchemy URL of the prediction log; default ``$TRIAGEKIT_DB_URL``, else ``sqlite:///<model dir>/
+    predictions.db``. Replicas that share one (PostgreSQL) log report the same drift, review queue and overview."""
+    shared_cache_s: float = 2.0
+    """How long a replica reuses its drift / review / overview query on the shared log (its own writes reset it)."""
+    db_retry_max_s: float = 30.0
+    """Longest wait between two attempts to reach an unreachable database at start (backoff doubles up to it)."""
     api_key_env: str | None = None
     """Name of an environment variable holding the API key; when set, ``X-API-Key`` is required."""
     batching: bool = True
@@ -78,6 +85,8 @@ class ServeSettings:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.shared_cache_s < 0 or self.db_retry_max_s <= 0:
+            raise ValueError("shared_cache_s must be >= 0 and db_retry_max_s > 0")
         if self.max_wait_ms < 0 or self.log_flush_ms <= 0:
             raise ValueError("max_wait_ms must be >= 0 and log_flush_ms > 0")
         if not 0 < self.drift_threshold:
@@ -87,7 +96,7 @@ class ServeSettings:
                              f"({self.drift_window}): drift would never be reported")
 
     def db_url(self, model_dir: str | Path) -> str:
-        return self.db or f"sqlite:///{Path(model_dir).resolve() / 'predictions.db'}"
+        return self.db or os.environ.get(DB_URL_ENV) or f"sqlite:///{Path(model_dir).resolve() / 'predictions.db'}"
 
     def api_key(self) -> str | None:
         """The key to require, read from the named environment variable; fails closed when it is empty."""
