@@ -58,7 +58,8 @@ class Service:
     async def lifespan(self, _app) -> AsyncIterator[None]:
         s = self.settings
         self.store = PredictionStore(s.db_url(self.model_dir))
-        if not await self._try_db(1, min(1.0, s.db_retry_max_s)):  # unreachable: keep serving /health, retry in the background
+        # Unreachable: keep serving /health and say why in /ready while retrying in the background.
+        if not await self._try_db(1, min(1.0, s.db_retry_max_s)):
             self._db_task = asyncio.create_task(self._connect_db(), name="triagekit-db-connect")
         await self._load_model()
         self.batcher = MicroBatcher(self._predict_batch, s.max_batch, s.max_wait_ms, s.batching, self._on_batch,
