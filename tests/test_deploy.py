@@ -66,6 +66,8 @@ def test_kustomizations_point_at_existing_files():
     listed = {(K8S / "base" / r).resolve() for r in base["resources"]}
     unlisted = {p.name for p in (K8S / "base").glob("*.yaml")} - {p.name for p in listed} - {"kustomization.yaml"}
     assert unlisted == {"secret.example.yaml"}  # the only file kept out on purpose (no secrets in git)
+    namespaces = {d["metadata"].get("namespace") for p in MANIFESTS for d in _docs(p) if d["kind"] != "Namespace"}
+    assert namespaces == {base["namespace"]}
 
 
 def test_deployment_probes_security_and_config():
@@ -80,10 +82,14 @@ def test_deployment_probes_security_and_config():
     (main,) = pod["containers"]
     assert main["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert main["livenessProbe"]["httpGet"]["path"] == "/health"
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in main["env"]}
-    assert env["TRIAGEKIT_API_KEY"]["name"] == env["TRIAGEKIT_DB_URL"]["name"] == "triagekit"
-    assert set(_docs(K8S / "base" / "secret.example.yaml")[0]["stringData"]) == {
-        env["TRIAGEKIT_API_KEY"]["key"], env["TRIAGEKIT_DB_URL"]["key"]}
+    # The Secret is mounted as files; the service reads NAME_FILE when NAME is unset (settings.env_or_file).
+    env = {e["name"]: e["value"] for e in main["env"]}
+    (secret_volume,) = [v for v in pod["volumes"] if "secret" in v]
+    (mount,) = [m for m in main["volumeMounts"] if m["name"] == secret_volume["name"]]
+    assert mount["readOnly"] is True and secret_volume["secret"]["secretName"] == "triagekit"
+    keys = {Path(env[f"{name}_FILE"]).relative_to(mount["mountPath"]).as_posix()
+            for name in ("TRIAGEKIT_API_KEY", "TRIAGEKIT_DB_URL")}
+    assert keys == set(_docs(K8S / "base" / "secret.example.yaml")[0]["stringData"])
     # The arguments are real `triagekit` arguments once Kubernetes expands the ConfigMap values.
     args = _parse_cli(main["args"], config)
     assert args.command == "serve" and args.backend == "onnx" and args.api_key_env == "TRIAGEKIT_API_KEY"
@@ -133,11 +139,12 @@ def _checkov() -> str:
     return found
 
 
-@pytest.mark.parametrize("target", ["deploy/k8s", "Containerfile"])
+# checkov finds Dockerfiles by name, so the Containerfile is scanned through its Dockerfile link.
+@pytest.mark.parametrize("target", ["deploy/k8s", "Dockerfile"])
 def test_checkov_policies_pass(target):
     checkov = _checkov()
-    framework = "dockerfile" if target == "Containerfile" else "kubernetes"
-    flag = "-f" if target == "Containerfile" else "-d"
+    framework = "dockerfile" if target == "Dockerfile" else "kubernetes"
+    flag = "-f" if target == "Dockerfile" else "-d"
     proc = subprocess.run([checkov, flag, str(ROOT / target), "--framework", framework, "--output", "json",
                            "--quiet", "--compact", "--skip-download"], capture_output=True, text=True, timeout=600,
                           cwd=ROOT)
@@ -149,3 +156,25 @@ def test_checkov_policies_pass(target):
     passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
     assert not failed, "\n".join(failed)
     assert passed >= (10 if framework == "kubernetes" else 3)  # it really ran its checks
+
+
+def test_secrets_from_files(tmp_path, monkeypatch):
+    from triagekit.serve.settings import ServeSettings
+
+    key_file, url_file = tmp_path / "api-key", tmp_path / "database-url"
+    key_file.write_text("from-a-file\n")
+    url_file.write_text("postgresql+psycopg://u:p@db:5432/x\n")
+    monkeypatch.delenv("TK_KEY", raising=False)
+    monkeypatch.delenv("TRIAGEKIT_DB_URL", raising=False)
+    monkeypatch.setenv("TK_KEY_FILE", str(key_file))
+    monkeypatch.setenv("TRIAGEKIT_DB_URL_FILE", str(url_file))
+    settings = ServeSettings(api_key_env="TK_KEY")
+    assert settings.api_key() == "from-a-file" and settings.db_url(tmp_path) == "postgresql+psycopg://u:p@db:5432/x"
+    monkeypatch.setenv("TK_KEY", "from-the-env")  # the variable wins over the file
+    assert settings.api_key() == "from-the-env"
+    monkeypatch.setenv("TRIAGEKIT_DB_URL_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="TRIAGEKIT_DB_URL_FILE"):
+        settings.db_url(tmp_path)
+    monkeypatch.delenv("TRIAGEKIT_DB_URL_FILE")
+    assert ServeSettings(db="sqlite:///x.db").db_url(tmp_path) == "sqlite:///x.db"  # --db wins over both
+    assert settings.db_url(tmp_path).startswith("sqlite:///")

@@ -8,13 +8,27 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServeSettings", "SETTINGS_ENV", "MODEL_DIR_ENV", "DB_URL_ENV"]
+__all__ = ["ServeSettings", "SETTINGS_ENV", "MODEL_DIR_ENV", "DB_URL_ENV", "env_or_file"]
 
 SETTINGS_ENV = "TRIAGEKIT_SERVE_SETTINGS"
 """Environment variable carrying the settings as JSON to uvicorn worker processes (``--workers N``)."""
 MODEL_DIR_ENV = "TRIAGEKIT_SERVE_MODEL_DIR"
 DB_URL_ENV = "TRIAGEKIT_DB_URL"
 """Prediction log URL when ``--db`` is not given (the container image, compose and Kubernetes set it)."""
+
+
+def env_or_file(name: str) -> str:
+    """The value of environment variable ``name``, else the content of the file named by ``name``_FILE (how
+    Kubernetes and Docker secrets are mounted: a file is not inherited by child processes or dumped with the
+    environment), else ``""``."""
+    value = os.environ.get(name, "")
+    path = os.environ.get(f"{name}_FILE", "")
+    if not value and path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{name}_FILE={path}: cannot read it ({exc.strerror})") from None
+    return value
 
 
 @dataclass
@@ -96,15 +110,16 @@ class ServeSettings:
                              f"({self.drift_window}): drift would never be reported")
 
     def db_url(self, model_dir: str | Path) -> str:
-        return self.db or os.environ.get(DB_URL_ENV) or f"sqlite:///{Path(model_dir).resolve() / 'predictions.db'}"
+        return self.db or env_or_file(DB_URL_ENV) or f"sqlite:///{Path(model_dir).resolve() / 'predictions.db'}"
 
     def api_key(self) -> str | None:
         """The key to require, read from the named environment variable; fails closed when it is empty."""
         if not self.api_key_env:
             return None
-        key = os.environ.get(self.api_key_env, "")
+        key = env_or_file(self.api_key_env)
         if not key:
-            raise ValueError(f"--api-key-env {self.api_key_env}: that environment variable is not set or empty")
+            raise ValueError(f"--api-key-env {self.api_key_env}: that environment variable is not set or empty (nor "
+                             f"{self.api_key_env}_FILE, a file holding the key)")
         return key
 
     def to_json(self) -> str:
