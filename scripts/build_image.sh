@@ -9,7 +9,8 @@
 # 2. `podman build --isolation chroot` of the Containerfile on it, with the machine's CA bundle, pip configuration
 #    files and the local package folders they name mounted read-only, so pip inside the build reaches the same
 #    index and local wheels as pip here (without the wheel folder, torch==2.13.0 would be the CUDA build).
-# Runs under `flock /tmp/triagekit-cpu.lock` (the build is heavy on shared cores). Needs root, podman, debootstrap.
+# Runs under `flock /tmp/triagekit-cpu.lock` (the build is heavy on shared cores); a caller that already holds that
+# lock sets TRIAGEKIT_CPU_LOCK_HELD=1 (a second flock on it would wait forever). Needs root, podman, debootstrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOCK=/tmp/triagekit-cpu.lock

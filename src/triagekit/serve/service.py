@@ -249,7 +249,7 @@ class Service:
         if prediction_id in self.writer.pending_ids:  # predicted a moment ago and not yet written
             await self.writer.flush()
         exists = await asyncio.to_thread(self.store.prediction_exists, prediction_id)
-        if not exists and self.settings.workers > 1:  # another worker may not have flushed it yet
+        if not exists:  # another worker or replica may have made it and not flushed it yet (flush_ms)
             await asyncio.sleep(2 * self.settings.log_flush_ms / 1000)
             exists = await asyncio.to_thread(self.store.prediction_exists, prediction_id)
         if not exists:
