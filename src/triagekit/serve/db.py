@@ -78,7 +78,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    # A bounded connect: an unreachable (blackholed) server fails in seconds, not after the OS's TCP timeout, so
+    # start-up is not held up and /ready can say why while the service retries.
+    args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8, connect_args=args)
 
 
 def _iso(value: datetime | None) -> str:
