@@ -444,6 +444,37 @@ def test_psi_on_hand_made_distributions():
     assert report["heads"]["queue"]["n"] == 100
 
 
+def test_ttl_cache_shares_misses_expires_and_invalidates():
+    from triagekit.serve.cache import TTLCache
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.05)
+        return len(calls)
+
+    async def scenario():
+        cache = TTLCache(0.3)
+        together = await asyncio.gather(*(cache.get("k", compute) for _ in range(5)))
+        cached = await cache.get("k", compute)
+        cache.invalidate()
+        after_invalidate = await cache.get("k", compute)
+        await asyncio.sleep(0.35)
+        expired = await cache.get("k", compute)
+        # An invalidation while a query runs: its (possibly stale) result is returned but not kept.
+        task = asyncio.create_task(cache.get("j", compute))
+        await asyncio.sleep(0.01)
+        cache.invalidate()
+        await task
+        return together, cached, after_invalidate, expired, await cache.get("j", compute)
+
+    together, cached, after_invalidate, expired, j = asyncio.run(scenario())
+    assert together == [1] * 5 and cached == 1  # five concurrent misses ran one query
+    assert after_invalidate == 2 and expired == 3 and j == 5
+    assert asyncio.run(TTLCache(0).get("k", lambda: "fresh")) == "fresh"
+
+
 def test_drift_endpoint_uses_and_writes_the_reference(router_dir, tmp_path):
     app = make_app(router_dir, tmp_path, drift_window=50, drift_min_samples=5)
     with TestClient(app) as c:
