@@ -19,6 +19,7 @@ if [ -z "${TRIAGEKIT_CPU_LOCK_HELD:-}" ]; then
 fi
 TAG="${1:-localhost/triagekit:latest}"
 LOCAL_BASE=localhost/triagekit-base:bookworm
+DEPS_TAG=localhost/triagekit-deps:cache
 PY=${PYTHON:-python3}
 say() { echo "build_image: $*" >&2; }
 for tool in podman; do command -v "$tool" >/dev/null || { say "$tool not found: apt-get install -y podman buildah debootstrap"; exit 2; }; done
@@ -79,8 +80,12 @@ base="$(pick_base)"
 mapfile -t mounts < <(pip_mounts)
 say "base $base; mounts: ${mounts[*]:-none}"
 # TORCH_INDEX empty: pip's own configuration (the mounted wheel folder) supplies the CPU torch wheel.
-podman build --isolation chroot --format docker -f Containerfile -t "$TAG" \
-  --build-arg BASE="$base" --build-arg TORCH_INDEX="${TRIAGEKIT_TORCH_INDEX:-}" "${mounts[@]}" . >&2
+build=(podman build --isolation chroot --format docker -f Containerfile --build-arg BASE="$base"
+       --build-arg TORCH_INDEX="${TRIAGEKIT_TORCH_INDEX:-}" "${mounts[@]}")
+# The dependency stage gets a tag of its own: untagged, it is "dangling" (the final image does not descend from it)
+# and `podman image prune` would delete the layers that make the next build take seconds instead of minutes.
+"${build[@]}" --target deps -t "$DEPS_TAG" . >&2
+"${build[@]}" -t "$TAG" . >&2
 size=$(podman image inspect "$TAG" --format '{{.Size}}')
 say "built $TAG in $(( $(date +%s) - start )) s; size $(( size / 1000000 )) MB"
 echo "$TAG $size"
