@@ -9,7 +9,7 @@ from typing import Any, Mapping, get_type_hints
 
 import yaml
 
-__all__ = ["load_config", "parse_overrides", "PRECISIONS", "ATTENTION"]
+__all__ = ["load_config", "parse_overrides", "field_docs", "reference_markdown", "PRECISIONS", "ATTENTION"]
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 ATTENTION = ("auto", "sdpa", "eager")
@@ -75,3 +75,50 @@ def load_config(path: str | Path | None = None, *, schema: type, **overrides: An
         data.update({k: _coerce(k, v, schema) for k, v in loaded.items()})
     data.update({k: v for k, v in overrides.items() if v is not None})
     return schema(**data)
+
+
+def field_docs(schema: type) -> dict[str, str]:
+    """Each field's docstring (the string literal under it in the class body), for every class in ``schema``'s MRO.
+
+    Read from the source with ``ast`` (Python keeps no field docstrings at run time); a subclass's docstring of a
+    field wins over its base's.
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for cls in reversed(schema.__mro__):
+        if cls is object:
+            continue
+        try:
+            node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+        except (OSError, TypeError):
+            continue
+        body = getattr(node, "body", [])
+        for stmt, nxt in zip(body, body[1:]):
+            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+                docs[stmt.target.id] = inspect.cleandoc(nxt.value.value)
+    return docs
+
+
+def reference_markdown(schema: type, title: str, intro: str = "") -> str:
+    """A markdown table of ``schema``'s fields: key, type, default and the field's docstring."""
+    import dataclasses
+
+    docs = field_docs(schema)
+    hints = get_type_hints(schema)
+    lines = [f"## {title}", ""] + ([intro, ""] if intro else [])
+    lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for f in fields(schema):
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = repr(f.default_factory())
+        else:
+            default = "(required)"
+        kind = str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "").replace("|", "\\|")
+        text = " ".join(docs.get(f.name, "").split()).replace("|", "\\|")
+        lines.append(f"| `{f.name}` | `{kind}` | `{default}` | {text} |")
+    return "\n".join(lines) + "\n"
