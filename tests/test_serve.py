@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -201,6 +202,59 @@ def test_model_that_fails_to_load_still_answers_health(tmp_path):
         assert "triagekit_model_loaded 0.0" in c.get("/metrics").text
 
 
+def test_healthz_bare_array_batch_and_overview(router_dir, tmp_path):
+    with TestClient(make_app(router_dir, tmp_path)) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        r = c.post("/predict_batch", json=[{**t, "id": f"B-{i}"} for i, t in enumerate(TICKETS)])
+        assert r.status_code == 200, r.text
+        assert [i["id"] for i in r.json()["items"]] == ["B-0", "B-1", "B-2", "B-3"]
+        assert c.post("/predict_batch", json=[]).status_code == 422
+        assert c.post("/predict_batch", json=[{"subject": 3}]).status_code == 422
+        assert c.post("/predict_batch", json=[{"text": "x"}] * 65).status_code == 413
+        assert c.post("/predict_batch", json={"items": TICKETS[:1]}).status_code == 200
+        pid = r.json()["items"][0]["prediction_id"]
+        label = c.app.state.service.router.heads[0].labels[0]
+        c.post("/feedback", json={"prediction_id": pid, "head": "queue", "correct_label": label})
+        overview = c.get("/overview").json()
+        assert overview == {"predictions": 5, "requires_review": 5, "awaiting_review": 4, "feedback": 1,
+                            "model_version": r.json()["model_version"]}
+
+
+def test_unreachable_database_is_retried_and_reported(router_dir, tmp_path, monkeypatch):
+    # A closed port: the connection is refused at once; the password never appears in the reason.
+    url = "postgresql+psycopg://u:hunter2@127.0.0.1:9/x"
+    pytest.importorskip("psycopg")
+    with TestClient(create_app(router_dir, ServeSettings(db=url, db_retry_max_s=0.2))) as c:
+        assert c.get("/health").status_code == 200
+        r = c.get("/ready")
+        reason = r.json()["reason"]
+        assert r.status_code == 503 and "database unreachable" in reason and "hunter2" not in reason
+        assert "127.0.0.1:9" in reason and "attempt" in reason
+        r = c.post("/predict", json=TICKETS[0])
+        assert r.status_code == 503 and "prediction log unavailable" in r.json()["detail"]
+        assert c.get("/review").status_code == 503 and c.get("/drift").status_code == 503
+
+    # Recovery: the database answers on the third attempt; /ready turns 200 and predictions are logged.
+    real, calls = PredictionStore.create, []
+
+    def flaky(self):
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("connection refused")
+        real(self)
+
+    monkeypatch.setattr(PredictionStore, "create", flaky)
+    with TestClient(make_app(router_dir, tmp_path, db_retry_max_s=0.2)) as c:
+        assert "attempt" in c.get("/ready").json()["reason"]
+        for _ in range(100):
+            if c.get("/ready").status_code == 200:
+                break
+            time.sleep(0.05)
+        assert c.get("/ready").status_code == 200 and len(calls) == 3
+        assert c.post("/predict", json=TICKETS[0]).status_code == 200
+    assert count(sqlite_url(tmp_path), predictions) == 1
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # review queue, feedback, export
 def test_review_feedback_and_export(router_dir, tmp_path):
@@ -381,10 +435,40 @@ def test_psi_on_hand_made_distributions():
     monitor = DriftMonitor(["queue", "tags"], window=100, min_samples=50)
     assert monitor.report()["status"] == "insufficient_data" and monitor.report()["reason"]
     monitor.set_reference({"heads": ref}, "hand-made")
-    for o in outputs(["a"] * 300, [0.95] * 300):
-        monitor.add(o)
-    report = monitor.report()
+    report = monitor.report(outputs(["b"] * 50 + ["a"] * 250, [0.95] * 300))
     assert report["n"] == 100 and report["status"] == "alert"  # the window keeps only the latest 100
+    assert report["heads"]["queue"]["n"] == 100
+
+
+def test_ttl_cache_shares_misses_expires_and_invalidates():
+    from triagekit.serve.cache import TTLCache
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.05)
+        return len(calls)
+
+    async def scenario():
+        cache = TTLCache(0.3)
+        together = await asyncio.gather(*(cache.get("k", compute) for _ in range(5)))
+        cached = await cache.get("k", compute)
+        cache.invalidate()
+        after_invalidate = await cache.get("k", compute)
+        await asyncio.sleep(0.35)
+        expired = await cache.get("k", compute)
+        # An invalidation while a query runs: its (possibly stale) result is returned but not kept.
+        task = asyncio.create_task(cache.get("j", compute))
+        await asyncio.sleep(0.01)
+        cache.invalidate()
+        await task
+        return together, cached, after_invalidate, expired, await cache.get("j", compute)
+
+    together, cached, after_invalidate, expired, j = asyncio.run(scenario())
+    assert together == [1] * 5 and cached == 1  # five concurrent misses ran one query
+    assert after_invalidate == 2 and expired == 3 and j == 5
+    assert asyncio.run(TTLCache(0).get("k", lambda: "fresh")) == "fresh"
 
 
 def test_drift_endpoint_uses_and_writes_the_reference(router_dir, tmp_path):
@@ -495,3 +579,115 @@ def test_postgres_predict_feedback_export(router_dir, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows == [{"id": "P-1", "prediction_id": made[1]["prediction_id"], **TICKETS[1],
                      "model_version": made[1]["model_version"], "queue": labels[-1]}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve_process(router_dir, url, port):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "triagekit", "serve", str(router_dir), "--db", url, "--port", str(port),
+           "--drift-window", "60", "--drift-min-samples", "5", "--threads", "1", "--log-level", "warning"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_ready(base, proc, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{base} exited with {proc.returncode}: {proc.stdout.read()[-3000:]}")
+        try:
+            if httpx.get(base + "/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{base} not ready after {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("TRIAGEKIT_TEST_PG_URL"), reason="TRIAGEKIT_TEST_PG_URL not set")
+def test_two_replicas_on_one_postgres_agree_and_sigterm_loses_nothing(router_dir):
+    """Two `triagekit serve` processes on one PostgreSQL log: requests spread over both; /drift, /review and
+    /overview agree; feedback posted to one is seen by the other; SIGTERM to one loses no logged prediction."""
+    pytest.importorskip("psycopg")
+    import signal
+
+    from triagekit.serve.db import metadata
+
+    url = os.environ["TRIAGEKIT_TEST_PG_URL"]
+    store = PredictionStore(url)
+    metadata.drop_all(store.engine)
+    store.dispose()
+    ports = [_free_port(), _free_port()]
+    bases = [f"http://127.0.0.1:{p}" for p in ports]
+    procs = [_serve_process(router_dir, url, p) for p in ports]
+    try:
+        for base, proc in zip(bases, procs):
+            _wait_ready(base, proc)
+        made = [httpx.post(bases[i % 2] + "/predict", json={**TICKETS[i % 4], "id": f"R-{i}"}, timeout=30).json()
+                for i in range(20)]
+        batch = httpx.post(bases[1] + "/predict_batch", json=TICKETS, timeout=30)
+        assert batch.status_code == 200 and len(made) == 20
+        time.sleep(2.5)  # the other replica's log flush (50 ms) and its cached views (shared_cache_s = 2 s)
+
+        def views(base):
+            return {path: httpx.get(base + path, params={"limit": 100} if path == "/review" else None,
+                                    timeout=30).json() for path in ("/drift", "/review", "/overview")}
+
+        a, b = views(bases[0]), views(bases[1])
+        assert a == b
+        assert a["/drift"]["n"] == 24 and a["/drift"]["status"] in ("ok", "alert")
+        assert a["/review"]["count"] == 24 and a["/overview"]["predictions"] == 24
+        assert {i["prediction_id"] for i in a["/review"]["items"]} == \
+            {m["prediction_id"] for m in made} | {i["prediction_id"] for i in batch.json()["items"]}
+
+        # Feedback on replica 0 about a prediction replica 1 made: replica 0 sees it at once, replica 1 within 2 s.
+        label = a["/review"]["items"][0]["heads"]["queue"]["label"]
+        r = httpx.post(bases[0] + "/feedback", timeout=30,
+                       json={"prediction_id": made[1]["prediction_id"], "head": "queue", "correct_label": label})
+        assert r.status_code == 200, r.text
+        assert views(bases[0])["/review"]["count"] == 23
+        time.sleep(2.2)
+        b = views(bases[1])
+        assert b["/review"]["count"] == 23 and b["/overview"]["feedback"] == 1
+        assert made[1]["prediction_id"] not in {i["prediction_id"] for i in b["/review"]["items"]}
+
+        # SIGTERM to replica 1 while requests are in flight: every prediction it answered is in the log.
+        def one(i):
+            try:
+                r = httpx.post(bases[1] + "/predict", json={**TICKETS[i % 4], "id": f"S-{i}"}, timeout=30)
+            except httpx.HTTPError:
+                return None  # refused once the server stopped accepting: not answered, so not owed to the log
+            return r.json()["prediction_id"] if r.status_code == 200 else None
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(one, i) for i in range(60)]
+            while sum(f.done() for f in futures) < 10:
+                time.sleep(0.01)
+            procs[1].send_signal(signal.SIGTERM)
+            answered = [pid for pid in (f.result() for f in futures) if pid]
+        # uvicorn shuts down gracefully, then re-raises the captured SIGTERM: exit status -15 is the normal end.
+        assert procs[1].wait(60) in (0, -signal.SIGTERM), procs[1].stdout.read()[-3000:]
+        assert len(answered) >= 10
+        store = PredictionStore(url)
+        try:
+            with store.engine.connect() as conn:
+                logged = {r[0] for r in conn.execute(predictions.select().with_only_columns(predictions.c.id))}
+        finally:
+            store.dispose()
+        assert set(answered) <= logged and len(logged) == 24 + len(answered)
+        time.sleep(2.1)  # replica 0 wrote nothing since: its cached overview ages out
+        assert httpx.get(bases[0] + "/overview", timeout=30).json()["predictions"] == 24 + len(answered)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)

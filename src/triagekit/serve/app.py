@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Union
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Security
 from fastapi.responses import JSONResponse, Response
@@ -18,6 +18,7 @@ from triagekit.serve.schemas import (
     FeedbackRequest,
     FeedbackResponse,
     Health,
+    Overview,
     PredictBatchRequest,
     PredictBatchResponse,
     PredictResponse,
@@ -39,7 +40,9 @@ DESCRIPTION = """Route support tickets with a trained triagekit router (one clas
 Every prediction is logged; predictions below a head's review threshold wait in `GET /review` until someone posts
 `POST /feedback`, and `triagekit feedback export` turns the corrections into training rows. `GET /drift` compares
 the latest predictions with the validation-set predictions (PSI). When the server was started with
-`--api-key-env`, all endpoints except `/health`, `/ready` and `/metrics` need the `X-API-Key` header.
+`--api-key-env`, all endpoints except `/health`, `/healthz`, `/ready` and `/metrics` need the `X-API-Key` header.
+With several replicas on one database, `/drift`, `/review` and `/overview` are computed from the shared log (the
+same on every replica, at most `shared_cache_s` old); `/metrics` is per process.
 `POST /admin/reload` swaps in what a `registry:NAME@alias` points at now without a restart (needs the key)."""
 
 
@@ -93,11 +96,15 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
     async def health() -> dict:
         return {"status": "ok"}
 
+    @app.get("/healthz", response_model=Health, tags=["ops"], summary="Liveness, under the name many tools probe")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
     @app.get("/ready", response_model=Ready, tags=["ops"], responses={503: {"model": Ready}},
-             summary="Readiness: 200 once the model is loaded, 503 with the reason otherwise")
+             summary="Readiness: 200 once the model is loaded and the database reachable, 503 with the reason")
     async def ready():
-        if service.router is None:
-            reason = f"model failed to load: {service.load_error}" if service.load_error else "model is loading"
+        reason = service.not_ready_reason()
+        if reason is not None:
             return JSONResponse(status_code=503, content={"status": "not_ready", "reason": reason})
         return {"status": "ready", "model_version": service.router.model_version}
 
@@ -106,8 +113,8 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
     async def metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        if service.drift is not None:
-            service.drift_report()  # refresh the drift gauges at scrape time
+        if service.drift is not None and service.db_ready:
+            await service.drift_report()  # refresh the drift gauges at scrape time
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True, tags=["routing"],
@@ -117,8 +124,12 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
 
     @app.post("/predict_batch", response_model=PredictBatchResponse, response_model_exclude_none=True,
               tags=["routing"], dependencies=guarded, responses=_errors(401, 413, 422, 503),
-              summary="Route several tickets in one request")
-    async def predict_batch(request: PredictBatchRequest) -> dict:
+              summary="Route several tickets in one request: {\"items\": [...]} or a bare JSON array of tickets")
+    async def predict_batch(request: Union[PredictBatchRequest, list[Ticket]]) -> dict:
+        if isinstance(request, list):  # the bare-array shape other routing services document
+            if not request:
+                raise HTTPException(422, "empty batch: give at least one ticket")
+            request = PredictBatchRequest.model_construct(items=request, top_k=None)
         if len(request.items) > settings.max_batch_items:
             raise HTTPException(413, f"too many items: {len(request.items)}, the limit is {settings.max_batch_items}"
                                      f" per request")
@@ -152,7 +163,12 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
     @app.get("/drift", response_model=DriftResponse, tags=["monitoring"], dependencies=guarded,
              responses=_errors(401, 503), summary="PSI of recent predictions against the reference distribution")
     async def drift() -> dict:
-        return service.drift_report()
+        return await service.drift_report()
+
+    @app.get("/overview", response_model=Overview, tags=["monitoring"], dependencies=guarded,
+             responses=_errors(401, 503), summary="Counts over the shared prediction log")
+    async def overview() -> dict:
+        return await service.overview()
 
     if answers is not None:
         from triagekit.serve.generate import add_generate_route

@@ -78,7 +78,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    # A bounded connect: an unreachable (blackholed) server fails in seconds, not after the OS's TCP timeout, so
+    # start-up is not held up and /ready can say why while the service retries.
+    args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8, connect_args=args)
 
 
 def _iso(value: datetime | None) -> str:
@@ -97,6 +100,7 @@ class PredictionStore:
         self.engine = make_engine(url)
 
     def create(self) -> None:
+        """Create the tables that are missing (connects: raises when the database is unreachable)."""
         metadata.create_all(self.engine)
 
     def dispose(self) -> None:
@@ -130,11 +134,28 @@ class PredictionStore:
                 for r in rows]
 
     def recent_outputs(self, model_version: str, limit: int) -> list[dict[str, Any]]:
-        """Outputs of the latest ``limit`` predictions of ``model_version``, oldest first (warms the drift window)."""
+        """Outputs of the latest ``limit`` predictions of ``model_version``, oldest first: the drift window, the same
+        for every replica that shares the log."""
         query = (select(predictions.c.outputs).where(predictions.c.model_version == model_version)
                  .order_by(predictions.c.created_at.desc(), predictions.c.id.desc()).limit(limit))
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query)][::-1]
+
+    def overview(self) -> dict[str, int]:
+        """Counts over the whole log: predictions, those that required review, those still waiting (no feedback),
+        feedback rows. One round trip; every replica sharing the log gets the same numbers."""
+        answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
+        query = select(
+            select(func.count()).select_from(predictions).scalar_subquery(),
+            select(func.count()).select_from(predictions).where(predictions.c.requires_review).scalar_subquery(),
+            select(func.count()).select_from(predictions).where(predictions.c.requires_review, ~answered)
+            .scalar_subquery(),
+            select(func.count()).select_from(feedback).scalar_subquery(),
+        )
+        with self.engine.connect() as conn:
+            total, review, waiting, fb = conn.execute(query).one()
+        return {"predictions": int(total), "requires_review": int(review), "awaiting_review": int(waiting),
+                "feedback": int(fb)}
 
     def corrected_examples(self) -> Iterator[dict[str, Any]]:
         """One training row per prediction with feedback: its text fields and the latest correction per head."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter, deque
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -98,7 +98,11 @@ def drift_report(reference: Mapping[str, Mapping[str, Any]], current: Mapping[st
 
 
 class DriftMonitor:
-    """The sliding window of the service's latest predictions, compared with the reference on demand."""
+    """The reference distribution and the drift settings; ``report`` compares a window of predictions with it.
+
+    The window itself comes from the shared prediction log (``PredictionStore.recent_outputs``), not from process
+    memory, so every replica (and every worker process) that shares the log reports the same drift.
+    """
 
     def __init__(self, heads: Sequence[str], window: int = 1000, threshold: float = 0.2, min_samples: int = 100):
         self.heads, self.window, self.threshold, self.min_samples = list(heads), window, threshold, min_samples
@@ -106,22 +110,20 @@ class DriftMonitor:
         self.source: str | None = None
         self.reason: str | None = "no reference distribution"
         self.bins = BINS
-        self._recent: deque[Mapping[str, Any]] = deque(maxlen=window)
 
     def set_reference(self, reference: Mapping[str, Any] | None, source: str | None, reason: str | None = None):
         self.reference, self.source, self.reason = (dict(reference) if reference else None), source, reason
         heads = (self.reference or {}).get("heads") or {}
         self.bins = len(next(iter(heads.values()))["confidence"]) if heads else BINS
 
-    def add(self, outputs: Mapping[str, Any]) -> None:
-        self._recent.append(outputs)
-
-    def report(self) -> dict[str, Any]:
-        n = len(self._recent)
+    def report(self, recent: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        """Drift of ``recent`` (outputs, oldest first; only the latest ``window`` count) against the reference."""
+        recent = list(recent)[-self.window:]
+        n = len(recent)
         if self.reference is None:
             return {"status": "insufficient_data", "n": n, "window": self.window, "threshold": self.threshold,
                     "reference": None, "reason": self.reason, "heads": {}}
-        current = distribution(list(self._recent), self.heads, bins=self.bins)
+        current = distribution(recent, self.heads, bins=self.bins)
         report = drift_report(self.reference["heads"], current, self.threshold, self.min_samples)
         reason = f"{n} predictions in the window, {self.min_samples} needed" \
             if report["status"] == "insufficient_data" else None

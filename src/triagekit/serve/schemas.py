@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 __all__ = [
     "Ticket", "PredictBatchRequest", "HeadResult", "PredictResponse", "PredictBatchResponse", "ReviewItem",
     "ReviewResponse", "FeedbackRequest", "FeedbackResponse", "HeadDrift", "DriftResponse", "Health", "Ready",
-    "ErrorResponse", "clean_text",
+    "ErrorResponse", "Overview", "clean_text",
 ]
 
 
@@ -149,6 +149,16 @@ class Ready(BaseModel):
     status: Literal["ready", "not_ready"]
     model_version: Optional[str] = None
     reason: Optional[str] = None
+
+
+class Overview(BaseModel):
+    """Counts over the whole shared prediction log: the same whichever replica answers."""
+
+    predictions: int
+    requires_review: int = Field(..., description="Predictions with a head below its review threshold.")
+    awaiting_review: int = Field(..., description="Of those, the ones with no feedback yet (GET /review).")
+    feedback: int = Field(..., description="Feedback rows recorded.")
+    model_version: Optional[str] = Field(None, description="The model this replica serves.")
 
 
 class ErrorResponse(BaseModel):

@@ -18,6 +18,7 @@ from fastapi import HTTPException
 from triagekit.data.text import build_text
 from triagekit.serve.backends import resolve_model_dir
 from triagekit.serve.batcher import BatcherClosed, MicroBatcher
+from triagekit.serve.cache import TTLCache
 from triagekit.serve.db import PredictionStore, utcnow
 from triagekit.serve.drift import DriftMonitor, load_or_build_reference
 from triagekit.serve.metrics import ServeMetrics
@@ -50,14 +51,21 @@ class Service:
         self.batcher: MicroBatcher | None = None
         self.drift: DriftMonitor | None = None
         self.batch_sizes: deque[int] = deque(maxlen=10_000)
-        """Sizes of recent model calls (the histogram has the same, bucketed)."""
+        """Sizes of this process's recent model calls (the histogram has the same, bucketed): per process, like the
+        Prometheus metrics; what must agree across replicas comes from the shared log through ``cache``."""
+        self.cache = TTLCache(settings.shared_cache_s)
+        self.db_ready = False
+        self.db_error: str | None = None
+        self._db_task: asyncio.Task | None = None
 
     # -- lifespan ------------------------------------------------------------------------------------------------
     @asynccontextmanager
     async def lifespan(self, _app) -> AsyncIterator[None]:
         s = self.settings
         self.store = PredictionStore(s.db_url(self.model_ref))
-        await asyncio.to_thread(self.store.create)
+        # Unreachable: keep serving /health and say why in /ready while retrying in the background.
+        if not await self._try_db(1, min(1.0, s.db_retry_max_s)):
+            self._db_task = asyncio.create_task(self._connect_db(), name="triagekit-db-connect")
         await self._load_model()
         self.batcher = MicroBatcher(self._predict_batch, s.max_batch, s.max_wait_ms, s.batching, self._on_batch,
                                     initializer=self._set_threads)
@@ -73,10 +81,39 @@ class Service:
             if self._watcher is not None:
                 self._watcher.cancel()
             # Order matters: answer every queued request (which logs it), then write out the log.
+            if self._db_task is not None:
+                self._db_task.cancel()
             await self.batcher.stop()
             await self.writer.stop()
             self.store.dispose()
             log.info("shut down cleanly; prediction log flushed")
+
+    async def _try_db(self, attempt: int, retry_in: float | None) -> bool:
+        """One attempt to reach the log and create its tables; on failure, say why in ``db_error`` (``/ready``)."""
+        try:
+            await asyncio.to_thread(self.store.create)
+        except Exception as exc:
+            where = self.store.engine.url.render_as_string(hide_password=True)
+            error = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            then = f"retrying in {retry_in:g} s" if retry_in else "retrying with backoff"
+            self.db_error = f"database unreachable ({where}): {type(exc).__name__}: {error} (attempt {attempt}, {then})"
+            log.warning("%s", self.db_error)
+            return False
+        self.db_ready, self.db_error = True, None
+        if attempt > 1:
+            log.info("database reachable after %d attempts", attempt)
+        return True
+
+    async def _connect_db(self) -> None:
+        """Retry the database with exponential backoff (1 s, 2 s, 4 s ... up to ``db_retry_max_s``) until it answers;
+        the process stays up meanwhile, so an orchestrator sees a live pod that is not ready, with the reason."""
+        delay, attempt = min(1.0, self.settings.db_retry_max_s), 1
+        while True:
+            await asyncio.sleep(delay)
+            attempt += 1
+            delay = min(delay * 2, self.settings.db_retry_max_s)
+            if await self._try_db(attempt, delay):
+                return
 
     def _set_threads(self) -> None:
         if self.settings.threads:
@@ -118,8 +155,6 @@ class Service:
             drift.set_reference(ref, source if ref else None, None if ref else source)
         except Exception as exc:
             drift.set_reference(None, None, f"reference distribution failed: {type(exc).__name__}: {exc}")
-        for outputs in await asyncio.to_thread(self.store.recent_outputs, router.model_version, s.drift_window):
-            drift.add(outputs)  # the window survives restarts
         return router, drift
 
     # -- hot reload ----------------------------------------------------------------------------------------------
@@ -193,6 +228,8 @@ class Service:
         self.metrics.inference.observe(seconds)
 
     def _on_write(self, predictions: int, feedback: int, dropped: int) -> None:
+        if predictions or feedback:
+            self.cache.invalidate()  # this replica reads its own writes at once
         self.metrics.log_rows.labels("predictions").inc(predictions)
         self.metrics.log_rows.labels("feedback").inc(feedback)
         if dropped:
@@ -204,6 +241,19 @@ class Service:
             reason = f"model failed to load: {self.load_error}" if self.load_error else "model is still loading"
             raise HTTPException(503, reason)
         return self.router
+
+    def require_db(self) -> None:
+        if not self.db_ready:
+            raise HTTPException(503, f"prediction log unavailable: {self.db_error or 'connecting'}")
+
+    def not_ready_reason(self) -> str | None:
+        """Why ``/ready`` is 503 (model and database), or None when the service can route and log."""
+        reasons = []
+        if self.router is None:
+            reasons.append(f"model failed to load: {self.load_error}" if self.load_error else "model is loading")
+        if not self.db_ready:
+            reasons.append(self.db_error or "connecting to the database")
+        return "; ".join(reasons) or None
 
     def _predict_batch(self, items: list[tuple[str, int, Any]]) -> list[dict[str, Any]]:
         """Worker thread: one ``router.predict`` per model in the batch (two only while a reload swaps models:
@@ -240,6 +290,7 @@ class Service:
                       batch: bool = False) -> list[dict[str, Any]]:
         """Route ``tickets`` (each goes through the micro-batcher), log them and return the response bodies."""
         router = self.require_router()
+        self.require_db()  # a prediction that cannot be logged is refused, not lost
         start = time.perf_counter()
         prepared = [self._prepare(router, t, default_top_k, f"items[{i}]: " if batch else "")
                     for i, t in enumerate(tickets)]
@@ -258,8 +309,6 @@ class Service:
                 "input_hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "inputs": inputs, "outputs": heads,
                 "requires_review": review, "latency_ms": round(latency_ms, 3), "model_version": router.model_version,
                 "created_at": utcnow()})
-            if self.router is router:  # a request that straddled a reload does not feed the new model's window
-                self.drift.add(heads)
             self.metrics.observe_prediction(heads, review)
             out.append({"id": ticket.id if ticket.id is not None else pid, "prediction_id": pid, "heads": heads,
                         "requires_review": review, "model_version": router.model_version,
@@ -270,6 +319,7 @@ class Service:
     def check_label(self, head_name: str, label: str | list[str]) -> str | list[str]:
         """The correction normalised for storage; 422 for an unknown head or label."""
         router = self.require_router()
+        self.require_db()
         heads = {h.name: h for h in router.heads}
         head = heads.get(head_name)
         if head is None:
@@ -290,7 +340,7 @@ class Service:
         if prediction_id in self.writer.pending_ids:  # predicted a moment ago and not yet written
             await self.writer.flush()
         exists = await asyncio.to_thread(self.store.prediction_exists, prediction_id)
-        if not exists and self.settings.workers > 1:  # another worker may not have flushed it yet
+        if not exists:  # another worker or replica may have made it and not flushed it yet (flush_ms)
             await asyncio.sleep(2 * self.settings.log_flush_ms / 1000)
             exists = await asyncio.to_thread(self.store.prediction_exists, prediction_id)
         if not exists:
@@ -303,15 +353,30 @@ class Service:
             raise HTTPException(503, "could not store the feedback right now; please retry") from None
         self.metrics.feedback.labels(head).inc()
 
+    # -- views of the shared log (the same on every replica) --------------------------------------------------
     async def review_queue(self, limit: int) -> list[dict[str, Any]]:
-        await self.writer.flush()  # include what was predicted a moment ago
-        return await asyncio.to_thread(self.store.review_queue, limit)
+        """The oldest predictions that wait for a human, from the shared log (cached ``shared_cache_s``)."""
+        self.require_db()
+        await self.writer.flush()  # include what was predicted here a moment ago
+        return await self.cache.get(("review", limit), lambda: self.store.review_queue(limit))
 
-    def drift_report(self) -> dict[str, Any]:
-        self.require_router()
-        report = self.drift.report()
+    async def drift_report(self) -> dict[str, Any]:
+        """PSI of the latest ``drift_window`` logged predictions of this model version (all replicas' together)."""
+        router = self.require_router()
+        self.require_db()
+        await self.writer.flush()
+        version, window = router.model_version, self.settings.drift_window
+        report = await self.cache.get(("drift", version, window),
+                                      lambda: self.drift.report(self.store.recent_outputs(version, window)))
         self.metrics.observe_drift(report)
         return report
+
+    async def overview(self) -> dict[str, Any]:
+        """Counts over the shared log (predictions, requiring review, still waiting, feedback)."""
+        self.require_db()
+        await self.writer.flush()
+        counts = await self.cache.get(("overview",), self.store.overview)
+        return {**counts, "model_version": self.router.model_version if self.router is not None else None}
 
 
 def _truncate(result: dict[str, Any], k: int) -> dict[str, Any]:

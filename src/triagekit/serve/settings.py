@@ -8,11 +8,27 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServeSettings", "SETTINGS_ENV", "MODEL_DIR_ENV"]
+__all__ = ["ServeSettings", "SETTINGS_ENV", "MODEL_DIR_ENV", "DB_URL_ENV", "env_or_file"]
 
 SETTINGS_ENV = "TRIAGEKIT_SERVE_SETTINGS"
 """Environment variable carrying the settings as JSON to uvicorn worker processes (``--workers N``)."""
 MODEL_DIR_ENV = "TRIAGEKIT_SERVE_MODEL_DIR"
+DB_URL_ENV = "TRIAGEKIT_DB_URL"
+"""Prediction log URL when ``--db`` is not given (the container image, compose and Kubernetes set it)."""
+
+
+def env_or_file(name: str) -> str:
+    """The value of environment variable ``name``, else the content of the file named by ``name``_FILE (how
+    Kubernetes and Docker secrets are mounted: a file is not inherited by child processes or dumped with the
+    environment), else ``""``."""
+    value = os.environ.get(name, "")
+    path = os.environ.get(f"{name}_FILE", "")
+    if not value and path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{name}_FILE={path}: cannot read it ({exc.strerror})") from None
+    return value
 
 
 @dataclass
@@ -26,7 +42,12 @@ class ServeSettings:
     workers: int = 1
     """uvicorn worker processes; each loads its own copy of the model."""
     db: str | None = None
-    """SQLAlchemy URL of the prediction log; default ``sqlite:///<model dir>/predictions.db``."""
+    """SQLAlchemy URL of the prediction log; default ``$TRIAGEKIT_DB_URL``, else ``sqlite:///<model dir>/
+    predictions.db``. Replicas that share one (PostgreSQL) log report the same drift, review queue and overview."""
+    shared_cache_s: float = 2.0
+    """How long a replica reuses its drift / review / overview query on the shared log (its own writes reset it)."""
+    db_retry_max_s: float = 30.0
+    """Longest wait between two attempts to reach an unreachable database at start (backoff doubles up to it)."""
     api_key_env: str | None = None
     """Name of an environment variable holding the API key; when set, ``X-API-Key`` is required."""
     batching: bool = True
@@ -83,6 +104,8 @@ class ServeSettings:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.watch_seconds < 0:
             raise ValueError(f"watch_seconds must be >= 0, got {self.watch_seconds}")
+        if self.shared_cache_s < 0 or self.db_retry_max_s <= 0:
+            raise ValueError("shared_cache_s must be >= 0 and db_retry_max_s > 0")
         if self.max_wait_ms < 0 or self.log_flush_ms <= 0:
             raise ValueError("max_wait_ms must be >= 0 and log_flush_ms > 0")
         if not 0 < self.drift_threshold:
@@ -94,8 +117,8 @@ class ServeSettings:
     def db_url(self, model_dir: str | Path) -> str:
         """``db``, or a SQLite file beside the model: in the run folder, or for ``registry:NAME@alias`` in the
         registry's ``NAME/`` folder (one log for all versions, so feedback outlives a promotion)."""
-        if self.db:
-            return self.db
+        if self.db or env_or_file(DB_URL_ENV):
+            return self.db or env_or_file(DB_URL_ENV)
         from triagekit.core.registry import is_registry_ref, parse_ref
 
         if is_registry_ref(str(model_dir)):
@@ -107,9 +130,10 @@ class ServeSettings:
         """The key to require, read from the named environment variable; fails closed when it is empty."""
         if not self.api_key_env:
             return None
-        key = os.environ.get(self.api_key_env, "")
+        key = env_or_file(self.api_key_env)
         if not key:
-            raise ValueError(f"--api-key-env {self.api_key_env}: that environment variable is not set or empty")
+            raise ValueError(f"--api-key-env {self.api_key_env}: that environment variable is not set or empty (nor "
+                             f"{self.api_key_env}_FILE, a file holding the key)")
         return key
 
     def to_json(self) -> str:
