@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     event,
     func,
@@ -54,6 +55,8 @@ feedback = Table(
     Column("head", String(200), nullable=False),
     Column("correct_label", JSON, nullable=False, comment="a label, or a list of tags for a multi-label head"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("reviewer", String(200), nullable=True, comment="who reviewed it on the /ui page (NULL: POST /feedback)"),
+    Column("note", Text, nullable=True, comment="the reviewer's optional note"),
 )
 
 
@@ -97,7 +100,10 @@ class PredictionStore:
         self.engine = make_engine(url)
 
     def create(self) -> None:
+        from triagekit.serve.migrate import add_missing_columns
+
         metadata.create_all(self.engine)
+        add_missing_columns(self.engine, metadata)  # logs written before a table gained a column
 
     def dispose(self) -> None:
         self.engine.dispose()

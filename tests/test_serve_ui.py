@@ -1,0 +1,281 @@
+"""The /ui review page in-process (TestClient): login, sessions and throttling, CSRF, roles, escaping, the queue's
+filters and paging, saving/skipping/undoing, the overview, and the column migration of older logs.
+
+The same flows in a real browser are in tests/test_serve_ui_browser.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("sqlalchemy")
+pytest.importorskip("jinja2")
+pytest.importorskip("multipart")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import create_engine, inspect, select, text  # noqa: E402
+
+from triagekit.route.config import TrainConfig  # noqa: E402
+from triagekit.route.train import train  # noqa: E402
+from triagekit.serve import ServeSettings, accounts, create_app, reviewstore  # noqa: E402  # noqa: E402
+from triagekit.serve.charts import bar_chart, line_chart  # noqa: E402
+from triagekit.serve.db import PredictionStore, feedback, metadata  # noqa: E402
+
+HEADS = dict(labels=["queue", "priority", "type"], multilabel=["tags"])
+KEY_ENV = "TRIAGEKIT_TEST_UI_KEY"
+KEY = "ui-test-key-123"
+XSS = {"subject": "<script>window.__xss=1</script>Printer",
+       "body": 'Hi <img src=x onerror="window.__xss=2"> see <a href="javascript:window.__xss=3">here</a>'}
+
+
+@pytest.fixture(scope="module")
+def router_dir(tiny_encoder, prepared, tmp_path_factory):
+    """A tiny router; priority's review threshold is raised so every prediction waits for review."""
+    out = tmp_path_factory.mktemp("ui") / "router"
+    train(TrainConfig(backbone=str(tiny_encoder), epochs=1, batch_size=16, max_length=64, tensorboard=False, **HEADS),
+          prepared, out)
+    info = json.loads((out / "router.json").read_text())
+    info["calibration"].setdefault("priority", {})["review_threshold"] = 0.999
+    (out / "router.json").write_text(json.dumps(info, indent=2))
+    return out
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _login(c: TestClient, name: str, password: str):
+    page = c.get("/ui/login")
+    return c.post("/ui/login", data={"name": name, "password": password, "csrf_token": _csrf(page.text),
+                                     "next": "/ui/queue"}, follow_redirects=False)
+
+
+@pytest.fixture()
+def served(router_dir, tmp_path, monkeypatch):
+    """(client, db url) of an app with an API key, one reviewer ("ann") and 6 tickets waiting, one of them XSS."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    app = create_app(router_dir, ServeSettings(db=url, api_key_env=KEY_ENV))
+    with TestClient(app) as c:
+        accounts.add_reviewer(app.state.service.store.engine, "ann", "ann-password-1")
+        items = [{"subject": f"Ticket {i}", "body": "The VPN drops every hour", "language": "de" if i % 2 else "en",
+                  "id": f"T-{i}"} for i in range(5)] + [{**XSS, "id": "X-1", "language": "en"}]
+        r = c.post("/predict_batch", json={"items": items}, headers={"X-API-Key": KEY})
+        assert r.status_code == 200, r.text
+        yield c, url
+
+
+def test_login_required_roles_and_csrf(served):
+    c, url = served
+    r = c.get("/ui/queue", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+    bad = _login(c, "ann", "not-her-password")
+    assert bad.status_code == 401 and "wrong name or password" in bad.text
+    ok = _login(c, "ann", "ann-password-1")
+    assert ok.status_code == 303
+    cookie = ok.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict") and "Path=/ui" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; over HTTPS the cookie is Secure (test below)
+    page = c.get("/ui/queue")
+    assert page.status_code == 200 and "6</strong>" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    # a reviewer session is not an admin, and is no key for the JSON API
+    assert c.get("/ui/admin").status_code == 403
+    assert c.post("/ui/admin/reviewers", data={"name": "eve", "password": "12345678", "role": "admin",
+                                               "csrf_token": _csrf(page.text)}).status_code == 403
+    assert c.get("/review").status_code == 401 and c.post("/feedback", json={}).status_code == 401
+    # POSTs without (or with a wrong) CSRF token are refused and change nothing
+    pid = reviewstore.queue_page(PredictionStore(url).engine, reviewstore.QueueFilter(),
+                                 reviewstore.Heads(["queue", "priority", "type"], ["tags"]), 0, 1)[0]["prediction_id"]
+    for data in ({}, {"csrf_token": "forged"}):
+        assert c.post(f"/ui/review/{pid}", data=data).status_code == 403
+        assert c.post(f"/ui/review/{pid}/skip", data=data).status_code == 403
+        assert c.post("/ui/undo", data=data).status_code == 403
+        assert c.post("/ui/logout", data=data).status_code == 403
+    store = PredictionStore(url)
+    assert store.count(feedback) == 0 and store.count(reviewstore.review_actions) == 0
+    # logout ends the session server-side: the old cookie no longer works
+    token = c.cookies.get("triagekit_session")
+    assert c.post("/ui/logout", data={"csrf_token": _csrf(page.text)}, follow_redirects=False).status_code == 303
+    c.cookies.set("triagekit_session", token, path="/ui")
+    assert c.get("/ui/queue", follow_redirects=False).status_code == 303
+
+
+def test_api_key_logs_in_as_admin_and_manages_reviewers(served):
+    c, url = served
+    assert _login(c, "lead", KEY).status_code == 303
+    page = c.get("/ui/admin")
+    assert page.status_code == 200 and "ann" in page.text
+    r = c.post("/ui/admin/reviewers", data={"name": "bob", "password": "short", "role": "reviewer",
+                                            "csrf_token": _csrf(page.text)})
+    assert r.status_code == 422 and "8 characters" in r.text
+    r = c.post("/ui/admin/reviewers", data={"name": "bob", "password": "bob-password", "role": "reviewer",
+                                            "csrf_token": _csrf(page.text)}, follow_redirects=False)
+    assert r.status_code == 303
+    engine = PredictionStore(url).engine
+    assert [p["name"] for p in accounts.list_reviewers(engine)] == ["ann", "bob"]
+    stored = engine.connect().execute(select(accounts.reviewers.c.password_hash)
+                                      .where(accounts.reviewers.c.name == "bob")).scalar()
+    assert stored.startswith("scrypt$") and "bob-password" not in stored
+
+
+def test_wrong_passwords_are_throttled(served):
+    c, _ = served
+    for _ in range(5):
+        assert _login(c, "ann", "guess").status_code == 401
+    r = _login(c, "ann", "ann-password-1")  # even the right password waits now
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0 and "too many" in r.text
+    assert _login(c, "lead", KEY).status_code == 303  # another name from the same address is not locked
+
+
+def test_login_form_needs_its_csrf_token(served):
+    c, _ = served
+    c.get("/ui/login")
+    r = c.post("/ui/login", data={"name": "ann", "password": "ann-password-1"}, follow_redirects=False)
+    assert r.status_code == 403 and "triagekit_session" not in r.headers.get("set-cookie", "")
+
+
+def test_secure_cookie_over_https(served):
+    c, _ = served
+    c.base_url = "https://testserver"
+    r = _login(c, "ann", "ann-password-1")
+    assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+
+
+def test_ticket_text_is_escaped_in_every_page(served):
+    c, url = served
+    _login(c, "ann", "ann-password-1")
+    queue = c.get("/ui/queue").text
+    store = PredictionStore(url)
+    heads = reviewstore.Heads(["queue", "priority", "type"], ["tags"])
+    xss = next(i for i in reviewstore.queue_page(store.engine, reviewstore.QueueFilter(), heads, 0, 50)
+               if i["id"] == "X-1")
+    review = c.get(f"/ui/review/{xss['prediction_id']}").text
+    for html in (queue, review):
+        assert "<script>window" not in html and "<img src=x" not in html and '<a href="javascript:' not in html
+        assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=&#34;window.__xss=2&#34;&gt;" in review
+
+
+def test_save_skip_undo_write_exactly_the_feedback_rows(served):
+    c, url = served
+    _login(c, "ann", "ann-password-1")
+    store = PredictionStore(url)
+    heads = reviewstore.Heads(["queue", "priority", "type"], ["tags"])
+    first, second = reviewstore.queue_page(store.engine, reviewstore.QueueFilter(), heads, 0, 2)
+    page = c.get(f"/ui/review/{first['prediction_id']}")
+    token = _csrf(page.text)
+    labels = c.app.state.service.router.heads[0].labels
+    other = next(lab for lab in labels if lab != first["heads"]["queue"]["label"])
+    data = {"csrf_token": token, "h:queue": other, "h:priority": first["heads"]["priority"]["label"],
+            "h:type": first["heads"]["type"]["label"], "h:tags": first["heads"]["tags"]["labels"],
+            "note": " call back "}
+    r = c.post(f"/ui/review/{first['prediction_id']}?language=", follow_redirects=False, data=data)
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/review/next?")
+    assert c.get(r.headers["location"], follow_redirects=False).headers["location"].startswith(
+        f"/ui/review/{second['prediction_id']}")
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(feedback).order_by(feedback.c.id)).mappings().all()
+    assert [(r["prediction_id"], r["head"], r["reviewer"], r["note"]) for r in rows] == [
+        (first["prediction_id"], h, "ann", "call back") for h in ("queue", "priority", "type", "tags")]
+    assert rows[0]["correct_label"] == other and rows[3]["correct_label"] == first["heads"]["tags"]["labels"]
+    assert reviewstore.queue_count(store.engine, reviewstore.QueueFilter(), heads) == 5
+    # saving the same ticket again is refused (another reviewer got there first)
+    again = c.post(f"/ui/review/{first['prediction_id']}", data=data)
+    assert again.status_code == 409 and "ann reviewed this ticket already" in again.text
+    # an unknown label is a 422 on the page, nothing written
+    bad = c.post(f"/ui/review/{second['prediction_id']}", data={"csrf_token": token, "h:queue": "no such label"})
+    assert bad.status_code == 422 and "unknown label" in bad.text and store.count(feedback) == 4
+    assert c.post(f"/ui/review/{second['prediction_id']}/skip", data={"csrf_token": token},
+                  follow_redirects=False).status_code == 303
+    assert c.post("/ui/undo", data={"csrf_token": token}, follow_redirects=False).headers["location"] == \
+        f"/ui/review/{second['prediction_id']}"  # the skip is undone first
+    undone = c.post("/ui/undo", data={"csrf_token": token}, follow_redirects=False)
+    assert undone.headers["location"] == f"/ui/review/{first['prediction_id']}"
+    assert store.count(feedback) == 0 and reviewstore.queue_count(store.engine, reviewstore.QueueFilter(), heads) == 6
+    assert c.post("/ui/undo", data={"csrf_token": token}).status_code == 409  # nothing left to undo
+    with store.engine.connect() as conn:
+        acts = conn.execute(select(reviewstore.review_actions).order_by(reviewstore.review_actions.c.id)).mappings()
+        assert [(a["action"], a["undone_at"] is not None) for a in acts] == [("save", True), ("skip", True)]
+
+
+def test_queue_filters_paging_and_overview(served, monkeypatch):
+    c, url = served
+    _login(c, "ann", "ann-password-1")
+    monkeypatch.setattr(c.app.state.review_ui.s, "per_page", 4)
+    p1 = c.get("/ui/queue").text
+    assert p1.count('<tr data-href="/ui/review/') == 4 and "1–4 of 6" in p1
+    p2 = c.get("/ui/queue?page=2").text
+    assert p2.count('<tr data-href="/ui/review/') == 2 and "5–6 of 6" in p2
+    assert "2</strong>" in c.get("/ui/queue?language=de").text  # T-1 and T-3
+    assert "0</strong>" in c.get("/ui/queue?model_version=nope").text
+    de = c.get("/ui/queue?language=de").text
+    assert "T-1" in de and "T-3" in de and "T-0" not in de
+    head = c.get("/ui/queue?head=priority").text
+    assert "6</strong>" in head
+    assert c.get("/ui/queue?page=99").status_code == 200  # clamped to the last page
+    store = PredictionStore(url)
+    heads = reviewstore.Heads(["queue", "priority", "type"], ["tags"])
+    items = reviewstore.queue_page(store.engine, reviewstore.QueueFilter(), heads, 0, 10)
+    mins = [min(i["heads"][h]["confidence"] for h in heads.single) for i in items]
+    assert mins == sorted(mins)  # least confident first
+    reviewstore.save_review(store.engine, items[0]["prediction_id"], {"queue": "not the model's"}, "ann", None)
+    ov = c.get("/ui/overview")
+    assert ov.status_code == 200 and '<span class="big" id="reviewed-today">1</span>' in ov.text
+    assert "not the model&#39;s" in ov.text and "<svg" in ov.text and 'id="waiting-now">5<' in ov.text
+
+
+def test_open_mode_asks_only_for_a_name(router_dir, tmp_path):
+    app = create_app(router_dir, ServeSettings(db=f"sqlite:///{tmp_path / 'open.db'}"))
+    with TestClient(app) as c:
+        page = c.get("/ui/login")
+        assert "anyone can review" in page.text and 'type="password"' not in page.text
+        assert c.post("/ui/login", data={"name": "", "csrf_token": _csrf(page.text)}).status_code == 401
+        r = c.post("/ui/login", data={"name": "sam", "csrf_token": _csrf(page.text)}, follow_redirects=False)
+        assert r.status_code == 303 and "sam" in c.get("/ui/queue").text
+
+
+def test_login_redirect_stays_on_the_page(served):
+    c, _ = served
+    page = c.get("/ui/login")
+    r = c.post("/ui/login", data={"name": "ann", "password": "ann-password-1", "csrf_token": _csrf(page.text),
+                                  "next": "//evil.example/ui"}, follow_redirects=False)
+    assert r.headers["location"] == "/ui/queue"
+
+
+def test_password_hashes_and_sessions():
+    h = accounts.hash_password("correct horse")
+    assert accounts.verify_password("correct horse", h) and not accounts.verify_password("correct hors", h)
+    assert h != accounts.hash_password("correct horse")  # salted
+    assert not accounts.verify_password("x", "md5$abc") and not accounts.verify_password("x", "garbage")
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
+    token, user = accounts.open_session(engine, "ann", "reviewer", timedelta(hours=1))
+    assert accounts.read_session(engine, token) == user and accounts.read_session(engine, token + "x") is None
+    expired, _ = accounts.open_session(engine, "ann", "reviewer", timedelta(seconds=-1))
+    assert accounts.read_session(engine, expired) is None
+    with engine.connect() as conn:  # only the hash of the cookie is stored
+        assert token not in str(conn.execute(select(accounts.ui_sessions)).all())
+
+
+def test_older_log_gains_the_reviewer_columns(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the feedback table as it was before reviewer/note
+        conn.execute(text("CREATE TABLE feedback (id INTEGER PRIMARY KEY, prediction_id VARCHAR(64) NOT NULL, "
+                          "head VARCHAR(200) NOT NULL, correct_label JSON NOT NULL, created_at DATETIME NOT NULL)"))
+        conn.execute(text("INSERT INTO feedback VALUES (1, 'p', 'queue', '\"a\"', '2024-01-01 00:00:00')"))
+    store = PredictionStore(url)
+    store.create()
+    cols = {c["name"] for c in inspect(store.engine).get_columns("feedback")}
+    assert {"reviewer", "note"} <= cols and store.count(feedback) == 1
+
+
+def test_charts_escape_their_text():
+    svg = bar_chart([("<b>x</b>", 0.5, "1/2")], "t<script>")
+    assert "<b>" not in svg and "&lt;b&gt;" in svg and "<script>" not in svg
+    assert "<polyline" not in line_chart([], "empty") and "<svg" in line_chart([], "empty")
