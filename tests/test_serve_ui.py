@@ -6,8 +6,14 @@ The same flows in a real browser are in tests/test_serve_ui_browser.py."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import socket
+import threading
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +22,7 @@ pytest.importorskip("sqlalchemy")
 pytest.importorskip("jinja2")
 pytest.importorskip("multipart")
 
+import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, inspect, select, text  # noqa: E402
 
@@ -279,3 +286,277 @@ def test_charts_escape_their_text():
     svg = bar_chart([("<b>x</b>", 0.5, "1/2")], "t<script>")
     assert "<b>" not in svg and "&lt;b&gt;" in svg and "<script>" not in svg
     assert "<polyline" not in line_chart([], "empty") and "<svg" in line_chart([], "empty")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# In a real browser: Debian's chromium driven by Playwright against a uvicorn server on 127.0.0.1
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS_ENV = "TRIAGEKIT_UI_SCREENSHOTS"  # a folder: the screenshots are also written there (docs/img)
+
+
+def _no_browser(reason: str):
+    """Skip on a developer machine without a browser; in CI (CI=true) that is a failure, never a silent skip."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"the browser tests cannot run: {reason}. .ci/run installs chromium (apt) and playwright "
+                    f"(the test extra)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        _no_browser(f"playwright is not installed ({exc}): pip install -e '.[test]'")
+    exe = os.environ.get("TRIAGEKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+    except Exception as exc:  # noqa: BLE001 - any launch failure means the same: no browser here
+        pw.stop()
+        _no_browser(f"chromium ({exe}) did not start: {str(exc).splitlines()[0]}; apt-get install chromium")
+    yield b
+    b.close()
+    pw.stop()
+
+
+def _start_server(app):
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+DBS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not os.environ.get("TRIAGEKIT_TEST_PG_URL"), reason="TRIAGEKIT_TEST_PG_URL not set (scripts/ci_postgres.sh)"))]
+SUBJECTS = ["Invoice charged twice", "VPN drops every hour", "Printer on floor 3 offline", "Refund for order 1182",
+            "Cannot log in after password reset", "Laptop fan very loud", "Add me to the sales mailing list",
+            "Outlook crashes on start"]
+
+
+@pytest.fixture(params=DBS)
+def live(request, router_dir, tmp_path, monkeypatch):
+    """A real server with an API key, reviewer "ann" and 9 waiting tickets (one XSS); yields (app, base, url)."""
+    if request.param == "postgresql":
+        pytest.importorskip("psycopg")
+        url = os.environ["TRIAGEKIT_TEST_PG_URL"]
+        store = PredictionStore(url)
+        metadata.drop_all(store.engine)  # a clean slate on every run
+        store.dispose()
+    else:
+        url = f"sqlite:///{tmp_path / 'browser.db'}"
+    monkeypatch.setenv(KEY_ENV, KEY)
+    app = create_app(router_dir, ServeSettings(db=url, api_key_env=KEY_ENV))
+    server, thread, base = _start_server(app)
+    try:
+        accounts.add_reviewer(app.state.service.store.engine, "ann", "ann-password-1")
+        items = [{"id": f"T-{100 + i}", "subject": s, "language": "de" if i % 3 == 0 else "en",
+                  "body": f"Hello,\n\n{s}. Could you please look into it?\n\nThanks"} for i, s in enumerate(SUBJECTS)]
+        items.append({**XSS, "id": "X-1", "language": "en"})
+        r = httpx.post(f"{base}/predict_batch", json={"items": items}, headers={"X-API-Key": KEY}, timeout=60)
+        assert r.status_code == 200, r.text
+        yield app, base, url, {i["id"]: i["prediction_id"] for i in r.json()["items"]}
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def _shot(page, tmp_path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    if os.environ.get(SHOTS_ENV):
+        out = Path(os.environ[SHOTS_ENV])
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+
+
+def _watch(page) -> list[str]:
+    """Collect script errors and dialogs (an alert() from injected script would land here)."""
+    seen: list[str] = []
+    page.on("pageerror", lambda e: seen.append(f"pageerror: {e}"))
+    page.on("dialog", lambda d: (seen.append(f"dialog: {d.message}"), d.dismiss()))
+    return seen
+
+
+def _keyboard_login(page, name: str, password: str):
+    page.goto("/ui/queue")
+    page.wait_for_selector("#name:focus")
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    with page.expect_navigation(), page.expect_response(
+            lambda r: r.url.endswith("/ui/login") and r.request.method == "POST") as info:
+        page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    return info.value
+
+
+def _state(page) -> dict:
+    """The ticket on screen: its prediction id and, per head, its options and what is chosen."""
+    heads = {}
+    for fs in page.locator("fieldset.head").all():
+        opts = fs.locator("input.opt, input.other-opt")
+        values = [o.get_attribute("value") for o in opts.all()]
+        # the type-ahead sets the other-opt's value property from script: read the live properties
+        chosen = fs.evaluate("f => Array.from(f.querySelectorAll('input:checked')).map(i => i.value)")
+        heads[fs.get_attribute("data-head")] = {"options": values, "chosen": chosen,
+                                               "multi": fs.get_attribute("data-multi") == "1"}
+    return {"pid": page.locator("dl.meta code").inner_text(), "heads": heads,
+            "count": int(page.locator("#waiting-count").get_attribute("data-count"))}
+
+
+def _press_and_wait(page, key: str) -> None:
+    with page.expect_navigation():
+        page.keyboard.press(key)
+    page.wait_for_load_state()
+
+
+def _expected(state: dict) -> dict:
+    return {h: (v["chosen"] if v["multi"] else v["chosen"][0]) for h, v in state["heads"].items()}
+
+
+def _feedback_rows(url: str) -> list[dict]:
+    store = PredictionStore(url)
+    try:
+        with store.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(feedback).order_by(feedback.c.id)).mappings()]
+    finally:
+        store.dispose()
+
+
+def test_browser_keyboard_review_typeahead_undo(browser, live, tmp_path):
+    app, base, url, ids = live
+    ctx = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    problems = _watch(page)
+    assert _keyboard_login(page, "ann", "ann-password-1").status == 303
+    assert page.url.endswith("/ui/queue")
+    start = int(page.locator("#waiting-count").get_attribute("data-count"))
+    assert start == 9 and page.locator("table.queue tbody tr").count() == 9
+    _shot(page, tmp_path, "ui-queue")
+
+    _press_and_wait(page, "r")  # R: start reviewing, least confident first
+    done: dict[str, dict] = {}
+    # 1: accept everything as predicted
+    s = _state(page)
+    done[s["pid"]] = _expected(s)
+    _press_and_wait(page, "Enter")
+    # 2: the second of the top-k for the first head (queue), then accept all
+    s = _state(page)
+    assert s["count"] == start - 1 and s["pid"] not in done
+    page.keyboard.press("2")
+    s = _state(page)
+    assert s["heads"]["queue"]["chosen"] == [s["heads"]["queue"]["options"][1]]
+    done[s["pid"]] = _expected(s)
+    _press_and_wait(page, "Enter")
+    # 3: correct "type" through the type-ahead (a label outside its top-k) and add a note
+    s = _state(page)
+    all_labels = json.loads(page.locator("#labels-data").text_content())
+    target = next(lab for lab in all_labels["type"] if lab not in s["heads"]["type"]["options"])
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # head 3 of 4: type
+    page.keyboard.press("/")
+    page.keyboard.type(target[:3].lower())
+    listed = page.locator("#head-2 ul.ta-list li").all_inner_texts()
+    assert target in listed and all(target[:3].lower() in x.lower() for x in listed)
+    for _ in range(listed.index(target)):
+        page.keyboard.press("ArrowDown")
+    _shot(page, tmp_path, "ui-review")
+    page.keyboard.press("Enter")  # takes the highlighted label
+    page.keyboard.press("n")
+    page.keyboard.type("customer confirmed on the phone")
+    page.keyboard.press("Escape")
+    s = _state(page)
+    assert s["heads"]["type"]["chosen"] == [target]
+    done[s["pid"]] = {**_expected(s), "type": target}
+    note_pid = s["pid"]
+    _press_and_wait(page, "Enter")
+    # 4: skip (S) — stays in the queue; 5 and 6: accept
+    skipped = _state(page)["pid"]
+    _press_and_wait(page, "s")
+    for _ in range(2):
+        s = _state(page)
+        assert s["pid"] != skipped
+        done[s["pid"]] = _expected(s)
+        _press_and_wait(page, "Enter")
+    last = s["pid"]
+    assert _state(page)["count"] == start - 5
+    # undo (U) takes the last save back: the same ticket is shown again and waits again
+    _press_and_wait(page, "u")
+    s = _state(page)
+    assert s["pid"] == last and s["count"] == start - 4
+    del done[last]
+    rows = _feedback_rows(url)
+    assert {r["prediction_id"] for r in rows} == set(done)
+    # and save it again with the keyboard: 5 tickets reviewed
+    done[last] = _expected(s)
+    _press_and_wait(page, "Enter")
+
+    rows = _feedback_rows(url)
+    got: dict[str, dict] = {}
+    for r in rows:
+        assert r["reviewer"] == "ann"
+        assert r["note"] == ("customer confirmed on the phone" if r["prediction_id"] == note_pid else None)
+        got.setdefault(r["prediction_id"], {})[r["head"]] = r["correct_label"]
+    assert got == done and len(rows) == 5 * 4
+    assert skipped not in got
+    page.goto("/ui/queue")
+    assert int(page.locator("#waiting-count").get_attribute("data-count")) == start - 5
+    page.goto("/ui/overview")
+    assert page.locator("#reviewed-today").inner_text() == "5"
+    _shot(page, tmp_path, "ui-overview")
+    assert problems == []
+    ctx.close()
+
+
+def test_browser_xss_csrf_roles(browser, live, tmp_path):
+    app, base, url, ids = live
+    ctx = browser.new_context(base_url=base)
+    page = ctx.new_page()
+    problems = _watch(page)
+    _keyboard_login(page, "ann", "ann-password-1")
+    for path in ("/ui/queue", f"/ui/review/{ids['X-1']}"):
+        page.goto(path)
+        assert page.evaluate("() => window.__xss") is None, path
+        assert page.locator("main script:not(#labels-data), main img, main a[href^='javascript']").count() == 0, path
+    assert page.locator("#t-subject").inner_text() == XSS["subject"]
+    assert page.locator("#t-body").inner_text() == XSS["body"]
+    page.goto("/ui/queue")
+    assert XSS["subject"] in page.locator("table.queue").inner_text()
+    # a POST without the CSRF token is refused, with the session cookie in place
+    page.goto(f"/ui/review/{ids['T-100']}")
+    r = page.request.post(f"{base}/ui/review/{ids['T-100']}", form={"h:queue": "x"})
+    assert r.status == 403 and "CSRF" in r.text()
+    assert page.request.post(f"{base}/ui/undo", form={"csrf_token": "guess"}).status == 403
+    assert _feedback_rows(url) == []
+    # a reviewer session reaches no admin page or endpoint, and is no API key
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert page.goto("/ui/admin").status == 403
+    assert page.request.post(f"{base}/ui/admin/reviewers", form={"csrf_token": token, "name": "eve",
+                                                                 "password": "eve-password", "role": "admin"}
+                             ).status == 403
+    assert page.request.get(f"{base}/review").status == 401
+    assert page.request.post(f"{base}/admin/reload").status in (401, 403, 404)
+    assert problems == []
+    ctx.close()
+
+
+def test_browser_wrong_password_refused_and_throttled(browser, live):
+    app, base, url, ids = live
+    ctx = browser.new_context(base_url=base)
+    page = ctx.new_page()
+    for _ in range(5):
+        assert _keyboard_login(page, "ann", "wrong-guess").status == 401
+        assert page.locator("#login-error").inner_text() == "wrong name or password"
+    r = _keyboard_login(page, "ann", "ann-password-1")
+    assert r.status == 429 and "too many wrong passwords" in page.locator("#login-error").inner_text()
+    assert page.url.split("?")[0].endswith("/ui/login")
+    ctx.close()
