@@ -560,3 +560,18 @@ def test_browser_wrong_password_refused_and_throttled(browser, live):
     assert r.status == 429 and "too many wrong passwords" in page.locator("#login-error").inner_text()
     assert page.url.split("?")[0].endswith("/ui/login")
     ctx.close()
+
+
+def test_reviewers_command(tmp_path, monkeypatch, capsys):
+    from triagekit.cli import main
+
+    monkeypatch.setenv("TK_PW", "a-long-password")
+    assert main(["reviewers", "add", "kim", "--db", str(tmp_path), "--role", "admin", "--password-env", "TK_PW"]) == 0
+    assert main(["reviewers", "list", "--db", str(tmp_path)]) == 0
+    assert "kim\tadmin" in capsys.readouterr().out
+    engine = PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}").engine
+    assert accounts.check_reviewer(engine, "kim", "a-long-password") == "admin"
+    assert main(["reviewers", "remove", "kim", "--db", str(tmp_path)]) == 0
+    assert main(["reviewers", "remove", "kim", "--db", str(tmp_path)]) == 2  # says there is no such account
+    monkeypatch.setenv("TK_PW", "short")
+    assert main(["reviewers", "add", "kim", "--db", str(tmp_path), "--password-env", "TK_PW"]) == 2

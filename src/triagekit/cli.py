@@ -350,8 +350,9 @@ def _add_export(sub) -> None:
 COMMANDS: list[Callable] = [_add_data, _add_train, _add_eval_predict, _add_export, _add_demo]
 
 from triagekit.serve.commands import _add_drift, _add_feedback, _add_serve  # noqa: E402 - cheap, no serve extra
+from triagekit.serve.ui_commands import _add_reviewers  # noqa: E402 - cheap, no serve extra
 
-COMMANDS += [_add_serve, _add_feedback, _add_drift]
+COMMANDS += [_add_serve, _add_feedback, _add_drift, _add_reviewers]
 
 from triagekit.answer.commands import _add_answers, _add_eval_answers, _add_generate  # noqa: E402 - cheap imports
 

@@ -11,12 +11,13 @@ from markupsafe import Markup, escape
 __all__ = ["bar_chart", "line_chart"]
 
 
-def bar_chart(rows: Sequence[tuple[str, Optional[float], str]], title: str, width: int = 420, bar_h: int = 18
-              ) -> Markup:
-    """Horizontal bars of fractions in [0, 1]: rows of (name, value or None, text shown after the bar)."""
-    label_w, gap = 150, 6
+def bar_chart(rows: Sequence[tuple[str, Optional[float], str]], title: str, width: int = 460, bar_h: int = 18,
+              high_is_good: bool = True) -> Markup:
+    """Horizontal bars of fractions in [0, 1]: rows of (name, value or None, text shown after the bar), coloured
+    green/amber/red by value (the other way round when ``high_is_good`` is False)."""
+    label_w, gap, note_w = 150, 6, 120
     height = max(1, len(rows)) * (bar_h + gap) + 8
-    plot_w = width - label_w - 90
+    plot_w = width - label_w - note_w
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
              f'aria-label="{escape(title)}"><title>{escape(title)}</title>']
     for i, (name, value, note) in enumerate(rows):
@@ -26,7 +27,8 @@ def bar_chart(rows: Sequence[tuple[str, Optional[float], str]], title: str, widt
                      f'{escape(short)}<title>{escape(name)}</title></text>')
         parts.append(f'<rect x="{label_w}" y="{y}" width="{plot_w}" height="{bar_h}" class="track"/>')
         if value is not None:
-            cls = "bar good" if value >= 0.9 else "bar warn" if value >= 0.7 else "bar bad"
+            score = value if high_is_good else 1 - value
+            cls = "bar good" if score >= 0.9 else "bar warn" if score >= 0.7 else "bar bad"
             parts.append(f'<rect x="{label_w}" y="{y}" width="{max(1.0, plot_w * value):.1f}" height="{bar_h}" '
                          f'class="{cls}"/>')
         parts.append(f'<text x="{label_w + plot_w + 6}" y="{y + bar_h - 5}" class="value">{escape(note)}</text>')
@@ -34,7 +36,7 @@ def bar_chart(rows: Sequence[tuple[str, Optional[float], str]], title: str, widt
     return Markup("".join(parts))
 
 
-def line_chart(points: Sequence[tuple[datetime, int]], title: str, width: int = 420, height: int = 160) -> Markup:
+def line_chart(points: Sequence[tuple[datetime, int]], title: str, width: int = 460, height: int = 160) -> Markup:
     """A line of counts over time with its first and last dates and the largest value on the axes."""
     left, right, top, bottom = 44, 10, 10, 26
     plot_w, plot_h = width - left - right, height - top - bottom

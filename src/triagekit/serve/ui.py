@@ -78,7 +78,7 @@ def _templates():
     env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True, trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["age"] = _age
-    env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.0f} %"
+    env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.0f}\u00a0%"  # no break inside "17 %"
     env.filters["short"] = lambda s, n=160: s if len(s) <= n else s[: n - 1] + "…"
     return env
 
@@ -360,20 +360,22 @@ class ReviewUI:
         today, week = overview.day_starts(now)
         since = now - timedelta(days=30)
         agree = await _run(overview.agreement, engine, heads.single, heads.multi, since)
-        times = [today - timedelta(days=d) for d in range(13, -1, -1)] + [now]
+        # the end of each of the last 13 days (just before midnight), and now
+        times = [today - timedelta(days=d, microseconds=1) for d in range(12, -1, -1)] + [now]
         series = await _run(overview.queue_size_series, engine, times)
         drift = overview.drift_status(self.service)
         head_rows = [(h, a["rate"], f"{a['agreed']}/{a['n']}" if a["n"] else "no reviews")
                      for h, a in agree["heads"].items()]
         worst = [x for x in agree["labels"] if x["n"] > x["agreed"]][:10]
-        label_rows = [(f"{x['head']}: {x['label']}", x["rate"], f"{x['n'] - x['agreed']} of {x['n']} corrected")
+        label_rows = [(f"{x['head']}: {x['label']}", 1 - x["rate"], f"{x['n'] - x['agreed']} of {x['n']} corrected")
                       for x in worst]
         return self.page(
             "overview.html", request, user=user, today=await _run(overview.reviewed_since, engine, today),
             week=await _run(overview.reviewed_since, engine, week), waiting=series[-1][1], agree=agree, worst=worst,
             head_chart=bar_chart(head_rows, "Agreement per head (last 30 days)"),
-            label_chart=bar_chart(label_rows, "Labels corrected most (last 30 days)") if label_rows else None,
-            queue_chart=line_chart(series, "Tickets waiting for review, end of each day, last 14 days"),
+            label_chart=bar_chart(label_rows, "Share corrected per predicted label (last 30 days)",
+                                  high_is_good=False) if label_rows else None,
+            queue_chart=line_chart(series, "Tickets waiting for review at the end of each day, and now"),
             drift=drift)
 
     # -- admin -----------------------------------------------------------------------------------------------
