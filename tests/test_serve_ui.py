@@ -1,7 +1,7 @@
 """The /ui review page in-process (TestClient): login, sessions and throttling, CSRF, roles, escaping, the queue's
 filters and paging, saving/skipping/undoing, the overview, and the column migration of older logs.
 
-The same flows in a real browser are in tests/test_serve_ui_browser.py."""
+The second half runs the same flows in a real browser (Playwright + Debian's chromium) against a uvicorn server."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,32 +20,20 @@ pytest.importorskip("jinja2")
 pytest.importorskip("multipart")
 
 import httpx  # noqa: E402
+import test_serve  # noqa: E402 - its tiny router fixture and its uvicorn-in-a-thread helper
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, inspect, select, text  # noqa: E402
 
-from triagekit.route.config import TrainConfig  # noqa: E402
-from triagekit.route.train import train  # noqa: E402
-from triagekit.serve import ServeSettings, accounts, create_app, reviewstore  # noqa: E402  # noqa: E402
+from triagekit.serve import ServeSettings, accounts, create_app, reviewstore  # noqa: E402
 from triagekit.serve.charts import bar_chart, line_chart  # noqa: E402
 from triagekit.serve.db import PredictionStore, feedback, metadata  # noqa: E402
 
-HEADS = dict(labels=["queue", "priority", "type"], multilabel=["tags"])
+router_dir = test_serve.router_dir  # a tiny trained router whose predictions all wait for review
+_start_server = test_serve._start_server  # uvicorn on a free loopback port, in a thread
 KEY_ENV = "TRIAGEKIT_TEST_UI_KEY"
 KEY = "ui-test-key-123"
 XSS = {"subject": "<script>window.__xss=1</script>Printer",
        "body": 'Hi <img src=x onerror="window.__xss=2"> see <a href="javascript:window.__xss=3">here</a>'}
-
-
-@pytest.fixture(scope="module")
-def router_dir(tiny_encoder, prepared, tmp_path_factory):
-    """A tiny router; priority's review threshold is raised so every prediction waits for review."""
-    out = tmp_path_factory.mktemp("ui") / "router"
-    train(TrainConfig(backbone=str(tiny_encoder), epochs=1, batch_size=16, max_length=64, tensorboard=False, **HEADS),
-          prepared, out)
-    info = json.loads((out / "router.json").read_text())
-    info["calibration"].setdefault("priority", {})["review_threshold"] = 0.999
-    (out / "router.json").write_text(json.dumps(info, indent=2))
-    return out
 
 
 def _csrf(html: str) -> str:
@@ -319,21 +304,6 @@ def browser():
     yield b
     b.close()
     pw.stop()
-
-
-def _start_server(app):
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 DBS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(

@@ -63,7 +63,8 @@ def agreement(engine: Engine, single: Sequence[str], multi: Sequence[str], since
             per_head[head].update(n=1, agreed=int(agreed))
             per_label[(head, str(predicted))].update(n=1, agreed=int(agreed))
             if not agreed:
-                corrected[(head, str(predicted))][str(correct)] += 1
+                shown = ", ".join(correct) if isinstance(correct, list) else str(correct)
+                corrected[(head, str(predicted))][shown or "(none)"] += 1
     labels = [{"head": h, "label": lab, "n": c["n"], "agreed": c["agreed"], "rate": c["agreed"] / c["n"],
                "corrected_to": corrected[(h, lab)].most_common(1)[0][0] if corrected[(h, lab)] else None}
               for (h, lab), c in per_label.items()]

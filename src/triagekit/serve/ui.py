@@ -304,7 +304,7 @@ class ReviewUI:
             labels = self._labels(form, item)
         except HTTPException as exc:
             return await self._review_page(request, prediction_id, error=str(exc.detail), status=422)
-        note = clean_text(_text(form.get("note"), self.s.max_note_chars).strip()) or None
+        note = _text(form.get("note"), self.s.max_note_chars).strip() or None
         try:
             await _run(reviewstore.save_review, engine, prediction_id, labels, user.name, note)
         except reviewstore.AlreadyReviewed:
@@ -412,7 +412,13 @@ def _security_headers() -> dict[str, str]:
 
 
 def _text(value: Any, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    """A form or query value as clean text (NULs dropped, lone surrogates escaped), at most ``limit`` characters."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        return clean_text(value[:limit])
+    except ValueError:
+        return value[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _int(value: Optional[str], default: int) -> int:
@@ -424,7 +430,7 @@ def _int(value: Optional[str], default: int) -> int:
 
 def _filter(request: Request) -> QueueFilter:
     p = request.query_params
-    return QueueFilter(**{k: clean_text(_text(p.get(k), 500)) for k in ("head", "label", "language", "model_version")})
+    return QueueFilter(**{k: _text(p.get(k), 500) for k in ("head", "label", "language", "model_version")})
 
 
 def _safe_next(value: Any) -> str:
@@ -459,21 +465,16 @@ def mount_ui(app: FastAPI, service, api_key: Optional[str], settings: type[UISet
     ui = ReviewUI(service, api_key, settings)
     app.state.review_ui = ui
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
-    r = dict(include_in_schema=False)
-    app.add_api_route("/ui", lambda: RedirectResponse("/ui/queue", status_code=303), methods=["GET"], **r)
-    app.add_api_route("/ui/login", ui.login_form, methods=["GET"], **r)
-    app.add_api_route("/ui/login", ui.login, methods=["POST"], **r)
-    app.add_api_route("/ui/logout", ui.logout, methods=["POST"], **r)
-    app.add_api_route("/ui/queue", ui.queue, methods=["GET"], **r)
-    app.add_api_route("/ui/review/next", ui.next_item, methods=["GET"], **r)
-    app.add_api_route("/ui/review/{prediction_id}", ui.review, methods=["GET"], **r)
-    app.add_api_route("/ui/review/{prediction_id}", ui.save, methods=["POST"], **r)
-    app.add_api_route("/ui/review/{prediction_id}/skip", ui.skip, methods=["POST"], **r)
-    app.add_api_route("/ui/undo", ui.undo, methods=["POST"], **r)
-    app.add_api_route("/ui/overview", ui.overview_page, methods=["GET"], **r)
-    app.add_api_route("/ui/admin", ui.admin_page, methods=["GET"], **r)
-    app.add_api_route("/ui/admin/reviewers", ui.add_reviewer, methods=["POST"], **r)
-    app.add_api_route("/ui/admin/reviewers/remove", ui.remove_reviewer, methods=["POST"], **r)
+    routes = [("GET", "/ui", lambda: RedirectResponse("/ui/queue", status_code=303)),
+              ("GET", "/ui/login", ui.login_form), ("POST", "/ui/login", ui.login), ("POST", "/ui/logout", ui.logout),
+              ("GET", "/ui/queue", ui.queue), ("GET", "/ui/review/next", ui.next_item),
+              ("GET", "/ui/review/{prediction_id}", ui.review), ("POST", "/ui/review/{prediction_id}", ui.save),
+              ("POST", "/ui/review/{prediction_id}/skip", ui.skip), ("POST", "/ui/undo", ui.undo),
+              ("GET", "/ui/overview", ui.overview_page), ("GET", "/ui/admin", ui.admin_page),
+              ("POST", "/ui/admin/reviewers", ui.add_reviewer),
+              ("POST", "/ui/admin/reviewers/remove", ui.remove_reviewer)]
+    for method, path, handler in routes:
+        app.add_api_route(path, handler, methods=[method], include_in_schema=False)
 
     @app.exception_handler(UIError)
     async def _ui_error(request: Request, exc: UIError) -> HTMLResponse:
