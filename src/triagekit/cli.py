@@ -28,11 +28,12 @@ from triagekit.exporters import commands as exporters
 from triagekit.registry import commands as registry
 from triagekit.route import commands as route
 from triagekit.serve import commands as serve
+from triagekit.serve import ui_commands as reviewers
 from triagekit.triage import commands as triage
 
 __all__ = ["main", "TABLE", "ALIASES"]
 
-_MODULES = (data, route, exporters, triage, answer, serve, registry)
+_MODULES = (data, route, exporters, triage, answer, serve, reviewers, registry)
 TABLE = merge(*(m.COMMANDS for m in _MODULES), demo.commands(lambda argv: main(argv)))
 ALIASES = [alias for m in _MODULES for alias in getattr(m, "ALIASES", [])]
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, RuntimeError)

@@ -179,6 +179,10 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
 
         add_triage_route(app, triage, guarded)
 
+    from triagekit.serve.ui import mount_ui
+
+    mount_ui(app, service, api_key)  # the /ui review page (same port; its own login, see serve/ui.py)
+
     return app
 
 

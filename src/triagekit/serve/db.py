@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     event,
     func,
@@ -54,6 +55,8 @@ feedback = Table(
     Column("head", String(200), nullable=False),
     Column("correct_label", JSON, nullable=False, comment="a label, or a list of tags for a multi-label head"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("reviewer", String(200), nullable=True, comment="who reviewed it on the /ui page (NULL: POST /feedback)"),
+    Column("note", Text, nullable=True, comment="the reviewer's optional note"),
 )
 
 
@@ -101,7 +104,10 @@ class PredictionStore:
 
     def create(self) -> None:
         """Create the tables that are missing (connects: raises when the database is unreachable)."""
+        from triagekit.serve.migrate import add_missing_columns
+
         metadata.create_all(self.engine)
+        add_missing_columns(self.engine, metadata)  # logs written before a table gained a column
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -273,7 +273,8 @@ class Service:
                  ) -> tuple[str, int, dict[str, str]]:
         s = self.settings
         fields = ticket.fields()
-        inputs = {k: v for k, v in fields.items() if k in router.text_fields or k == "text"}
+        # "language" is kept beside the text fields (not part of the model input) for the review page's filter.
+        inputs = {k: v for k, v in fields.items() if k in router.text_fields or k in ("text", "language")}
         text = build_text(inputs, router.text_fields)
         if not text.strip():
             raise HTTPException(422, f"{where}empty ticket: give {' and/or '.join(router.text_fields)} "
