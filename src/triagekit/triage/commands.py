@@ -70,7 +70,8 @@ def _read_inputs(path: str) -> list[dict[str, Any]]:
 def cmd_triage(args: argparse.Namespace) -> int:
     from triagekit.triage import Triager
 
-    triager = Triager.load(args.model, schema=args.schema, device=args.device)
+    triager = Triager.load(args.model, schema=args.schema, device=args.device, router=args.router,
+                           field_map=args.field_map, unsure=args.unsure, top_k=args.router_top_k)
     kwargs = dict(constrained=not args.no_constrain, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     if args.text:
         for text, res in zip(args.text, triager.triage(args.text, **kwargs)):
@@ -108,6 +109,13 @@ def _add_triage(sub) -> None:
     p.add_argument("--schema", default=None, help="JSON Schema file (default: the run's, or the IT schema)")
     p.add_argument("--no-constrain", action="store_true", help="free generation (for comparison)")
     p.add_argument("--eval", action="store_true", help="score against the gold 'triage' records of --input")
+    p.add_argument("--router", default=None, help="a router run that fills the schema's enum fields (the LLM "
+                                                  "writes only the free ones); fields map to heads by name")
+    p.add_argument("--field-map", default=None, help="JSON/YAML file of schema_field: router_head (with --router)")
+    p.add_argument("--unsure", choices=["topk", "router", "llm"], default="topk",
+                   help="a field the router is unsure of: the LLM picks among the router's top-k (topk), the "
+                        "router's top-1 anyway (router), or the LLM picks freely (llm)")
+    p.add_argument("--router-top-k", type=int, default=3, help="labels the LLM may choose among (--unsure topk)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--device", default=None)
