@@ -138,3 +138,46 @@ def test_per_batch_constraints_keep_each_prompts_own_values(base):
     assert guided.for_rows([3, 1]).allowed == [allowed[3], allowed[1]]
     with pytest.raises(ValueError, match="2 prompts"):
         GuidedConstraint(inner, allowed[:3]).begin(2)
+
+
+@pytest.fixture(scope="module")
+def tfidf_router(tmp_path_factory):
+    """A TF-IDF router trained on synthetic IT tickets, with heads named like the schema's enum fields."""
+    from triagekit.route import TrainConfig
+    from triagekit.route.train import train
+    from triagekit.triage import synth_tickets
+
+    out = tmp_path_factory.mktemp("guide-router")
+    rows = [{"text": t["text"], **{f: t["triage"][f] for f in ROUTED}} for t in synth_tickets(240, seed=3)]
+    (out / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TrainConfig(backbone="tfidf", labels=list(ROUTED), text_fields=["text"], val_fraction=0.2,
+                      test_fraction=0.0, tensorboard=False)
+    train(cfg, out / "rows.jsonl", out / "run")
+    return out / "run"
+
+
+def test_guided_triage_endpoint_returns_the_routers_fields_and_meta(tiny_llama, tfidf_router, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from triagekit.serve.app import create_app
+    from triagekit.serve.settings import ServeSettings
+
+    (tmp_path / "router").mkdir()
+    settings = ServeSettings(triage_model=str(tiny_llama), triage_router=str(tfidf_router), max_text_chars=500)
+    router = Router.load(tfidf_router)
+    text = "VPN drops every 10 minutes since the update"
+    pred = router.predict([{"text": text}])[0]
+    with TestClient(create_app(tmp_path / "router", settings)) as client:
+        r = client.post("/triage", json={"text": text})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["valid"] and SCHEMA.validate(body["triage"]) == []
+        for field in ROUTED:
+            meta = body["meta"][field]
+            assert meta["source"] in ("router", "llm_topk")
+            assert meta["confidence"] == pred[field]["confidence"]
+            if meta["source"] == "router":
+                assert body["triage"][field] == pred[field]["label"]
+            else:
+                assert body["triage"][field] in [t["label"] for t in pred[field]["top_k"]]
+        assert client.post("/triage", json={"text": text, "constrained": False}).status_code == 422

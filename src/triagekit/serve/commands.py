@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         threads=args.threads, backend=args.backend, answer_model=args.answer_model, guardrails=args.guardrails,
         max_new_tokens=args.max_new_tokens)
     settings.triage_model = args.triage_model
+    settings.triage_router = args.triage_router
     settings.api_key()  # fail before binding the port when the key variable is unset
     run_server(args.model, settings, log_level=args.log_level)
     return 0
@@ -138,6 +139,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=512, help="most tokens a /generate client may ask for")
     p.add_argument("--triage-model", default=None, metavar="DIR",
                    help="also serve POST /triage with this triage model (train --task triage run, or smollm2)")
+    p.add_argument("--triage-router", default=None, metavar="DIR",
+                   help="router run that fills the triage schema's enum fields (router-guided POST /triage)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 

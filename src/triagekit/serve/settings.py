@@ -66,6 +66,8 @@ class ServeSettings:
     """Largest ``max_new_tokens`` a ``/generate`` client may ask for."""
     triage_model: str | None = None
     """Run directory (or base name) of a triage model; enables ``POST /triage``."""
+    triage_router: str | None = None
+    """Router run that fills the triage schema's enum fields (router-guided triage; heads map to fields by name)."""
 
     def __post_init__(self) -> None:
         for name in ("port", "workers", "max_batch", "max_batch_items", "max_body_bytes", "max_text_chars",
