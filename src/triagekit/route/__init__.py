@@ -1,12 +1,14 @@
 """Routing: multi-head classification of tickets (queue, priority, type, tags) with encoders, decoders, TF-IDF
 or a hybrid of both, calibrated, with a review threshold.
 
-Public surface: ``Router`` (load / predict / predict_proba), ``HeadSpec``, ``TrainConfig``, ``train``, ``evaluate``.
+Public surface: ``Router`` (load / predict / predict_proba), ``HeadSpec``, ``TrainConfig``; training and evaluation
+are ``triagekit.route.train.train`` and ``triagekit.route.evaluate.evaluate`` (a package attribute named like its
+submodule would be replaced by the module on first import).
 """
 
 from __future__ import annotations
 
-__all__ = ["Router", "HeadSpec", "TrainConfig", "train", "evaluate"]
+__all__ = ["Router", "HeadSpec", "TrainConfig"]
 
 
 def __getattr__(name):
@@ -23,12 +25,4 @@ def __getattr__(name):
         from triagekit.route.config import TrainConfig
 
         return TrainConfig
-    if name == "train":
-        from triagekit.route.train import train
-
-        return train
-    if name == "evaluate":
-        from triagekit.route.evaluate import evaluate
-
-        return evaluate
     raise AttributeError(name)

@@ -71,7 +71,8 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
     if settings.triage_model:  # POST /triage with a triage model beside the router
         from triagekit.serve.triage import TriageService
 
-        triage = TriageService(settings.triage_model, settings.device, settings.max_text_chars)
+        triage = TriageService(settings.triage_model, settings.device, settings.max_text_chars,
+                               router=settings.triage_router)
     app = FastAPI(title="triagekit router", version=__version__, description=DESCRIPTION,
                   lifespan=chain_lifespans(service.lifespan, answers.lifespan) if answers else service.lifespan)
     if triage is not None:

@@ -30,6 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         threads=args.threads, backend=args.backend, answer_model=args.answer_model, guardrails=args.guardrails,
         max_new_tokens=args.max_new_tokens, watch_seconds=args.watch)
     settings.triage_model = args.triage_model
+    settings.triage_router = args.triage_router
     settings.api_key()  # fail before binding the port when the key variable is unset
     run_server(args.model, settings, log_level=args.log_level)
     return 0
@@ -126,6 +127,8 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--watch", type=float, default=0.0, metavar="SECONDS",
                    help="poll a registry alias this often and hot-reload when it moves (default 0: only on "
                         "POST /admin/reload)")
+    p.add_argument("--triage-router", default=None, metavar="DIR",
+                   help="router run that fills the triage schema's enum fields (router-guided POST /triage)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 

@@ -90,6 +90,8 @@ class ServeSettings:
     watch_seconds: float = 0.0
     """Poll the served ``registry:NAME@alias`` this often and hot-reload when it moves (0: only on
     ``POST /admin/reload``)."""
+    triage_router: str | None = None
+    """Router run that fills the triage schema's enum fields (router-guided triage; heads map to fields by name)."""
 
     def __post_init__(self) -> None:
         for name in ("port", "workers", "max_batch", "max_batch_items", "max_body_bytes", "max_text_chars",

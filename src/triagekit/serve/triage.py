@@ -37,6 +37,9 @@ class TriageResponse(BaseModel):
     triage: Optional[dict[str, Any]] = Field(None, description="The record (null when the output did not parse).")
     valid: bool = Field(..., description="The record parses and validates against the schema.")
     errors: list[str] = Field(default_factory=list, description="Schema errors (empty when valid).")
+    meta: Optional[dict[str, Any]] = Field(None, description="Router-guided triage: per routed field its source "
+                                                             "(router, llm_topk, llm), the router's confidence, "
+                                                             "top-k and requires_review.")
     model: str = Field(..., description="The triage model's name.")
     latency_ms: float = Field(..., description="Server-side time for this request.")
 
@@ -46,14 +49,15 @@ class TriageService(LazyModel):
 
     kind = "triage model"
 
-    def __init__(self, model_dir: str | Path, device: str | None, max_chars: int, schema: str | None = None):
+    def __init__(self, model_dir: str | Path, device: str | None, max_chars: int, schema: str | None = None,
+                 router: str | Path | None = None):
         super().__init__(model_dir, device)
-        self.max_chars, self.schema = max_chars, schema
+        self.max_chars, self.schema, self.router = max_chars, schema, router
 
     def _load(self):
         from triagekit.triage import Triager
 
-        triager = Triager.load(self.model_dir, schema=self.schema, device=self.device)
+        triager = Triager.load(self.model_dir, schema=self.schema, device=self.device, router=self.router)
         triager.constraint()  # compile the grammar now, not on the first request
         return triager
 
@@ -65,8 +69,11 @@ class TriageService(LazyModel):
             raise HTTPException(422, "give the ticket as 'text', or 'subject' and/or 'body'")
         if len(text) > self.max_chars:
             raise HTTPException(422, f"ticket too long: {len(text)} characters, the limit is {self.max_chars}")
+        if model.guide is not None and not req.constrained:
+            raise HTTPException(422, "this service fills enum fields with its router: free generation is off")
         out = (await self.call(model.triage, [text], constrained=req.constrained, batch_size=1))[0]
         return {"id": req.id, "triage": out["triage"], "valid": out["valid"], "errors": out["errors"],
+                "meta": out.get("_meta"),
                 "model": model.model_version, "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
 
 

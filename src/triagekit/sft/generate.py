@@ -53,7 +53,8 @@ class CausalLM:
         """Completions of ``prompts`` (greedy when ``temperature`` is 0), in input order.
 
         Prompts are batched by length (``batch_size`` per model call). ``constraint`` restricts the tokens (and
-        may force some); ``self.last_stats`` holds the counters of this call.
+        may force some); a constraint with per-prompt settings has ``for_rows(indices)``, which gives the
+        constraint of one batch (indices into ``prompts``). ``self.last_stats`` holds the counters of this call.
         """
         generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
         encoded = [self.prompt_ids(p) for p in prompts]
@@ -65,7 +66,8 @@ class CausalLM:
             new = decode(self.model, [encoded[i] for i in batch], max_new_tokens=max_new_tokens,
                          stop_ids=self.stop_ids, pad_id=self.tokenizer.pad_token_id, temperature=temperature,
                          top_p=top_p, generator=generator if temperature > 0 else None,
-                         constraint=constraint, overlap=overlap, stats=self.last_stats)
+                         constraint=constraint.for_rows(batch) if hasattr(constraint, "for_rows") else constraint,
+                         overlap=overlap, stats=self.last_stats)
             for i, ids in zip(batch, new):
                 outputs[i] = self.tokenizer.decode(ids, skip_special_tokens=True)
         return outputs

@@ -76,7 +76,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _triage(args: argparse.Namespace, score: bool) -> int:
     from triagekit.triage import Triager
 
-    triager = Triager.load(args.model, schema=args.schema, device=args.device)
+    triager = Triager.load(args.model, schema=args.schema, device=args.device, router=args.router,
+                           field_map=args.field_map, unsure=args.unsure, top_k=args.router_top_k)
     kwargs = dict(constrained=not args.no_constrain, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     if getattr(args, "text", None):  # triage eval has no --text
         for text, res in zip(args.text, triager.triage(args.text, **kwargs)):
@@ -99,7 +100,9 @@ def _triage(args: argparse.Namespace, score: bool) -> int:
 
         if not all(isinstance(g, dict) for g in gold):
             raise ValueError(f"triage eval needs a gold 'triage' record on every line of {args.input}")
-        metrics = evaluate_triage(results, gold, triager.schema)
+        languages = [r.get("language") for r in rows]
+        metrics = evaluate_triage(results, gold, triager.schema,
+                                  languages=[str(x) for x in languages] if all(languages) else None)
         Path(args.output).with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2))
         print(json.dumps(metrics, indent=2))
     return 0
@@ -132,6 +135,13 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--device", default=None)
+    p.add_argument("--router", default=None, help="a router run that fills the schema's enum fields (the LLM "
+                                                  "writes only the free ones); fields map to heads by name")
+    p.add_argument("--field-map", default=None, help="JSON/YAML file of schema_field: router_head (with --router)")
+    p.add_argument("--unsure", choices=["topk", "router", "llm"], default="topk",
+                   help="a field the router is unsure of: the LLM picks among the router's top-k (topk), the "
+                        "router's top-1 anyway (router), or the LLM picks freely (llm)")
+    p.add_argument("--router-top-k", type=int, default=3, help="labels the LLM may choose among (--unsure topk)")
 
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:

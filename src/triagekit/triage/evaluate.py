@@ -22,14 +22,28 @@ def _field(result: dict[str, Any], name: str) -> str:
 
 
 def evaluate_triage(results: Sequence[dict[str, Any]], gold: Sequence[dict[str, Any]], schema: TriageSchema, *,
-                    summary_field: str | None = "summary", embedder=None) -> dict[str, Any]:
+                    summary_field: str | None = "summary", embedder=None, languages: Sequence[str] | None = None
+                    ) -> dict[str, Any]:
     """Metrics of ``Triager.triage`` results against gold records (same order).
+
+    Args:
+        languages: each ticket's language; adds ``by_language`` (the same metrics per language).
 
     Returns:
         ``{"n", "valid_rate", "parse_rate", "exact_match", "fields": {name: {"accuracy", "macro_f1"}},
         "summary": {"rouge_l", "embedding_similarity"}}``. An invalid output counts as wrong on every field;
         ``exact_match`` asks every enum field to be right.
     """
+    if languages is not None:
+        if len(languages) != len(gold):
+            raise ValueError(f"{len(languages)} languages for {len(gold)} gold records")
+        out = evaluate_triage(results, gold, schema, summary_field=summary_field, embedder=embedder)
+        out["by_language"] = {}
+        for lang in sorted(set(map(str, languages))):
+            idx = [i for i, g in enumerate(languages) if str(g) == lang]
+            out["by_language"][lang] = evaluate_triage([results[i] for i in idx], [gold[i] for i in idx], schema,
+                                                       summary_field=summary_field, embedder=embedder)
+        return out
     from sklearn.metrics import f1_score
 
     from triagekit.core.textsim import embedding_similarity, rouge_l

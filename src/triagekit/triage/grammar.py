@@ -122,11 +122,15 @@ class GrammarConstraint:
                                                  vocab_size=self.vocab_size)
 
     def advance(self, row: int, token: int) -> list[int]:
-        m = self.matchers[row]
-        if not m.accept_token(token):
+        if not self.matchers[row].accept_token(token):
             raise RuntimeError(f"the grammar rejected token {token} that its own mask allowed")
+        return self.jump(row)
+
+    def jump(self, row: int) -> list[int]:
+        """Accept and return the tokens of the text the grammar forces next (none without jump-forward)."""
         if not self.jump_forward:
             return []
+        m = self.matchers[row]
         try:
             forced = m.find_jump_forward_string()
         except UnicodeDecodeError:  # the forced bytes end inside a multi-byte character: generate them instead

@@ -105,13 +105,18 @@ class Triager:
     """A causal LM that writes triage records. ``Triager.load(DIR)`` for a ``triage train`` run (its
     schema), or ``Triager.load("smollm2", schema=...)`` for an untuned model (the schema goes into the prompt)."""
 
-    def __init__(self, lm, schema: TriageSchema, *, schema_in_prompt: bool, instruction: str = DEFAULT_INSTRUCTION):
+    def __init__(self, lm, schema: TriageSchema, *, schema_in_prompt: bool, instruction: str = DEFAULT_INSTRUCTION,
+                 guide=None):
         self.lm, self.schema, self.schema_in_prompt, self.instruction = lm, schema, schema_in_prompt, instruction
+        self.guide = guide
         self._constraint = None
 
     @classmethod
     def load(cls, path_or_name: str | Path, *, schema: str | Path | TriageSchema | None = None,
-             device: str | None = None, schema_in_prompt: bool | None = None) -> "Triager":
+             device: str | None = None, schema_in_prompt: bool | None = None, router: str | Path | None = None,
+             field_map: str | Path | dict | None = None, unsure: str = "topk", top_k: int = 3) -> "Triager":
+        """A tuned run or an untuned model; ``router`` (a router run directory) fills the schema's enum fields
+        (see ``triagekit.triage.guided``), mapped by head name or by ``field_map``."""
         from triagekit.sft import load
 
         lm = load(path_or_name, device=device)
@@ -120,7 +125,13 @@ class Triager:
             schema = TriageSchema(lm.meta["task_meta"]["schema"], f"{path_or_name}/sft.json")
         elif not isinstance(schema, TriageSchema):
             schema = load_schema(schema)
-        return cls(lm, schema, schema_in_prompt=not tuned if schema_in_prompt is None else schema_in_prompt)
+        guide = None
+        if router is not None:
+            from triagekit.triage.guided import RouterGuide
+
+            guide = RouterGuide.load(router, schema, field_map, unsure=unsure, top_k=top_k)
+        return cls(lm, schema, schema_in_prompt=not tuned if schema_in_prompt is None else schema_in_prompt,
+                   guide=guide)
 
     @property
     def model_version(self) -> str:
@@ -138,22 +149,38 @@ class Triager:
         return self._constraint
 
     def triage(self, texts: Sequence[str], *, constrained: bool = True, jump_forward: bool = True,
-               batch_size: int = 8, max_new_tokens: int = 160) -> list[dict[str, Any]]:
-        """One result per text: ``{"triage": record | None, "valid": bool, "errors": [...], "raw": output}``.
+               batch_size: int = 8, max_new_tokens: int = 160, guide=None, guided: bool = True
+               ) -> list[dict[str, Any]]:
+        """One result per text: ``{"triage": record | None, "valid": bool, "errors": [...], "raw": output}``, and
+        with a router guide ``"_meta"``: per routed field its source (router / llm_topk / llm), the router's
+        confidence, top-k and ``requires_review`` — beside the record, so the record itself stays schema-valid.
 
         Constrained, ``max_new_tokens`` is raised to the schema's bound when it has one (``max_output_bytes``), so
         a model that writes long strings is never cut before the closing brace; rows stop as soon as the grammar
         is complete, so the bound costs nothing to a model that writes short ones.
+
+        Args:
+            guide: a ``RouterGuide`` (default: the one given to ``load``); ``guided=False`` ignores it.
         """
+        guide = (guide or self.guide) if guided else None
+        if guide is not None and not constrained:
+            raise ValueError("router-guided triage needs constrained decoding (the grammar forces the routed values)")
         bound = self.schema.max_output_bytes() if constrained else None
         if bound is not None:
             max_new_tokens = max(max_new_tokens, bound + 1)
+        constraint = self.constraint(jump_forward) if constrained else None
+        decisions = guide.decide(texts) if guide is not None else None
+        if decisions is not None:
+            from triagekit.triage.guided import GuidedConstraint
+
+            constraint = GuidedConstraint(constraint, [{f: d.values for f, d in dec.items()} for dec in decisions])
         outputs = self.lm.generate([self.prompt(t) for t in texts], max_new_tokens=max_new_tokens,
-                                   batch_size=batch_size,
-                                   constraint=self.constraint(jump_forward) if constrained else None, overlap=False)
+                                   batch_size=batch_size, constraint=constraint, overlap=False)
         results = []
-        for raw in outputs:
+        for i, raw in enumerate(outputs):
             record, errors = parse_output(raw, self.schema)
-            results.append({"triage": record, "valid": record is not None and not errors, "errors": errors,
-                            "raw": raw})
+            result = {"triage": record, "valid": record is not None and not errors, "errors": errors, "raw": raw}
+            if decisions is not None:
+                result["_meta"] = {f: d.meta((record or {}).get(f)) for f, d in decisions[i].items()}
+            results.append(result)
         return results
