@@ -189,6 +189,15 @@ def _pct(x: float | None) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if getattr(args, "engine", "local") == "ray":
+        from triagekit.route.distributed import predict_ray
+
+        if not args.input or not args.output:
+            raise ValueError("--engine ray needs --input DIR_OR_GLOB and --output DIR")
+        predict_ray(args.model, args.input, args.output, address=args.address, num_actors=args.num_actors,
+                    batch_size=args.batch_size, top_k=args.top_k, fmt=args.format, precision=args.precision,
+                    console=_console())
+        return 0
     from triagekit.route.predict import interactive, predict_file, predict_texts
     from triagekit.route.router import Router
 
@@ -326,6 +335,12 @@ def _add_eval_predict(sub) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: autocast the backbone (GPU, or a CPU with AMX; about 2x for decoder routers)")
     p.add_argument("--resume", action="store_true", help="skip the records already in --output and append the rest")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: Ray Data over the shards of --input (a directory or glob), an actor pool of "
+                        "--num-actors, one output shard per input shard in --output (a directory); resumable")
+    p.add_argument("--address", default=None, help="--engine ray: a Ray cluster to join (auto: this machine's)")
+    p.add_argument("--num-actors", type=int, default=2, help="--engine ray: actors (one router each)")
+    p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl", help="--engine ray: output shards")
     p.set_defaults(func=cmd_predict)
 
 
