@@ -50,7 +50,7 @@ def test_ray_matches_in_process_predict_and_resumes(router_run, shards, tmp_path
         counts = predict_ray(router_run, shards, tmp_path / "ray", num_actors=2, batch_size=8)
     finally:
         ray.shutdown()
-    assert counts == {"predicted": 58, "rejected": 2, "shards": 3, "skipped": 0}
+    assert counts == {"predicted": 60, "rejected": 2, "shards": 3, "skipped": 0}
     router = Router.load(router_run)
     for name in ("a.csv", "b.jsonl", "c.parquet"):
         stem = name.split(".")[0]

@@ -160,7 +160,9 @@ def predict_ray(run: str | Path, inputs: str | Path, output: str | Path, *, addr
     ctx.enable_progress_bars = console is not None
     items = [{"path": str(s.resolve()), "shard": i} for i, s in enumerate(pending)]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.flat_map(_read_shard, fn_kwargs={"text_fields": text_fields})
+    # Reading takes no CPU reservation: with every CPU held by an actor, a reading task that needs one would
+    # never be scheduled (the actors would wait for rows forever).
+    ds = ds.flat_map(_read_shard, fn_kwargs={"text_fields": text_fields}, num_cpus=0)
     ds = ds.map_batches(_Predictor, fn_constructor_kwargs={"run": str(run.resolve()), "top_k": top_k,
                                                            "batch_size": batch_size, "precision": precision},
                         batch_size=batch_size, concurrency=num_actors, num_cpus=1, batch_format="numpy")

@@ -220,7 +220,7 @@ RUN_ARTIFACTS = ("router.json", "config.yaml", "metrics.jsonl", "parameters.json
 
 
 def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | Path | None = None,
-          resume: bool = False, overwrite: bool = False, console=None) -> TrainResult:
+          resume: bool = False, overwrite: bool = False, console=None, on_validate=None) -> TrainResult:
     """Train a router on ``data`` (prepared dir or raw file) into ``output``; see ``TrainConfig`` for knobs.
 
     Args:
@@ -231,6 +231,7 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
         resume: continue from the latest checkpoint in ``output/checkpoints``.
         overwrite: delete an earlier run's files in ``output`` first (otherwise an earlier run is an error).
         console: a ``rich.console.Console`` for progress (a quiet one is made if None).
+        on_validate: ``f(step, val_macro_f1)`` called after each validation (a sweep's pruner raises from it).
     """
     from rich.console import Console
 
@@ -264,10 +265,11 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
     meta = {"backbone": cfg.backbone, "data_dir": str(data_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if accelerator is None:
         return _train_tfidf(cfg, splits, heads, output, meta, console)
-    return _fit_neural(cfg, accelerator, splits, heads, output, resume, meta, console)
+    return _fit_neural(cfg, accelerator, splits, heads, output, resume, meta, console, on_validate)
 
 
-def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, meta: dict, console) -> TrainResult:
+def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, meta: dict, console,
+                on_validate=None) -> TrainResult:
     import torch
     from accelerate.utils import set_seed
     from transformers import AutoTokenizer, get_scheduler
@@ -370,6 +372,8 @@ def _fit_neural(cfg, accelerator, splits, heads, output: Path, resume: bool, met
                           f"({', '.join(f'{k} {v:.3f}' for k, v in f1.items())}){' *' if improved else ''}")
         patience = cfg.early_stopping_patience
         state["stopped_early"] = bool(patience and state["bad_evals"] >= patience)
+        if on_validate is not None:
+            on_validate(state["global_step"], score)
         return state["stopped_early"]
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
