@@ -201,7 +201,7 @@ RUN_ARTIFACTS = ("router.json", "config.yaml", "metrics.jsonl", "parameters.json
 
 
 def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | Path | None = None,
-          resume: bool = False, overwrite: bool = False, console=None) -> TrainResult:
+          resume: bool = False, overwrite: bool = False, console=None, on_validate=None) -> TrainResult:
     """Train a router on ``data`` (prepared dir or raw file) into ``output``; see ``TrainConfig`` for knobs.
 
     Args:
@@ -212,6 +212,7 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
         resume: continue from the latest checkpoint in ``output/checkpoints``.
         overwrite: delete an earlier run's files in ``output`` first (otherwise an earlier run is an error).
         console: a ``rich.console.Console`` for progress (a quiet one is made if None).
+        on_validate: ``f(n, score)`` after the n-th validation (a sweep's pruner raises ``TrialPruned`` from it).
     """
     from rich.console import Console
 
@@ -255,8 +256,9 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
     from triagekit.core.loop import run
 
     set_seed(cfg.seed)
-    return run(_RouterTask(cfg, accelerator, splits, heads, output, meta, console), cfg, accelerator, output,
-               resume=resume, console=console)
+    task = _RouterTask(cfg, accelerator, splits, heads, output, meta, console)
+    task.on_validate = on_validate
+    return run(task, cfg, accelerator, output, resume=resume, console=console)
 
 
 def _resolve_auto(cfg: TrainConfig, data: str | Path, console) -> TrainConfig:
@@ -318,6 +320,7 @@ class _RouterTask:
                 accelerator.device) for h in heads if not h.multilabel}
         self.logits: dict[str, np.ndarray] = {}
         self.best_logits: dict[str, np.ndarray] = {}
+        self.on_validate, self.validations = None, 0
 
     def param_groups(self) -> list[dict[str, Any]]:
         return _param_groups(self.cfg, self.model)
@@ -334,6 +337,9 @@ class _RouterTask:
         self.logits = val_logits(self.accelerator, model, loader, self.heads, len(self.val_ex))
         f1 = _macro_f1(self.heads, self.logits, self.val_targets, self.cfg.objective)
         score = float(np.mean(list(f1.values())))
+        self.validations += 1
+        if self.on_validate is not None:
+            self.on_validate(self.validations, score)
         return Score(score, higher_is_better=True,
                      metrics={"val_macro_f1": score, **{f"val_macro_f1/{k}": v for k, v in f1.items()}},
                      text=f"val {self.cfg.objective} {score:.4f} "
