@@ -47,7 +47,9 @@ def test_decoder_router_round_trip(tiny_decoder, prepared, tmp_path, method):
     with np.load(out / "val_logits.npz") as z:
         in_memory = {k: z[k] for k in z.files}
     router = Router.load(out)
-    reloaded = router.logits(load_prepared(prepared)["val"], batch_size=7)
+    # Raw network logits (Router.logits adds the prior correction fitted after training; val_logits.npz is before it)
+    val_rows = load_prepared(prepared)["val"]
+    reloaded = router.backend.logits(router.texts(val_rows), batch_size=7)
     for head in ("queue", "type"):
         np.testing.assert_allclose(reloaded[head], in_memory[head], atol=1e-4)
     if method == "lora":  # `route export DIR --merge`: the adapter folded into plain weights predicts the same
@@ -55,7 +57,7 @@ def test_decoder_router_round_trip(tiny_decoder, prepared, tmp_path, method):
 
         merged = Router.load(export(out, tmp_path / "merged", format="hf"))
         assert not (tmp_path / "merged" / "model" / "adapter").exists()
-        again = merged.logits(load_prepared(prepared)["val"], batch_size=5)
+        again = merged.backend.logits(merged.texts(val_rows), batch_size=5)
         for head in ("queue", "type"):
             np.testing.assert_allclose(again[head], in_memory[head], atol=1e-4)
 
@@ -92,12 +94,13 @@ def test_cpu_bf16_autocast_and_eager_attention(tiny_decoder, prepared, tmp_path)
     assert result.steps > 0 and np.isfinite(result.best_score)
     with np.load(tmp_path / "bf16" / "val_logits.npz") as z:
         in_memory = z["queue"]
-    reloaded = Router.load(tmp_path / "bf16").logits(load_prepared(prepared)["val"], batch_size=7)["queue"]
+    plain = Router.load(tmp_path / "bf16")
+    val = load_prepared(prepared)["val"]
+    reloaded = plain.backend.logits(plain.texts(val), batch_size=7)["queue"]  # raw: before the prior correction
     np.testing.assert_allclose(reloaded, in_memory, atol=0.05)  # bf16 matmuls in training, fp32 after reload
     # bf16 inference (Router.load(precision="bf16"), `predict --precision bf16`) agrees with the fp32 reload
-    val = load_prepared(prepared)["val"]
     fast = Router.load(tmp_path / "bf16", precision="bf16")
-    fast_logits = fast.logits(val, batch_size=7)["queue"]
+    fast_logits = fast.backend.logits(fast.texts(val), batch_size=7)["queue"]
     np.testing.assert_allclose(fast_logits, reloaded, atol=0.05)
     assert not np.array_equal(fast_logits, reloaded)  # the autocast really ran
     with pytest.raises(ValueError, match="precision must be one of"):

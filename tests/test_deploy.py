@@ -31,11 +31,12 @@ def _resources() -> dict[str, dict]:
 
 def _parse_cli(args: list[str], env: dict[str, str] | None = None):
     """``args`` as ``triagekit`` would parse them, $(VAR) expanded from ``env`` as Kubernetes does."""
-    from triagekit.cli import build_parser
+    from triagekit.cli import ALIASES, TABLE
+    from triagekit.core.cli import build_parser, resolve
 
     env = env or {}
     expanded = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in args]
-    return build_parser().parse_args(expanded)
+    return build_parser(TABLE).parse_args(resolve(expanded, TABLE, ALIASES))
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: str(p.relative_to(K8S)))
@@ -92,10 +93,10 @@ def test_deployment_probes_security_and_config():
     assert keys == set(_docs(K8S / "base" / "secret.example.yaml")[0]["stringData"])
     # The arguments are real `triagekit` arguments once Kubernetes expands the ConfigMap values.
     args = _parse_cli(main["args"], config)
-    assert args.command == "serve" and args.backend == "onnx" and args.api_key_env == "TRIAGEKIT_API_KEY"
+    assert args.command_0 == "serve" and args.backend == "onnx" and args.api_key_env == "TRIAGEKIT_API_KEY"
     assert args.port == main["ports"][0]["containerPort"] and args.threads == int(config["TRIAGEKIT_THREADS"])
     export = _parse_cli(pod["initContainers"][0]["args"])
-    assert export.command == "export" and export.quantize == "int8" and export.out == args.model
+    assert (export.command_0, export.command_1) == ("route", "export") and export.quantize == "int8" and export.out == args.model
     mounts = {m["mountPath"] for m in main["volumeMounts"]}
     assert {"/data", "/tmp"} <= mounts  # the only writable paths under a read-only root filesystem
     assert res["Service"]["spec"]["ports"][0]["targetPort"] == main["ports"][0]["name"]
@@ -114,7 +115,7 @@ def test_compose_serves_with_postgres_and_the_key_from_an_env_file():
     assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
     assert any(v.endswith(":/data") for v in svc["volumes"]) and "postgres-data" in compose["volumes"]
     args = _parse_cli(svc["command"])
-    assert args.command == "serve" and args.api_key_env == "TRIAGEKIT_API_KEY" and args.host == "0.0.0.0"
+    assert args.command_0 == "serve" and args.api_key_env == "TRIAGEKIT_API_KEY" and args.host == "0.0.0.0"
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
 
@@ -123,7 +124,7 @@ def test_containerfile_defaults_parse_and_dockerfile_is_the_same_file():
     assert (ROOT / "Dockerfile").resolve() == (ROOT / "Containerfile").resolve()
     cmd = json.loads(re.search(r'^CMD (\[.*?\])\s*$', text.replace("\\\n", ""), re.M | re.S).group(1))
     args = _parse_cli(cmd)
-    assert args.command == "serve" and args.backend == "onnx" and args.port == 8000
+    assert args.command_0 == "serve" and args.backend == "onnx" and args.port == 8000
     assert 'ENTRYPOINT ["triagekit"]' in text and re.search(r"^USER \$\{UID\}", text, re.M)
     assert "HEALTHCHECK" in text and "/health" in text
 
