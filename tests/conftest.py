@@ -86,7 +86,7 @@ def tiny_router_config(tiny_encoder, **kw):
     from triagekit.route.config import TrainConfig
 
     base = dict(backbone=str(tiny_encoder), epochs=1, max_steps=15, batch_size=16, lr=3e-3, head_lr=3e-2,
-                max_length=48, tensorboard=False, **ROUTER_HEADS)
+                max_length=48, tensorboard=False, prior_correction=False, **ROUTER_HEADS)
     return TrainConfig(**{**base, **kw})
 
 
