@@ -36,6 +36,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "answer": {"core", "data", "sft"},
     "exporters": {"core", "data", "route"},
     "serve": {"core", "data", "sft", "route", "triage", "answer", "exporters"},
+    "registry": {"core"},  # the registry commands; the store itself is core/registry.py
 }
 
 
