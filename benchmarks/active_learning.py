@@ -80,8 +80,11 @@ def run_strategy(strategy: str, start: np.ndarray, x, y, xt, yt, args, seed: int
         model = fit(x[labelled], y[labelled], args.C, seed)
         acc = float((model.predict(xt) == yt).mean())
         curve.append({"round": round_, "labels": len(labelled), "accuracy": acc})
-        print(f"  seed {seed} {strategy:16s} round {round_}: {acc:.4f} with {len(labelled)} labels "
-              f"({time.perf_counter() - started:.1f}s)", flush=True)
+        print(
+            f"  seed {seed} {strategy:16s} round {round_}: {acc:.4f} with {len(labelled)} labels "
+            f"({time.perf_counter() - started:.1f}s)",
+            flush=True,
+        )
         if round_ == args.rounds:
             break
         pool = np.setdiff1d(np.arange(len(y)), labelled)
@@ -111,17 +114,23 @@ def summarise(results: dict, full: float, n_train: int, target_drop: float) -> d
     beats = all(mean[best][r] > mean["random"][r] for r in range(1, rounds))
     target = full - target_drop / 100
     reached = [labels[r] for r in range(rounds) if mean[best][r] >= target]
-    return {"labels": labels, "mean": mean, "std": std, "full_data_accuracy": full, "target": target,
-            "best_strategy": best, "best_beats_random_every_round": beats,
-            "best_reaches_target_at_labels": reached[0] if reached else None,
-            "half_of_training_labels": n_train // 2,
-            "goal_met": beats and bool(reached) and reached[0] <= n_train // 2}
+    return {
+        "labels": labels,
+        "mean": mean,
+        "std": std,
+        "full_data_accuracy": full,
+        "target": target,
+        "best_strategy": best,
+        "best_beats_random_every_round": beats,
+        "best_reaches_target_at_labels": reached[0] if reached else None,
+        "half_of_training_labels": n_train // 2,
+        "goal_met": beats and bool(reached) and reached[0] <= n_train // 2,
+    }
 
 
 def table(summary: dict) -> str:
     labels = summary["labels"]
-    lines = ["| strategy | " + " | ".join(f"{n} labels" for n in labels) + " |",
-             "|---|" + "---:|" * len(labels)]
+    lines = ["| strategy | " + " | ".join(f"{n} labels" for n in labels) + " |", "|---|" + "---:|" * len(labels)]
     for s, curve in summary["mean"].items():
         cells = [f"{100 * m:.2f} ± {100 * sd:.2f}" for m, sd in zip(curve, summary["std"][s])]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
@@ -136,8 +145,15 @@ def plot(summary: dict, out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for s, curve in summary["mean"].items():
-        ax.errorbar(summary["labels"], [100 * v for v in curve], yerr=[100 * v for v in summary["std"][s]],
-                    marker="o", capsize=3, label=s, linestyle="--" if s == "random" else "-")
+        ax.errorbar(
+            summary["labels"],
+            [100 * v for v in curve],
+            yerr=[100 * v for v in summary["std"][s]],
+            marker="o",
+            capsize=3,
+            label=s,
+            linestyle="--" if s == "random" else "-",
+        )
     ax.axhline(100 * summary["full_data_accuracy"], color="k", lw=1, label="all labels")
     ax.axhline(100 * summary["target"], color="k", lw=1, ls=":", label="all labels - 1.5 pt")
     ax.set_xlabel("labelled training tickets")
@@ -182,19 +198,29 @@ def main(argv: list[str] | None = None) -> int:
             results[s].append(run_strategy(s, start, x, y, xt, yt, args, seed))
         summary = write(results, full, y, yt, seeds[:n], args, started)  # after every seed: a long run keeps its part
     print(table(summary))
-    print(f"full data {100 * full:.2f} %, target {100 * summary['target']:.2f} %; best {summary['best_strategy']}: "
-          f"beats random every round: {summary['best_beats_random_every_round']}, reaches the target at "
-          f"{summary['best_reaches_target_at_labels']} labels (half = {summary['half_of_training_labels']}); "
-          f"goal met: {summary['goal_met']}; {summary['seconds']:.0f}s -> {args.out}")
+    print(
+        f"full data {100 * full:.2f} %, target {100 * summary['target']:.2f} %; best {summary['best_strategy']}: "
+        f"beats random every round: {summary['best_beats_random_every_round']}, reaches the target at "
+        f"{summary['best_reaches_target_at_labels']} labels (half = {summary['half_of_training_labels']}); "
+        f"goal met: {summary['goal_met']}; {summary['seconds']:.0f}s -> {args.out}"
+    )
     return 0
 
 
 def write(results: dict, full: float, y, yt, seeds: list[int], args, started: float) -> dict:
     """Summarise the seeds done so far into OUT/active_learning.{json,md,png}."""
     summary = summarise(results, full, len(y), 1.5)
-    summary.update(seeds=seeds, C=args.C, batch=args.batch, rounds=args.rounds, n_train=len(y), n_test=len(yt),
-                   seconds=round(time.perf_counter() - started, 1), runs=results,
-                   learner="frozen all-MiniLM-L6-v2 mean-pooled embeddings + multinomial logistic regression")
+    summary.update(
+        seeds=seeds,
+        C=args.C,
+        batch=args.batch,
+        rounds=args.rounds,
+        n_train=len(y),
+        n_test=len(yt),
+        seconds=round(time.perf_counter() - started, 1),
+        runs=results,
+        learner="frozen all-MiniLM-L6-v2 mean-pooled embeddings + multinomial logistic regression",
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "active_learning.json").write_text(json.dumps(summary, indent=2))

@@ -29,8 +29,9 @@ TARGET_S = 0.5  # issue 12: both commands answer in under 0.5 s
 
 def export_tree(commit: str, into: Path) -> Path:
     """``src/`` of ``commit`` extracted into ``into``; returns the folder to put on PYTHONPATH."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit, "src"],
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, "src"], capture_output=True, check=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into / "src"
@@ -73,14 +74,18 @@ def main() -> None:
     parser.add_argument("--before", default="39e2e65", help="commit of the BEFORE tree")
     args = parser.parse_args()
     after_src = REPO / "src"
-    rows = [("triagekit --help", ["--help"], ["--help"]),
-            ("triagekit route train --help", ["train", "--help"], ["route", "train", "--help"])]
+    rows = [
+        ("triagekit --help", ["--help"], ["--help"]),
+        ("triagekit route train --help", ["train", "--help"], ["route", "train", "--help"]),
+    ]
     with tempfile.TemporaryDirectory(prefix="triagekit-before-") as tmp:
         before_src, pycache = export_tree(args.before, Path(tmp)), Path(tmp) / "pycache"
         for src in (before_src, after_src):
             check_imports_from(src, pycache)
-        print(f"median of {args.runs} runs, python -m triagekit, {os.cpu_count()} CPUs; before = {args.before} "
-              f"(old spelling `train --help`), after = {after_src}")
+        print(
+            f"median of {args.runs} runs, python -m triagekit, {os.cpu_count()} CPUs; before = {args.before} "
+            f"(old spelling `train --help`), after = {after_src}"
+        )
         print(f"{'command':<30} {'before s':>9} {'after s':>9} {'ratio':>7}  under {TARGET_S} s")
         for name, old, new in rows:
             before = median_seconds(before_src, old, args.runs, pycache)

@@ -62,8 +62,10 @@ def main() -> None:
 
     from triagekit.route.config import load_config
 
-    table = Table(title=f"SmolLM2 LoRA router, batch {args.batch_size} x {args.length} tokens, "
-                        f"{torch.get_num_threads()} CPU threads (median of {args.steps} steps)")
+    table = Table(
+        title=f"SmolLM2 LoRA router, batch {args.batch_size} x {args.length} tokens, "
+        f"{torch.get_num_threads()} CPU threads (median of {args.steps} steps)"
+    )
     for col in ("settings", "s / step", "speed-up"):
         table.add_column(col, justify="left" if col == "settings" else "right")
     base = None

@@ -43,8 +43,7 @@ def main() -> None:
         start = time.perf_counter()
         proba = router.predict_proba(texts, batch_size=args.batch_size)
         seconds = time.perf_counter() - start
-        labels = {h.name: np.asarray(h.labels)[proba[h.name].argmax(1)] for h in router.heads
-                  if not h.multilabel}
+        labels = {h.name: np.asarray(h.labels)[proba[h.name].argmax(1)] for h in router.heads if not h.multilabel}
         results[precision] = (len(texts) / seconds, labels)
     table = Table(title=f"{args.run}: {len(texts)} test tickets, batch {args.batch_size}")
     for col in ("", "fp32", "bf16", "bf16 / fp32"):
@@ -54,8 +53,12 @@ def main() -> None:
     for head, pred in f_labels.items():
         gold = np.asarray([row[head] for row in test])
         agree = float(np.mean(pred == b_labels[head]))
-        table.add_row(f"{head} accuracy", f"{100 * np.mean(pred == gold):.2f} %",
-                      f"{100 * np.mean(b_labels[head] == gold):.2f} %", f"agree {100 * agree:.2f} %")
+        table.add_row(
+            f"{head} accuracy",
+            f"{100 * np.mean(pred == gold):.2f} %",
+            f"{100 * np.mean(b_labels[head] == gold):.2f} %",
+            f"agree {100 * agree:.2f} %",
+        )
     Console().print(table)
 
 

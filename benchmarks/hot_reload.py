@@ -28,9 +28,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 KEY = "bench-admin-key"
-TICKETS = ["My invoice was charged twice this month", "VPN keeps disconnecting after the update",
-           "How do I reset my password?", "The app crashes when I upload a file", "Please cancel my subscription",
-           "Our dashboard shows a 502 error since this morning", "I need a refund for order 1234"]
+TICKETS = [
+    "My invoice was charged twice this month",
+    "VPN keeps disconnecting after the update",
+    "How do I reset my password?",
+    "The app crashes when I upload a file",
+    "Please cancel my subscription",
+    "Our dashboard shows a 502 error since this morning",
+    "I need a refund for order 1234",
+]
 
 
 def _port() -> int:
@@ -45,10 +51,34 @@ def _make_run(work: Path) -> Path:
     from triagekit.cli import main
 
     main(["data", "synth", "--n", "2000", "--out", str(work / "tickets.jsonl")])
-    main(["data", "prepare", "--input", str(work / "tickets.jsonl"), "--out", str(work / "data"),
-          "--labels", "queue,priority,type"])
-    assert main(["train", "--data", str(work / "data"), "--output", str(work / "run"), "--backbone", "tfidf",
-                 "--labels", "queue,priority,type"]) == 0
+    main(
+        [
+            "data",
+            "prepare",
+            "--input",
+            str(work / "tickets.jsonl"),
+            "--out",
+            str(work / "data"),
+            "--labels",
+            "queue,priority,type",
+        ]
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(work / "data"),
+                "--output",
+                str(work / "run"),
+                "--backbone",
+                "tfidf",
+                "--labels",
+                "queue,priority,type",
+            ]
+        )
+        == 0
+    )
     return work / "run"
 
 
@@ -82,8 +112,16 @@ async def _drive(base: str, reg, args) -> dict:
                     await asyncio.to_thread(reg.rollback, "router", "production")
                 t0 = time.perf_counter()
                 r = await http.post(base + "/admin/reload", headers={"X-API-Key": KEY})
-                switches.append({"cycle": cycle, "action": action, "start": t0, "end": time.perf_counter(),
-                                 "status": r.status_code, **r.json()})
+                switches.append(
+                    {
+                        "cycle": cycle,
+                        "action": action,
+                        "start": t0,
+                        "end": time.perf_counter(),
+                        "status": r.status_code,
+                        **r.json(),
+                    }
+                )
                 await asyncio.sleep(args.pause)
         stop.set()
         await asyncio.gather(*tasks)
@@ -97,13 +135,18 @@ def _summary(run: dict, args) -> dict:
     during = [r for r in res if any(r[0] <= w["end"] and r[1] >= w["start"] for w in sw)]
     failed = [r for r in res if not r[2]]
     pct = lambda a, q: round(float(np.percentile(a, q)), 1) if len(a) else None  # noqa: E731
-    return {"clients": args.clients, "switches": len(sw), "requests": len(res), "failed": len(failed),
-            "failed_examples": [f[3] for f in failed[:5]],
-            "steady": {"n": len(steady), "p50_ms": pct(lat(steady), 50), "p99_ms": pct(lat(steady), 99)},
-            "during_switch": {"n": len(during), "p50_ms": pct(lat(during), 50), "p99_ms": pct(lat(during), 99)},
-            "reload_seconds": [round(w["end"] - w["start"], 3) for w in sw],
-            "reload_status": [w["status"] for w in sw],
-            "versions_served": sorted({r[3] for r in res if r[2]})}
+    return {
+        "clients": args.clients,
+        "switches": len(sw),
+        "requests": len(res),
+        "failed": len(failed),
+        "failed_examples": [f[3] for f in failed[:5]],
+        "steady": {"n": len(steady), "p50_ms": pct(lat(steady), 50), "p99_ms": pct(lat(steady), 99)},
+        "during_switch": {"n": len(during), "p50_ms": pct(lat(during), 50), "p99_ms": pct(lat(during), 99)},
+        "reload_seconds": [round(w["end"] - w["start"], 3) for w in sw],
+        "reload_status": [w["status"] for w in sw],
+        "versions_served": sorted({r[3] for r in res if r[2]}),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,9 +169,26 @@ def main(argv: list[str] | None = None) -> int:
     reg.promote("router", 1, "production")
     port = _port()
     env = {**os.environ, "BENCH_KEY": KEY, "PYTHONPATH": str(ROOT / "src")}
-    server = subprocess.Popen([sys.executable, "-m", "triagekit", "serve", f"registry:{reg.root}/router@production",
-                               "--port", str(port), "--api-key-env", "BENCH_KEY", "--threads", str(args.threads),
-                               "--db", f"sqlite:///{work / 'log.db'}", "--log-level", "warning"], env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "triagekit",
+            "serve",
+            f"registry:{reg.root}/router@production",
+            "--port",
+            str(port),
+            "--api-key-env",
+            "BENCH_KEY",
+            "--threads",
+            str(args.threads),
+            "--db",
+            f"sqlite:///{work / 'log.db'}",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         import httpx

@@ -43,9 +43,22 @@ def train_default(work: Path, n: int, epochs: int) -> Path:
 
     write_synth(n, work / "train.jsonl", seed=0)
     run = work / "run"
-    code = main(["route", "train", "--data", str(work / "train.jsonl"), "--labels", "queue,priority,type",
-                 "--output", str(run), "--config", "minilm",
-                 "--set", f"epochs={epochs}"])
+    code = main(
+        [
+            "route",
+            "train",
+            "--data",
+            str(work / "train.jsonl"),
+            "--labels",
+            "queue,priority,type",
+            "--output",
+            str(run),
+            "--config",
+            "minilm",
+            "--set",
+            f"epochs={epochs}",
+        ]
+    )
     if code:
         raise SystemExit(f"training failed ({code})")
     return run
@@ -64,8 +77,9 @@ def hf_pipeline(run: Path, router):
         # The router pools by masked mean, not through BERT's pooler: same function, so same labels. (Same class
         # name: the pipeline checks it against its list of supported models.)
         def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs):
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids).last_hidden_state
+            hidden = self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
             m = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-6)
             return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
@@ -95,8 +109,11 @@ def latency(predict, texts: list[str]) -> dict:
         predict([t], 1)
         times.append(time.perf_counter() - start)
     lat = sorted(times)
-    return {"b1": len(texts) / sum(times), "p50": 1000 * statistics.median(lat),
-            "p99": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))]}
+    return {
+        "b1": len(texts) / sum(times),
+        "p50": 1000 * statistics.median(lat),
+        "p99": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+    }
 
 
 def throughput(predictors: dict, texts: list[str], gold: list[str], batch: int, rounds: int) -> dict:
@@ -112,8 +129,14 @@ def throughput(predictors: dict, texts: list[str], gold: list[str], batch: int, 
             start = time.perf_counter()
             labels[name] = predict(texts, batch)
             best[name] = max(best[name], len(texts) / (time.perf_counter() - start))
-    return {name: {"bN": best[name], "labels": labels[name],
-                   "acc": sum(a == b for a, b in zip(labels[name], gold)) / len(gold)} for name in predictors}
+    return {
+        name: {
+            "bN": best[name],
+            "labels": labels[name],
+            "acc": sum(a == b for a, b in zip(labels[name], gold)) / len(gold),
+        }
+        for name in predictors
+    }
 
 
 def router_predict(backend, router):
@@ -134,10 +157,11 @@ def compute_floor(router, texts: list[str], max_length: int) -> dict:
     backbone = router.backend.model.backbone
     cfg = backbone.config
     params = sum(p.numel() for n, p in backbone.named_parameters() if "embeddings" not in n and "pooler" not in n)
-    tokens = float(np.mean([len(x) for x in router.backend.tokenizer(texts, truncation=True,
-                                                                     max_length=max_length)["input_ids"]]))
+    tokens = float(
+        np.mean([len(x) for x in router.backend.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]])
+    )
     # 2 FLOPs per weight per token, plus QK^T and AV: 2 * 2 * T^2 * hidden per layer.
-    flops = 2 * params * tokens + 4 * cfg.num_hidden_layers * tokens ** 2 * cfg.hidden_size
+    flops = 2 * params * tokens + 4 * cfg.num_hidden_layers * tokens**2 * cfg.hidden_size
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     torch.matmul(a, b)
     fastest = float("inf")
@@ -145,7 +169,7 @@ def compute_floor(router, texts: list[str], max_length: int) -> dict:
         start = time.perf_counter()
         torch.matmul(a, b)
         fastest = min(fastest, time.perf_counter() - start)
-    rate = 2 * 2048 ** 3 / fastest
+    rate = 2 * 2048**3 / fastest
     return {"params": params, "tokens": tokens, "flops": flops, "rate": rate, "floor": rate / flops}
 
 
@@ -193,49 +217,67 @@ def main() -> None:
 
     def pipeline_predict(batch_texts, batch):
         # One ticket goes in as a plain string: the pipeline's single-input path, without its DataLoader.
-        out = pipe(batch_texts[0] if len(batch_texts) == 1 else batch_texts, batch_size=batch, truncation=True,
-                   max_length=max_length)
+        out = pipe(
+            batch_texts[0] if len(batch_texts) == 1 else batch_texts,
+            batch_size=batch,
+            truncation=True,
+            max_length=max_length,
+        )
         return [o["label"] for o in out]
 
-    console.print(f"run {run} ({'trained here in %.0fs' % train_seconds if not args.run else 'given'}); "
-                  f"measuring on {len(texts)} tickets; torch threads {torch.get_num_threads()}, "
-                  f"onnxruntime intra-op threads {fp32.session.get_session_options().intra_op_num_threads}")
-    predictors = {"HF pipeline (queue head only)": pipeline_predict,
-                  "triagekit PyTorch": router_predict(neural, router),
-                  "triagekit ONNX fp32": router_predict(fp32, router),
-                  "triagekit ONNX int8": router_predict(int8, router)}
+    console.print(
+        f"run {run} ({'trained here in %.0fs' % train_seconds if not args.run else 'given'}); "
+        f"measuring on {len(texts)} tickets; torch threads {torch.get_num_threads()}, "
+        f"onnxruntime intra-op threads {fp32.session.get_session_options().intra_op_num_threads}"
+    )
+    predictors = {
+        "HF pipeline (queue head only)": pipeline_predict,
+        "triagekit PyTorch": router_predict(neural, router),
+        "triagekit ONNX fp32": router_predict(fp32, router),
+        "triagekit ONNX int8": router_predict(int8, router),
+    }
     load_before = load()
     fast = throughput(predictors, texts, gold, args.batch, args.rounds)
     results = [{"name": name, **latency(predict, texts), **fast[name]} for name, predict in predictors.items()]
     load_after = load()
     floor = compute_floor(router, texts, max_length)
 
-    table = Table(title=f"{len(texts)} synthetic tickets, {os.cpu_count()} CPU cores "
-                        f"(load average before: {load_before.strip()}; after: {load_after.strip()})")
+    table = Table(
+        title=f"{len(texts)} synthetic tickets, {os.cpu_count()} CPU cores "
+        f"(load average before: {load_before.strip()}; after: {load_after.strip()})"
+    )
     for col in ["", "tickets/s b=1", f"tickets/s b={args.batch}", "p50 ms (b=1)", "p99 ms (b=1)", "queue acc %"]:
         table.add_column(col, justify="left" if not col else "right")
     for r in results:
-        table.add_row(r["name"], f"{r['b1']:.1f}", f"{r['bN']:.1f}", f"{r['p50']:.2f}",
-                      f"{r['p99']:.2f}", f"{100 * r['acc']:.2f}")
+        table.add_row(
+            r["name"], f"{r['b1']:.1f}", f"{r['bN']:.1f}", f"{r['p50']:.2f}", f"{r['p99']:.2f}", f"{100 * r['acc']:.2f}"
+        )
     table.add_row("compute floor (fp32 matmul rate / FLOPs)", "", f"{floor['floor']:.1f}", "", "", "")
     console.print(table)
     base, best = results[0], results[3]
     ratio = best["bN"] / base["bN"]
     delta = 100 * (best["acc"] - base["acc"])
-    console.print(f"ONNX int8 b={args.batch} / HF pipeline b={args.batch}: {ratio:.2f}x (target >= 3x); "
-                  f"accuracy {delta:+.2f} points (target within 0.5)")
-    console.print(f"compute floor: {floor['params'] / 1e6:.1f}M non-embedding params x {floor['tokens']:.1f} tokens "
-                  f"-> {floor['flops'] / 1e9:.2f} GFLOP/ticket; float32 matmul {floor['rate'] / 1e9:.1f} GFLOP/s -> "
-                  f"{floor['floor']:.0f} tickets/s at best in float32; ONNX fp32 b={args.batch} reaches "
-                  f"{100 * results[2]['bN'] / floor['floor']:.0f}% of it, int8 "
-                  f"{100 * best['bN'] / floor['floor']:.0f}% (int8 kernels can pass the float32 floor)")
+    console.print(
+        f"ONNX int8 b={args.batch} / HF pipeline b={args.batch}: {ratio:.2f}x (target >= 3x); "
+        f"accuracy {delta:+.2f} points (target within 0.5)"
+    )
+    console.print(
+        f"compute floor: {floor['params'] / 1e6:.1f}M non-embedding params x {floor['tokens']:.1f} tokens "
+        f"-> {floor['flops'] / 1e9:.2f} GFLOP/ticket; float32 matmul {floor['rate'] / 1e9:.1f} GFLOP/s -> "
+        f"{floor['floor']:.0f} tickets/s at best in float32; ONNX fp32 b={args.batch} reaches "
+        f"{100 * results[2]['bN'] / floor['floor']:.0f}% of it, int8 "
+        f"{100 * best['bN'] / floor['floor']:.0f}% (int8 kernels can pass the float32 floor)"
+    )
     reference = results[1]["labels"]
-    same = ", ".join(f"{r['name']} {100 * np.mean([a == b for a, b in zip(r['labels'], reference)]):.2f}%"
-                     for r in results)
+    same = ", ".join(
+        f"{r['name']} {100 * np.mean([a == b for a, b in zip(r['labels'], reference)]):.2f}%" for r in results
+    )
     torch_probs = softmax(neural.logits(texts, args.batch)[HEAD])
     gap = np.abs(softmax(fp32.logits(texts, args.batch)[HEAD]) - torch_probs).max()
-    console.print(f"queue labels equal to triagekit PyTorch's: {same}; ONNX fp32 vs PyTorch: max |difference| of "
-                  f"queue probabilities {gap:.1e}")
+    console.print(
+        f"queue labels equal to triagekit PyTorch's: {same}; ONNX fp32 vs PyTorch: max |difference| of "
+        f"queue probabilities {gap:.1e}"
+    )
     if info.get("lexical") and any(info["lexical"]["weights"].values()):
         hybrid = Router.load(onnx_dir)
         start = time.perf_counter()
@@ -243,8 +285,10 @@ def main() -> None:
         seconds = time.perf_counter() - start
         head = next(h for h in hybrid.heads if h.name == HEAD)
         acc = sum(head.labels[i] == g for i, g in zip(probs.argmax(1), gold)) / len(gold)
-        console.print(f"with the run's TF-IDF pool (weights {info['lexical']['weights']}): ONNX int8 router "
-                      f"{len(rows) / seconds:.1f} tickets/s at b={args.batch}, queue accuracy {100 * acc:.2f}%")
+        console.print(
+            f"with the run's TF-IDF pool (weights {info['lexical']['weights']}): ONNX int8 router "
+            f"{len(rows) / seconds:.1f} tickets/s at b={args.batch}, queue accuracy {100 * acc:.2f}%"
+        )
 
 
 if __name__ == "__main__":

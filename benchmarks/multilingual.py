@@ -67,8 +67,10 @@ def prepare_sections(out: Path) -> dict[str, Path]:
 def scores(y_true: list[str], y_pred: list[str]) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
-    return {"accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0))}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+    }
 
 
 def tuned_tfidf(data: Path) -> dict:
@@ -83,17 +85,20 @@ def tuned_tfidf(data: Path) -> dict:
     splits = load_prepared(data)
     texts = {k: [build_text(r, TEXT) for r in v] for k, v in splits.items()}
     started = time.perf_counter()
-    features = FeatureUnion([
-        ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
-    ])
+    features = FeatureUnion(
+        [
+            ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
+            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
+        ]
+    )
     x_train = features.fit_transform(texts["train"])
     x_val, x_test = features.transform(texts["val"]), features.transform(texts["test"])
     out: dict = {"heads": {}, "C": {}}
     for head in LABELS:
         y_train, y_val = [r[head] for r in splits["train"]], [r[head] for r in splits["val"]]
-        best = max(C_GRID, key=lambda c: f1_score(y_val, _logreg(c).fit(x_train, y_train).predict(x_val),
-                                                   average="macro"))
+        best = max(
+            C_GRID, key=lambda c: f1_score(y_val, _logreg(c).fit(x_train, y_train).predict(x_val), average="macro")
+        )
         model = _logreg(best).fit(x_train, y_train)
         out["C"][head] = best
         out["heads"][head] = scores([r[head] for r in splits["test"]], list(model.predict(x_test)))
@@ -113,8 +118,25 @@ def neural(name: str, data: Path, run: Path, overrides: list[str]) -> dict:
     from triagekit.route.router import Router
 
     timing = run.with_suffix(".time")
-    cmd = ["/usr/bin/time", "-f", "%M %e", "-o", str(timing), sys.executable, "-m", "triagekit", "train",
-           "--data", str(data), "--output", str(run), "--labels", ",".join(LABELS), "--overwrite", *MODELS[name]]
+    cmd = [
+        "/usr/bin/time",
+        "-f",
+        "%M %e",
+        "-o",
+        str(timing),
+        sys.executable,
+        "-m",
+        "triagekit",
+        "train",
+        "--data",
+        str(data),
+        "--output",
+        str(run),
+        "--labels",
+        ",".join(LABELS),
+        "--overwrite",
+        *MODELS[name],
+    ]
     for pair in overrides:
         cmd += ["--set", pair]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -132,9 +154,15 @@ def neural(name: str, data: Path, run: Path, overrides: list[str]) -> dict:
     predict_seconds = time.perf_counter() - started
     heads = {h: scores([r[h] for r in test], [p[h]["label"] for p in predictions]) for h in LABELS}
     picked = next((line for line in log.splitlines() if "backbone auto ->" in line), "")
-    return {"heads": heads, "train_seconds": _train_seconds(log), "process_seconds": float(wall),
-            "peak_rss_gb": int(peak_kb) / 2**20, "predict_seconds": predict_seconds,
-            "backbone": info.get("meta", {}).get("backbone") or info.get("backbone"), "auto": picked.strip()}
+    return {
+        "heads": heads,
+        "train_seconds": _train_seconds(log),
+        "process_seconds": float(wall),
+        "peak_rss_gb": int(peak_kb) / 2**20,
+        "predict_seconds": predict_seconds,
+        "backbone": info.get("meta", {}).get("backbone") or info.get("backbone"),
+        "auto": picked.strip(),
+    }
 
 
 def _train_seconds(log: str) -> float | None:
@@ -148,13 +176,17 @@ def _train_seconds(log: str) -> float | None:
 # ---------------------------------------------------------------------------------------------------------------
 # report
 def table(section: str, results: dict) -> str:
-    lines = [f"{section}: test macro-F1 / accuracy (%); seconds of the training loop and of the whole `train` "
-             "process (load, loop, validation, hybrid, save); peak RSS of that process",
-             f"{'model':<8} " + " ".join(f"{h + ' F1/acc':>16}" for h in LABELS)
-             + f" {'loop s':>7} {'total s':>8} {'RSS GB':>7}"]
+    lines = [
+        f"{section}: test macro-F1 / accuracy (%); seconds of the training loop and of the whole `train` "
+        "process (load, loop, validation, hybrid, save); peak RSS of that process",
+        f"{'model':<8} "
+        + " ".join(f"{h + ' F1/acc':>16}" for h in LABELS)
+        + f" {'loop s':>7} {'total s':>8} {'RSS GB':>7}",
+    ]
     for name, r in results.items():
-        cells = " ".join(f"{100 * r['heads'][h]['macro_f1']:7.1f}/{100 * r['heads'][h]['accuracy']:<7.1f}"
-                         for h in LABELS)
+        cells = " ".join(
+            f"{100 * r['heads'][h]['macro_f1']:7.1f}/{100 * r['heads'][h]['accuracy']:<7.1f}" for h in LABELS
+        )
         loop = r.get("train_seconds") or 0.0
         total = r.get("process_seconds") or loop
         rss = f"{r['peak_rss_gb']:.2f}" if "peak_rss_gb" in r else "-"
@@ -173,17 +205,23 @@ def goals(results: dict) -> list[str]:
     if {"gemma3", "tfidf", "minilm"} <= set(cross):
         ok = all(f1(cross["gemma3"], h) > max(f1(cross["tfidf"], h), f1(cross["minilm"], h)) for h in LABELS)
         out.append(f"crosslingual: gemma3 beats TF-IDF and MiniLM on every head's macro-F1: {ok}")
-        out.append(f"crosslingual: type macro-F1 {f1(cross['gemma3'], 'type'):.3f} >= 0.60: "
-                   f"{f1(cross['gemma3'], 'type') >= 0.60}")
+        out.append(
+            f"crosslingual: type macro-F1 {f1(cross['gemma3'], 'type'):.3f} >= 0.60: "
+            f"{f1(cross['gemma3'], 'type') >= 0.60}"
+        )
     if {"auto", "tfidf"} <= set(mixed):
         auto, base = mixed["auto"], mixed["tfidf"]
         gaps = {h: round(f1(auto, h) - f1(base, h), 3) for h in LABELS}
         acc = all(auto["heads"][h]["accuracy"] >= base["heads"][h]["accuracy"] for h in LABELS)
-        out.append(f"mixed: auto - TF-IDF macro-F1 {gaps}, >= 0.03 on every head: {min(gaps.values()) >= 0.03}; "
-                   f"accuracy not worse on any head: {acc}")
-        out.append(f"mixed: auto trains in {auto['process_seconds']:.0f} s (TF-IDF {base['train_seconds']:.1f} s), "
-                   f"<= 1200 s: {auto['process_seconds'] <= 1200}; peak RSS {auto['peak_rss_gb']:.2f} GB < 4: "
-                   f"{auto['peak_rss_gb'] < 4}")
+        out.append(
+            f"mixed: auto - TF-IDF macro-F1 {gaps}, >= 0.03 on every head: {min(gaps.values()) >= 0.03}; "
+            f"accuracy not worse on any head: {acc}"
+        )
+        out.append(
+            f"mixed: auto trains in {auto['process_seconds']:.0f} s (TF-IDF {base['train_seconds']:.1f} s), "
+            f"<= 1200 s: {auto['process_seconds'] <= 1200}; peak RSS {auto['peak_rss_gb']:.2f} GB < 4: "
+            f"{auto['peak_rss_gb'] < 4}"
+        )
     return out
 
 
@@ -191,24 +229,32 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="/tmp/triagekit-multilingual")
     ap.add_argument("--sections", default="mixed,crosslingual")
-    ap.add_argument("--models", default="tfidf,auto,minilm,gemma3",
-                    help="rows per section; auto runs in `mixed`, gemma3 in `crosslingual`, minilm in both")
+    ap.add_argument(
+        "--models",
+        default="tfidf,auto,minilm,gemma3",
+        help="rows per section; auto runs in `mixed`, gemma3 in `crosslingual`, minilm in both",
+    )
     ap.add_argument("--set", action="append", default=[], help="key=value for every neural training")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_sections(out)
     wanted = args.models.split(",")
-    plan = {"mixed": [m for m in wanted if m in ("tfidf", "auto", "minilm")],
-            "crosslingual": [m for m in wanted if m in ("tfidf", "gemma3", "minilm")]}
+    plan = {
+        "mixed": [m for m in wanted if m in ("tfidf", "auto", "minilm")],
+        "crosslingual": [m for m in wanted if m in ("tfidf", "gemma3", "minilm")],
+    }
     results_file = out / "results.json"
     results: dict = json.loads(results_file.read_text()) if results_file.exists() else {}
     for section in args.sections.split(","):
         results.setdefault(section, {})
         for name in plan[section]:
             print(f"[{time.strftime('%H:%M:%S')}] {section}: {name}", flush=True)
-            results[section][name] = tuned_tfidf(data[section]) if name == "tfidf" else neural(
-                name, data[section], out / f"run-{section}-{name}", args.set)
+            results[section][name] = (
+                tuned_tfidf(data[section])
+                if name == "tfidf"
+                else neural(name, data[section], out / f"run-{section}-{name}", args.set)
+            )
             results_file.write_text(json.dumps(results, indent=2))
             print(table(section, results[section]), flush=True)
     for section, rows in results.items():

@@ -42,8 +42,10 @@ def _scores(backend, heads, rows, calibration=None) -> dict:
     for h in heads:
         keep = y[h.name] >= 0
         pred = z[h.name][keep].argmax(1)
-        out[h.name] = {"accuracy": accuracy_score(y[h.name][keep], pred),
-                       "macro_f1": f1_score(y[h.name][keep], pred, average="macro", zero_division=0)}
+        out[h.name] = {
+            "accuracy": accuracy_score(y[h.name][keep], pred),
+            "macro_f1": f1_score(y[h.name][keep], pred, average="macro", zero_division=0),
+        }
     return out
 
 
@@ -53,19 +55,44 @@ def baselines(splits, heads) -> list[dict]:
     from triagekit.route.tfidf import TfidfBackend
 
     rows = []
-    for name, kwargs in [("C=10, unweighted (old baseline)", dict(C=10.0)),
-                         ("C=10, balanced", dict(C=10.0, class_weight="balanced")),
-                         ("balanced, C on val macro-F1 (tuned baseline)", dict(C=None, class_weight="balanced"))]:
+    for name, kwargs in [
+        ("C=10, unweighted (old baseline)", dict(C=10.0)),
+        ("C=10, balanced", dict(C=10.0, class_weight="balanced")),
+        ("balanced, C on val macro-F1 (tuned baseline)", dict(C=None, class_weight="balanced")),
+    ]:
         start = time.perf_counter()
-        b = TfidfBackend().fit(splits["train"], heads, TEXT, C=kwargs.get("C"),
-                               class_weight=kwargs.get("class_weight"), val_rows=splits["val"])
-        rows.append({"row": name, "seconds": time.perf_counter() - start, "C": b.chosen_C,
-                     "test": _scores(b, heads, splits["test"])})
-    corr = fit_prior_correction(heads, b.logits(splits["val"]), row_targets(splits["val"], heads),
-                                row_targets(splits["train"], heads), "macro_f1")
+        b = TfidfBackend().fit(
+            splits["train"],
+            heads,
+            TEXT,
+            C=kwargs.get("C"),
+            class_weight=kwargs.get("class_weight"),
+            val_rows=splits["val"],
+        )
+        rows.append(
+            {
+                "row": name,
+                "seconds": time.perf_counter() - start,
+                "C": b.chosen_C,
+                "test": _scores(b, heads, splits["test"]),
+            }
+        )
+    corr = fit_prior_correction(
+        heads,
+        b.logits(splits["val"]),
+        row_targets(splits["val"], heads),
+        row_targets(splits["train"], heads),
+        "macro_f1",
+    )
     cal = {h: {"logit_bias": c["logit_bias"]} for h, c in corr.items()}
-    rows.append({"row": "tuned + prior correction (tau on val)", "seconds": rows[-1]["seconds"],
-                 "tau": {h: c["tau"] for h, c in corr.items()}, "test": _scores(b, heads, splits["test"], cal)})
+    rows.append(
+        {
+            "row": "tuned + prior correction (tau on val)",
+            "seconds": rows[-1]["seconds"],
+            "tau": {h: c["tau"] for h, c in corr.items()},
+            "test": _scores(b, heads, splits["test"], cal),
+        }
+    )
     return rows
 
 
@@ -101,12 +128,17 @@ def coverage(splits) -> dict:
     import numpy as np
 
     lengths = np.array(lengths)
-    return {"tickets": len(lengths), "p50_tokens": float(np.percentile(lengths, 50)),
-            "p90_tokens": float(np.percentile(lengths, 90)), "cut_at_128": float((lengths > body).mean()),
-            "tokens_read": {"truncate": float(np.minimum(lengths, body).sum() / lengths.sum()),
-                            "head_tail": float(np.minimum(lengths, body).sum() / lengths.sum()),
-                            "chunks (stride 94, 4 windows)": float(np.minimum(lengths, body + 3 * 94).sum()
-                                                                   / lengths.sum())}}
+    return {
+        "tickets": len(lengths),
+        "p50_tokens": float(np.percentile(lengths, 50)),
+        "p90_tokens": float(np.percentile(lengths, 90)),
+        "cut_at_128": float((lengths > body).mean()),
+        "tokens_read": {
+            "truncate": float(np.minimum(lengths, body).sum() / lengths.sum()),
+            "head_tail": float(np.minimum(lengths, body).sum() / lengths.sum()),
+            "chunks (stride 94, 4 windows)": float(np.minimum(lengths, body + 3 * 94).sum() / lengths.sum()),
+        },
+    }
 
 
 def main() -> None:
@@ -125,8 +157,9 @@ def main() -> None:
     for section in ("baselines", "audit"):
         print(f"\n{section} (test split; acc / macro-F1 in %)")
         for r in result[section]:
-            cells = " | ".join(f"{h} {100 * m['accuracy']:.2f} / {100 * m['macro_f1']:.2f}"
-                               for h, m in r["test"].items())
+            cells = " | ".join(
+                f"{h} {100 * m['accuracy']:.2f} / {100 * m['macro_f1']:.2f}" for h, m in r["test"].items()
+            )
             extra = {k: v for k, v in r.items() if k not in ("row", "test", "val")}
             print(f"| {r['row']} | {cells} | {extra}")
     print("\ncoverage:", json.dumps(result["coverage"], indent=2))

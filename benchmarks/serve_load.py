@@ -42,8 +42,14 @@ def train_default(work: Path, n: int, config: str) -> Path:
     from triagekit.route.train import train
 
     write_synth(n, work / "tickets.jsonl", seed=0)
-    prepare(work / "tickets.jsonl", work / "data", text_fields=["subject", "body"],
-            label_fields=["queue", "priority", "type"], multilabel_fields=["tags"], seed=0)
+    prepare(
+        work / "tickets.jsonl",
+        work / "data",
+        text_fields=["subject", "body"],
+        label_fields=["queue", "priority", "type"],
+        multilabel_fields=["tags"],
+        seed=0,
+    )
     cfg = load_config(config, epochs=1, labels=["queue", "priority", "type"], multilabel=["tags"])
     train(cfg, work / "data", work / "router", overwrite=True)
     return work / "router"
@@ -77,10 +83,28 @@ def start_server(run: Path, work: Path, backend: str, batching: bool, args) -> t
     db = db_path(work, backend, batching)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "triagekit", "serve", str(run), "--host", "127.0.0.1", "--port", str(port),
-           "--db", f"sqlite:///{db}", "--log-level", "warning", "--max-batch", str(args.max_batch),
-           "--max-wait-ms", str(args.max_wait_ms), "--batching" if batching else "--no-batching",
-           "--backend", backend]
+    cmd = [
+        sys.executable,
+        "-m",
+        "triagekit",
+        "serve",
+        str(run),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db",
+        f"sqlite:///{db}",
+        "--log-level",
+        "warning",
+        "--max-batch",
+        str(args.max_batch),
+        "--max-wait-ms",
+        str(args.max_wait_ms),
+        "--batching" if batching else "--no-batching",
+        "--backend",
+        backend,
+    ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "a"))
@@ -119,8 +143,10 @@ INFERENCE_MS = re.compile(rb'"inference_ms":\s*([0-9.eE+-]+)')
 
 async def _request(reader, writer, body: bytes) -> tuple[int, bytes]:
     """One keep-alive HTTP/1.1 POST /predict; returns the status code and the body."""
-    writer.write(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    writer.write(
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
@@ -128,8 +154,9 @@ async def _request(reader, writer, body: bytes) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def _client(port: int, bodies: list[bytes], until: float, latencies: list[float], inference: list[float],
-                  errors: list[str]):
+async def _client(
+    port: int, bodies: list[bytes], until: float, latencies: list[float], inference: list[float], errors: list[str]
+):
     rng = random.Random(len(latencies))
     reader = writer = None
     while time.perf_counter() < until:
@@ -170,8 +197,9 @@ async def drive(port: int, bodies: list[bytes], clients: int, seconds: float) ->
     errors: list[str] = []
     before = scrape_batches(port)
     start, cpu_start = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(_client(port, bodies, start + seconds, latencies, inference, errors)
-                           for _ in range(clients)))
+    await asyncio.gather(
+        *(_client(port, bodies, start + seconds, latencies, inference, errors) for _ in range(clients))
+    )
     elapsed, client_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     after = scrape_batches(port)
     lat = sorted(latencies)
@@ -181,11 +209,19 @@ async def drive(port: int, bodies: list[bytes], clients: int, seconds: float) ->
         return 1000 * lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")
 
     calls = after[1] - before[1]
-    return {"clients": clients, "requests": len(lat), "rps": len(lat) / elapsed, "p50": pct(50), "p95": pct(95),
-            "p99": pct(99), "errors": len(errors), "error_kinds": sorted(set(errors)),
-            "mean_batch": (after[0] - before[0]) / calls if calls else float("nan"),
-            "inference_p50": inf[len(inf) // 2] if inf else float("nan"),
-            "client_cpu_ms": 1000 * client_cpu / max(len(lat) + len(errors), 1)}
+    return {
+        "clients": clients,
+        "requests": len(lat),
+        "rps": len(lat) / elapsed,
+        "p50": pct(50),
+        "p95": pct(95),
+        "p99": pct(99),
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors)),
+        "mean_batch": (after[0] - before[0]) / calls if calls else float("nan"),
+        "inference_p50": inf[len(inf) // 2] if inf else float("nan"),
+        "client_cpu_ms": 1000 * client_cpu / max(len(lat) + len(errors), 1),
+    }
 
 
 def main() -> int:
@@ -200,9 +236,12 @@ def main() -> int:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
-    p.add_argument("--backends", default="auto,onnx",
-                   help="serve --backend values to compare: auto (the run as it is: PyTorch), onnx (int8 export, "
-                        "made in RUN/onnx-int8 on first start), onnx-fp32")
+    p.add_argument(
+        "--backends",
+        default="auto,onnx",
+        help="serve --backend values to compare: auto (the run as it is: PyTorch), onnx (int8 export, "
+        "made in RUN/onnx-int8 on first start), onnx-fp32",
+    )
     args = p.parse_args()
 
     work = Path(args.work)
@@ -227,27 +266,41 @@ def main() -> int:
                     r = asyncio.run(drive(port, bodies, clients, args.seconds))
                     answered += r["requests"]
                     results.append({"backend": backend, "batching": "on" if batching else "off", **r})
-                    print(f"  {backend} batching {'on ' if batching else 'off'} {clients:>3} clients: "
-                          f"{r['rps']:7.1f} req/s p50 {r['p50']:6.1f} ms", file=sys.stderr, flush=True)
+                    print(
+                        f"  {backend} batching {'on ' if batching else 'off'} {clients:>3} clients: "
+                        f"{r['rps']:7.1f} req/s p50 {r['p50']:6.1f} ms",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             finally:
                 stop_server(proc)
             logged[(backend, batching)] = (answered, logged_rows(db_path(work, backend, batching)))
     load_after = os.getloadavg()
 
-    print(f"\nserve load test: {run} ({len(bodies)} distinct tickets), {args.seconds:.0f} s per level, "
-          f"max_batch {args.max_batch}, max_wait {args.max_wait_ms} ms, torch threads {args.threads or 'default'}, "
-          f"{os.cpu_count()} CPUs")
-    print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
-          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}\n")
-    header = f"{'backend':<10}{'batching':<9}{'clients':>8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}" \
-             f"{'p99 ms':>9}{'infer p50':>10}{'batch':>7}{'client cpu':>11}{'errors':>8}"
+    print(
+        f"\nserve load test: {run} ({len(bodies)} distinct tickets), {args.seconds:.0f} s per level, "
+        f"max_batch {args.max_batch}, max_wait {args.max_wait_ms} ms, torch threads {args.threads or 'default'}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(
+        f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+        f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}\n"
+    )
+    header = (
+        f"{'backend':<10}{'batching':<9}{'clients':>8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'p99 ms':>9}{'infer p50':>10}{'batch':>7}{'client cpu':>11}{'errors':>8}"
+    )
     print(header + "\n" + "-" * len(header))
     for r in results:
-        print(f"{r['backend']:<10}{r['batching']:<9}{r['clients']:>8}{r['requests']:>10}{r['rps']:>9.1f}"
-              f"{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['inference_p50']:>10.1f}{r['mean_batch']:>7.1f}"
-              f"{r['client_cpu_ms']:>11.2f}{r['errors']:>8}")
-    print("(infer p50: the server's inference_ms, the model call a request rode in; client cpu: the load generator's "
-          "CPU ms per request)")
+        print(
+            f"{r['backend']:<10}{r['batching']:<9}{r['clients']:>8}{r['requests']:>10}{r['rps']:>9.1f}"
+            f"{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['inference_p50']:>10.1f}{r['mean_batch']:>7.1f}"
+            f"{r['client_cpu_ms']:>11.2f}{r['errors']:>8}"
+        )
+    print(
+        "(infer p50: the server's inference_ms, the model call a request rode in; client cpu: the load generator's "
+        "CPU ms per request)"
+    )
     by = {(r["backend"], r["batching"], r["clients"]): r for r in results}
     print()
     for backend in backends:
@@ -255,15 +308,22 @@ def main() -> int:
             ratio = by[(backend, "on", 32)]["rps"] / max(by[(backend, "off", 32)]["rps"], 1e-9)
             print(f"{backend}: throughput ratio at 32 clients (on/off): {ratio:.2f}x (target >= 2x)")
         if (backend, "on", 1) in by:
-            print(f"{backend}: p50 at 1 client: {by[(backend, 'on', 1)]['p50']:.1f} ms batching on, "
-                  f"{by.get((backend, 'off', 1), {}).get('p50', float('nan')):.1f} ms off (target <= 25 ms)")
+            print(
+                f"{backend}: p50 at 1 client: {by[(backend, 'on', 1)]['p50']:.1f} ms batching on, "
+                f"{by.get((backend, 'off', 1), {}).get('p50', float('nan')):.1f} ms off (target <= 25 ms)"
+            )
     for (backend, batching), (answered, rows) in logged.items():
-        print(f"prediction log, {backend} batching {'on' if batching else 'off'}: {rows} rows for {answered} answered "
-              f"requests after SIGTERM ({'nothing lost' if rows == answered else 'MISMATCH'})")
+        print(
+            f"prediction log, {backend} batching {'on' if batching else 'off'}: {rows} rows for {answered} answered "
+            f"requests after SIGTERM ({'nothing lost' if rows == answered else 'MISMATCH'})"
+        )
     errors = sum(r["errors"] for r in results) + sum(a != n for a, n in logged.values())
     print(f"errors: {errors}" + (f" ({sorted({k for r in results for k in r['error_kinds']})})" if errors else ""))
-    (work / "serve_load.json").write_text(json.dumps({"run": str(run), "results": results,
-                                                      "load_before": load_before, "load_after": load_after}, indent=2))
+    (work / "serve_load.json").write_text(
+        json.dumps(
+            {"run": str(run), "results": results, "load_before": load_before, "load_after": load_after}, indent=2
+        )
+    )
     return 1 if errors else 0
 
 

@@ -56,10 +56,17 @@ def _train_router(rows: list[dict], fields, out: Path) -> tuple[Path, float]:
 
     flat = out.with_suffix(".jsonl")
     flat.parent.mkdir(parents=True, exist_ok=True)
-    flat.write_text("".join(json.dumps({"text": r["text"], **{f: r["triage"][f] for f in fields}}) + "\n"
-                            for r in rows))
-    cfg = TrainConfig(backbone="tfidf", labels=list(fields), text_fields=["text"], val_fraction=0.15,
-                      test_fraction=0.0, tensorboard=False)
+    flat.write_text(
+        "".join(json.dumps({"text": r["text"], **{f: r["triage"][f] for f in fields}}) + "\n" for r in rows)
+    )
+    cfg = TrainConfig(
+        backbone="tfidf",
+        labels=list(fields),
+        text_fields=["text"],
+        val_fraction=0.15,
+        test_fraction=0.0,
+        tensorboard=False,
+    )
     start = time.perf_counter()
     train(cfg, flat, out, overwrite=True)
     return out, time.perf_counter() - start
@@ -74,8 +81,10 @@ def _timed(fn, n: int):
 
 def _router_results(router, texts, fields) -> list[dict]:
     preds = router.predict([{"text": t} for t in texts])
-    return [{"triage": {f: p[f]["label"] for f in fields}, "valid": False, "errors": ["router: enum fields only"]}
-            for p in preds]
+    return [
+        {"triage": {f: p[f]["label"] for f in fields}, "valid": False, "errors": ["router: enum fields only"]}
+        for p in preds
+    ]
 
 
 def _topk_gain(results, gold) -> dict:
@@ -94,15 +103,22 @@ def _topk_gain(results, gold) -> dict:
 
 def _print_table(title, rows, fields, has_summary: bool) -> None:
     print(f"\n## {title}\n")
-    print("| model | valid JSON | " + " | ".join(f"{f} acc / F1" for f in fields)
-          + (" | summary ROUGE-L | summary emb. sim." if has_summary else "") + " | tickets/s |")
+    print(
+        "| model | valid JSON | "
+        + " | ".join(f"{f} acc / F1" for f in fields)
+        + (" | summary ROUGE-L | summary emb. sim." if has_summary else "")
+        + " | tickets/s |"
+    )
     print("|---" * (len(fields) + (4 if has_summary else 2)) + "|")
     for name, (m, speed) in rows.items():
         cells = [f"{100 * m['fields'][f]['accuracy']:.1f} / {100 * m['fields'][f]['macro_f1']:.1f}" for f in fields]
         valid = "n/a" if name.startswith("router only") else f"{100 * m['valid_rate']:.1f} %"
         summ = m.get("summary") or {}
-        tail = (f" | {summ.get('rouge_l', 0):.3f} | {summ.get('embedding_similarity', 0):.3f}"
-                if has_summary and not name.startswith("router only") else (" | - | -" if has_summary else ""))
+        tail = (
+            f" | {summ.get('rouge_l', 0):.3f} | {summ.get('embedding_similarity', 0):.3f}"
+            if has_summary and not name.startswith("router only")
+            else (" | - | -" if has_summary else "")
+        )
         print(f"| {name} | {valid} | " + " | ".join(cells) + tail + f" | {speed['tickets_per_s']:.2f} |")
 
 
@@ -118,8 +134,11 @@ def _print_languages(rows, fields) -> None:
             lm = m["by_language"].get(lang)
             if lm:
                 valid = "n/a" if name.startswith("router only") else f"{100 * lm['valid_rate']:.1f}"
-                print(f"| {name} | {lang} | {lm['n']} | {valid} | "
-                      + " | ".join(f"{100 * lm['fields'][f]['accuracy']:.1f}" for f in fields) + " |")
+                print(
+                    f"| {name} | {lang} | {lm['n']} | {valid} | "
+                    + " | ".join(f"{100 * lm['fields'][f]['accuracy']:.1f}" for f in fields)
+                    + " |"
+                )
 
 
 def _compare(args, triager, router_dir: Path, texts, gold, languages, schema, fields, rows: dict) -> dict:
@@ -140,8 +159,11 @@ def _compare(args, triager, router_dir: Path, texts, gold, languages, schema, fi
     for unsure in ("router", "topk"):
         guide = RouterGuide(router, schema, unsure=unsure, top_k=args.router_top_k)
         res, speed = _timed(lambda g=guide: triager.triage(texts, guide=g, **kw), len(texts))
-        name = "guided: router fills every field" if unsure == "router" else (
-            f"guided: LLM picks among the router's top-{args.router_top_k} when unsure")
+        name = (
+            "guided: router fills every field"
+            if unsure == "router"
+            else (f"guided: LLM picks among the router's top-{args.router_top_k} when unsure")
+        )
         rows[name] = (evaluate_triage(res, gold, schema, **ev), speed)
         if unsure == "topk":
             gains = _topk_gain(res, gold)
@@ -152,8 +174,14 @@ def _compare(args, triager, router_dir: Path, texts, gold, languages, schema, fi
 def _decode_stats(triager, texts, **kw) -> dict:
     triager.triage(texts, **kw)
     s = triager.lm.last_stats
-    return {"tokens": s.tokens, "forced": s.forced, "forwards": s.forwards, "seconds": s.seconds,
-            "tokens_per_s": s.tokens / max(s.seconds, 1e-9), "tickets_per_s": len(texts) / max(s.seconds, 1e-9)}
+    return {
+        "tokens": s.tokens,
+        "forced": s.forced,
+        "forwards": s.forwards,
+        "seconds": s.seconds,
+        "tokens_per_s": s.tokens / max(s.seconds, 1e-9),
+        "tickets_per_s": len(texts) / max(s.seconds, 1e-9),
+    }
 
 
 def _ablations(args, tuned, texts, gold, schema, rows: dict, report: dict) -> None:
@@ -171,18 +199,24 @@ def _ablations(args, tuned, texts, gold, schema, rows: dict, report: dict) -> No
     rows["untuned base + schema prompt, grammar"] = (evaluate_triage(res, gold, schema), speed)
     n = min(args.speed_n, len(texts))
     speed_rows = {}
-    for label, bs, c, j in [("batch %d, free" % args.batch_size, args.batch_size, False, False),
-                            ("batch %d, grammar + jump-forward" % args.batch_size, args.batch_size, True, True),
-                            ("batch 1, free", 1, False, False), ("batch 1, grammar, no jump-forward", 1, True, False),
-                            ("batch 1, grammar + jump-forward", 1, True, True)]:
-        speed_rows[label] = _decode_stats(tuned, texts[:n], constrained=c, jump_forward=j, batch_size=bs,
-                                          max_new_tokens=args.max_new_tokens)
+    for label, bs, c, j in [
+        ("batch %d, free" % args.batch_size, args.batch_size, False, False),
+        ("batch %d, grammar + jump-forward" % args.batch_size, args.batch_size, True, True),
+        ("batch 1, free", 1, False, False),
+        ("batch 1, grammar, no jump-forward", 1, True, False),
+        ("batch 1, grammar + jump-forward", 1, True, True),
+    ]:
+        speed_rows[label] = _decode_stats(
+            tuned, texts[:n], constrained=c, jump_forward=j, batch_size=bs, max_new_tokens=args.max_new_tokens
+        )
     report["decoding_speed"] = speed_rows
     print(f"\n| decoding (tuned model, {n} tickets) | tokens/s | tickets/s | forced tokens | model calls |")
     print("|---|---|---|---|---|")
     for name, s in speed_rows.items():
-        print(f"| {name} | {s['tokens_per_s']:.1f} | {s['tickets_per_s']:.2f} | {s['forced']}/{s['tokens']} | "
-              f"{s['forwards']} |")
+        print(
+            f"| {name} | {s['tokens_per_s']:.1f} | {s['tickets_per_s']:.2f} | {s['forced']}/{s['tokens']} | "
+            f"{s['forwards']} |"
+        )
 
 
 def _synth(args, out: Path, report: dict) -> None:
@@ -195,9 +229,10 @@ def _synth(args, out: Path, report: dict) -> None:
         run = Path(args.run)
     else:
         run, report["llm_train_seconds"] = _train_llm(
-            args, schema, train_file, write_triage_synth(80, out / "val.jsonl", seed=500), out / "run")
+            args, schema, train_file, write_triage_synth(80, out / "val.jsonl", seed=500), out / "run"
+        )
     seen = {r["text"] for r in train_rows}
-    test = [r for r in synth_tickets(4 * args.n_test, seed=1000) if r["text"] not in seen][:args.n_test]
+    test = [r for r in synth_tickets(4 * args.n_test, seed=1000) if r["text"] not in seen][: args.n_test]
     texts, gold, langs = [r["text"] for r in test], [r["triage"] for r in test], [r["language"] for r in test]
     fields = list(schema.enum_fields)
     router_dir, report["router_train_seconds"] = _train_router(train_rows, fields, out / "router")
@@ -206,8 +241,15 @@ def _synth(args, out: Path, report: dict) -> None:
     report["topk"] = _compare(args, tuned, router_dir, texts, gold, langs, schema, fields, rows)
     if args.ablations:
         _ablations(args, tuned, texts, gold, schema, rows, report)
-    _report(args, report, rows, fields, f"{len(test)} held-out synthetic IT tickets ({len(train_rows)} training "
-            "tickets; test tickets whose text occurs in training are dropped)", out)
+    _report(
+        args,
+        report,
+        rows,
+        fields,
+        f"{len(test)} held-out synthetic IT tickets ({len(train_rows)} training "
+        "tickets; test tickets whose text occurs in training are dropped)",
+        out,
+    )
 
 
 def _ticket_rows(args):
@@ -219,9 +261,21 @@ def _ticket_rows(args):
 
     df = pd.read_csv(SHARED / "data" / "support-tickets" / "tickets.csv")
     keep = df["subject"].notna() & df["body"].notna() & (df["subject"].astype(str).str.len() >= 3)
-    rows = [{"id": int(r.Index), "text": str(r.body).strip(), "language": r.language, "queue": r.queue,
-             "triage": {"queue": r.queue, "priority": r.priority, "type": r.type,
-                        "summary": str(r.subject).strip()[:120]}} for r in df[keep].itertuples()]
+    rows = [
+        {
+            "id": int(r.Index),
+            "text": str(r.body).strip(),
+            "language": r.language,
+            "queue": r.queue,
+            "triage": {
+                "queue": r.queue,
+                "priority": r.priority,
+                "type": r.type,
+                "summary": str(r.subject).strip()[:120],
+            },
+        }
+        for r in df[keep].itertuples()
+    ]
     splits = split_rows(rows, "queue", val_fraction=0.1, test_fraction=0.15, seed=0)
     return splits, int((~keep).sum())
 
@@ -230,10 +284,11 @@ def _ticket_schema(rows):
     from triagekit.triage import TriageSchema
 
     props = {f: {"enum": sorted({r["triage"][f] for r in rows})} for f in TICKET_FIELDS}
-    props["summary"] = {"type": "string", "minLength": 3, "maxLength": 120,
-                        "description": "the ticket's subject line"}
-    return TriageSchema({"type": "object", "properties": props, "required": list(props),
-                         "additionalProperties": False}, "support-tickets schema")
+    props["summary"] = {"type": "string", "minLength": 3, "maxLength": 120, "description": "the ticket's subject line"}
+    return TriageSchema(
+        {"type": "object", "properties": props, "required": list(props), "additionalProperties": False},
+        "support-tickets schema",
+    )
 
 
 def _tickets(args, out: Path, report: dict) -> None:
@@ -241,22 +296,27 @@ def _tickets(args, out: Path, report: dict) -> None:
 
     splits, report["left_out_without_subject"] = _ticket_rows(args)
     schema = _ticket_schema([r for s in splits.values() for r in s])
-    train, val, test = splits["train"], splits["val"], splits["test"][:args.n_test]
-    for name, rows in (("train", train[:args.train_n]), ("val", val[:args.val_n])):
+    train, val, test = splits["train"], splits["val"], splits["test"][: args.n_test]
+    for name, rows in (("train", train[: args.train_n]), ("val", val[: args.val_n])):
         (out / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     if args.run:
         run = Path(args.run)
     else:
-        run, report["llm_train_seconds"] = _train_llm(args, schema, out / "train.jsonl", out / "val.jsonl",
-                                                      out / "run")
+        run, report["llm_train_seconds"] = _train_llm(args, schema, out / "train.jsonl", out / "val.jsonl", out / "run")
     router_dir, report["router_train_seconds"] = _train_router(train, TICKET_FIELDS, out / "router")
     rows: dict = {}
     tuned = Triager.load(run, device="cpu")
     texts, gold, langs = [r["text"] for r in test], [r["triage"] for r in test], [r["language"] for r in test]
     report["topk"] = _compare(args, tuned, router_dir, texts, gold, langs, schema, list(TICKET_FIELDS), rows)
-    _report(args, report, rows, list(TICKET_FIELDS),
-            f"{len(test)} held-out real support tickets (LLM tuned on {min(args.train_n, len(train))} training "
-            f"tickets, router on {len(train)})", out)
+    _report(
+        args,
+        report,
+        rows,
+        list(TICKET_FIELDS),
+        f"{len(test)} held-out real support tickets (LLM tuned on {min(args.train_n, len(train))} training "
+        f"tickets, router on {len(train)})",
+        out,
+    )
 
 
 def _report(args, report, rows, fields, title, out: Path) -> None:
@@ -264,10 +324,12 @@ def _report(args, report, rows, fields, title, out: Path) -> None:
     _print_languages(rows, fields)
     t = report.get("topk") or {}
     if t.get("pairs"):
-        print(f"\nWhere the router was unsure ({t['pairs']} ticket-fields; {100 * t['review_rate']:.1f} % of tickets "
-              f"had one): the LLM's pick among the top-{args.router_top_k} was right "
-              f"{100 * t['llm_topk_accuracy']:.1f} % of the time, the router's top-1 "
-              f"{100 * t['router_top1_accuracy']:.1f} %.")
+        print(
+            f"\nWhere the router was unsure ({t['pairs']} ticket-fields; {100 * t['review_rate']:.1f} % of tickets "
+            f"had one): the LLM's pick among the top-{args.router_top_k} was right "
+            f"{100 * t['llm_topk_accuracy']:.1f} % of the time, the router's top-1 "
+            f"{100 * t['router_top1_accuracy']:.1f} %."
+        )
     print(f"\ntraining: LLM {report.get('llm_train_seconds', 0):.0f} s, router {report['router_train_seconds']:.1f} s")
     report["rows"] = {k: {"metrics": m, "speed": s} for k, (m, s) in rows.items()}
     (out / "results.json").write_text(json.dumps(report, indent=2))
@@ -285,8 +347,11 @@ def main() -> None:
     p.add_argument("--epochs", type=float, default=1)
     p.add_argument("--base-model", default=None, help="the LLM to tune (default: the preset's, SmolLM2-135M)")
     p.add_argument("--router-top-k", type=int, default=3)
-    p.add_argument("--ablations", action="store_true", help="synth: also free decoding, the untuned base and "
-                                                            "decoding speed with/without grammar and jump-forward")
+    p.add_argument(
+        "--ablations",
+        action="store_true",
+        help="synth: also free decoding, the untuned base and decoding speed with/without grammar and jump-forward",
+    )
     p.add_argument("--speed-n", type=int, default=40, help="tickets for the decoding-speed rows (--ablations)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=160)

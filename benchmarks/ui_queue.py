@@ -27,10 +27,23 @@ def train_router(work: Path) -> Path:
     from triagekit.route.train import train
 
     write_synth(600, work / "tickets.jsonl", seed=1)
-    prepare(work / "tickets.jsonl", work / "prepared", text_fields=["subject", "body"],
-            label_fields=["queue", "priority", "type"], multilabel_fields=["tags"], seed=0)
-    cfg = load_config(None, backbone="tfidf", method="full", hybrid=False, labels=["queue", "priority", "type"],
-                      multilabel=["tags"], tensorboard=False)
+    prepare(
+        work / "tickets.jsonl",
+        work / "prepared",
+        text_fields=["subject", "body"],
+        label_fields=["queue", "priority", "type"],
+        multilabel_fields=["tags"],
+        seed=0,
+    )
+    cfg = load_config(
+        None,
+        backbone="tfidf",
+        method="full",
+        hybrid=False,
+        labels=["queue", "priority", "type"],
+        multilabel=["tags"],
+        tensorboard=False,
+    )
     out = work / "router"
     train(cfg, work / "prepared", out)
     info = json.loads((out / "router.json").read_text())
@@ -50,10 +63,19 @@ def fill(service, n: int, tickets: list[dict]) -> None:
         inputs = [{"subject": t["subject"], "body": t["body"], "language": t["language"]} for t in batch]
         texts = [build_text(x, router.text_fields) for x in inputs]
         for x, text, heads in zip(inputs, texts, router.predict(texts, top_k=3)):
-            rows.append({"id": uuid.uuid4().hex, "request_id": None, "inputs": x, "outputs": heads,
-                         "input_hash": hashlib.sha256(text.encode()).hexdigest(), "latency_ms": 1.0,
-                         "requires_review": any(h.get("requires_review") for h in heads.values()),
-                         "model_version": router.model_version, "created_at": utcnow()})
+            rows.append(
+                {
+                    "id": uuid.uuid4().hex,
+                    "request_id": None,
+                    "inputs": x,
+                    "outputs": heads,
+                    "input_hash": hashlib.sha256(text.encode()).hexdigest(),
+                    "latency_ms": 1.0,
+                    "requires_review": any(h.get("requires_review") for h in heads.values()),
+                    "model_version": router.model_version,
+                    "created_at": utcnow(),
+                }
+            )
         service.store.write(rows, [])
         rows = []
 
@@ -73,12 +95,16 @@ def time_pages(client, reps: int) -> dict[str, float]:
     queue = client.get("/ui/queue").text
     pages = max(int(x) for x in re.findall(r"page=(\d+)", queue) or ["1"])
     first = re.search(r'data-href="(/ui/review/[0-9a-f]+)"', queue).group(1)
-    return {"queue page 1": median_ms("/ui/queue"), "queue last page": median_ms(f"/ui/queue?page={pages}"),
-            "queue, filtered (language=de, queue label)": median_ms(
-                "/ui/queue?language=de&head=queue&label=Technical+Support"),
-            "review page": median_ms(first), "next ticket (redirect)": median_ms(f"/ui/review/next?after="
-                                                                                 f"{first.rsplit('/', 1)[1]}"),
-            "overview": median_ms("/ui/overview")}
+    return {
+        "queue page 1": median_ms("/ui/queue"),
+        "queue last page": median_ms(f"/ui/queue?page={pages}"),
+        "queue, filtered (language=de, queue label)": median_ms(
+            "/ui/queue?language=de&head=queue&label=Technical+Support"
+        ),
+        "review page": median_ms(first),
+        "next ticket (redirect)": median_ms(f"/ui/review/next?after={first.rsplit('/', 1)[1]}"),
+        "overview": median_ms("/ui/overview"),
+    }
 
 
 def main() -> None:

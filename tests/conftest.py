@@ -25,8 +25,14 @@ def tiny_encoder(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
@@ -44,10 +50,18 @@ def tiny_llama(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2_path()))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.bos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
@@ -70,8 +84,14 @@ def prepared(tmp_path_factory, synth_file):
     from triagekit.data import prepare
 
     out = tmp_path_factory.mktemp("prepared")
-    prepare(synth_file, out, text_fields=["subject", "body"], label_fields=["queue", "priority", "type"],
-            multilabel_fields=["tags"], seed=0)
+    prepare(
+        synth_file,
+        out,
+        text_fields=["subject", "body"],
+        label_fields=["queue", "priority", "type"],
+        multilabel_fields=["tags"],
+        seed=0,
+    )
     return out
 
 
@@ -85,8 +105,18 @@ def tiny_router_config(tiny_encoder, **kw):
     """The ``TrainConfig`` of the shared tiny routers, with ``kw`` on top (for tests that train their own)."""
     from triagekit.route.config import TrainConfig
 
-    base = dict(backbone=str(tiny_encoder), epochs=1, max_steps=15, batch_size=16, lr=3e-3, head_lr=3e-2,
-                max_length=48, tensorboard=False, prior_correction=False, **ROUTER_HEADS)
+    base = dict(
+        backbone=str(tiny_encoder),
+        epochs=1,
+        max_steps=15,
+        batch_size=16,
+        lr=3e-3,
+        head_lr=3e-2,
+        max_length=48,
+        tensorboard=False,
+        prior_correction=False,
+        **ROUTER_HEADS,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -117,8 +147,7 @@ def tiny_router(tmp_path_factory, tiny_encoder, prepared):
 @pytest.fixture(scope="session")
 def tiny_lora_router(tmp_path_factory, tiny_encoder, prepared):
     """The same with LoRA adapters (merge and export paths). Read-only."""
-    return _train_once(tmp_path_factory, "tiny-lora-router", tiny_router_config(tiny_encoder, method="lora"),
-                       prepared)
+    return _train_once(tmp_path_factory, "tiny-lora-router", tiny_router_config(tiny_encoder, method="lora"), prepared)
 
 
 @pytest.fixture(scope="session")

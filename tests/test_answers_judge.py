@@ -5,8 +5,10 @@ import pytest
 from triagekit.answer.judge import Case, ReferenceJudge, build_judge, judge_pair, tally
 from triagekit.answer.rubric import check_reply, hallucination_rate
 
-QUESTION = ("Cannot log in to AnalyticsHub\n\nWhen I try to log in to AnalyticsHub I get ERR_CONNECTION_RESET since "
-            "version 4.2.1. My order ORD-55120. Call me at +49 30 1234567.")
+QUESTION = (
+    "Cannot log in to AnalyticsHub\n\nWhen I try to log in to AnalyticsHub I get ERR_CONNECTION_RESET since "
+    "version 4.2.1. My order ORD-55120. Call me at +49 30 1234567."
+)
 REFERENCE = "Please update AnalyticsHub and sign in again; if it fails, send us the log file."
 
 
@@ -15,32 +17,39 @@ def kinds(result, supported=False):
 
 
 def test_grounded_reply_has_no_unsupported_claims():
-    reply = ("Thank you for reporting this. Please update AnalyticsHub past version 4.2.1 and sign in again.\n"
-             "1. Restart your computer.\n2. Send us the log file for order ORD-55120.\nWe can call +49 30 1234567.")
+    reply = (
+        "Thank you for reporting this. Please update AnalyticsHub past version 4.2.1 and sign in again.\n"
+        "1. Restart your computer.\n2. Send us the log file for order ORD-55120.\nWe can call +49 30 1234567."
+    )
     result = check_reply(reply, QUESTION, REFERENCE)
     assert not result.hallucinated, result.unsupported
     assert ("name", "AnalyticsHub") in kinds(result, True) and ("number", "4.2.1") in kinds(result, True)
     assert ("number", "49 30 1234567") in kinds(result, True)  # one phone number is one claim
 
 
-@pytest.mark.parametrize("reply,kind,text", [
-    ("Please visit https://support.example.com/reset.", "url", "https://support.example.com/reset"),
-    ("Write to helpdesk@analyticshub.io for help.", "email", "helpdesk@analyticshub.io"),
-    ("Your refund of $49.99 is on its way.", "number", "49.99"),
-    ("We will reply within 24 hours.", "number", "24"),
-    ("Please reinstall it from the Microsoft Store.", "name", "Microsoft"),
-    ("Open Settings > Security > Passwords and reset it.", "step", "Settings > Security > Passwords"),
-    ('Then click on "Reset Workspace" at the bottom.', "step", 'click on "Reset Workspace"'),
-    ("Contact our AcmeCloud team.", "name", "AcmeCloud"),
-])
+@pytest.mark.parametrize(
+    "reply,kind,text",
+    [
+        ("Please visit https://support.example.com/reset.", "url", "https://support.example.com/reset"),
+        ("Write to helpdesk@analyticshub.io for help.", "email", "helpdesk@analyticshub.io"),
+        ("Your refund of $49.99 is on its way.", "number", "49.99"),
+        ("We will reply within 24 hours.", "number", "24"),
+        ("Please reinstall it from the Microsoft Store.", "name", "Microsoft"),
+        ("Open Settings > Security > Passwords and reset it.", "step", "Settings > Security > Passwords"),
+        ('Then click on "Reset Workspace" at the bottom.', "step", 'click on "Reset Workspace"'),
+        ("Contact our AcmeCloud team.", "name", "AcmeCloud"),
+    ],
+)
 def test_unsupported_claims_are_caught(reply, kind, text):
     result = check_reply(reply, QUESTION, REFERENCE)
     assert result.hallucinated and (kind, text) in kinds(result)
 
 
 def test_placeholders_list_markers_and_sentence_starts_are_not_claims():
-    reply = ("Dear <name>,\n1. Restart the app.\n2) Sign in again.\nThanks, [Your Name]. Please reach us at "
-             "{support_email}. We are on it.")
+    reply = (
+        "Dear <name>,\n1. Restart the app.\n2) Sign in again.\nThanks, [Your Name]. Please reach us at "
+        "{support_email}. We are on it."
+    )
     assert check_reply(reply, QUESTION, REFERENCE).claims == []
 
 

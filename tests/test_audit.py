@@ -73,5 +73,6 @@ def test_ticket_without_text_is_a_clear_error():
     from triagekit.data.audit import audit_labels
 
     with pytest.raises(ValueError, match="no text"):
-        audit_labels([{"subject": "", "body": " ", "queue": "a"}, {"subject": "x", "queue": "b"}], ["queue"],
-                     ["subject", "body"])
+        audit_labels(
+            [{"subject": "", "body": " ", "queue": "a"}, {"subject": "x", "queue": "b"}], ["queue"], ["subject", "body"]
+        )

@@ -14,19 +14,72 @@ from triagekit.cli import main
 def run_dir(tmp_path_factory, tiny_encoder):
     root = tmp_path_factory.mktemp("cli")
     assert main(["data", "synth", "--n", "500", "--out", str(root / "t.jsonl"), "--seed", "3"]) == 0
-    assert main(["data", "prepare", "--input", str(root / "t.jsonl"), "--out", str(root / "data"),
-                 "--multilabel", "tags", "--redact-pii"]) == 0
-    assert main(["route", "train", "--data", str(root / "data"), "--labels", "queue,priority,type", "--multilabel",
-                 "tags", "--output", str(root / "run"), "--backbone", str(tiny_encoder), "--epochs", "2",
-                 "--set", "lr=1e-3", "--set", "head_lr=1e-2", "--set", "max_length=64",
-                 # the default preset is a hybrid; its 4-head TF-IDF half would add minutes on 2 cores here
-                 "--set", "hybrid=false"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                "--input",
+                str(root / "t.jsonl"),
+                "--out",
+                str(root / "data"),
+                "--multilabel",
+                "tags",
+                "--redact-pii",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "route",
+                "train",
+                "--data",
+                str(root / "data"),
+                "--labels",
+                "queue,priority,type",
+                "--multilabel",
+                "tags",
+                "--output",
+                str(root / "run"),
+                "--backbone",
+                str(tiny_encoder),
+                "--epochs",
+                "2",
+                "--set",
+                "lr=1e-3",
+                "--set",
+                "head_lr=1e-2",
+                "--set",
+                "max_length=64",
+                # the default preset is a hybrid; its 4-head TF-IDF half would add minutes on 2 cores here
+                "--set",
+                "hybrid=false",
+            ]
+        )
+        == 0
+    )
     return root
 
 
 def test_eval_writes_metrics_report_and_plots(run_dir):
-    assert main(["route", "eval", str(run_dir / "run"), "--data", str(run_dir / "data"), "--critical", "priority=high",
-                 "--target-precision", "0.8"]) == 0
+    assert (
+        main(
+            [
+                "route",
+                "eval",
+                str(run_dir / "run"),
+                "--data",
+                str(run_dir / "data"),
+                "--critical",
+                "priority=high",
+                "--target-precision",
+                "0.8",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((run_dir / "run" / "eval" / "metrics.json").read_text())
     for head in ("queue", "priority", "type"):
         m = metrics["heads"][head]
@@ -47,8 +100,24 @@ def test_eval_writes_metrics_report_and_plots(run_dir):
 
 
 def test_eval_review_budget_and_heads(run_dir, capsys):
-    assert main(["eval", str(run_dir / "run"), "--data", str(run_dir / "data"), "--review-budget", "0.4",
-                 "--review-heads", "queue,type", "--no-baseline", "--out", str(run_dir / "eval-budget")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run_dir / "run"),
+                "--data",
+                str(run_dir / "data"),
+                "--review-budget",
+                "0.4",
+                "--review-heads",
+                "queue,type",
+                "--no-baseline",
+                "--out",
+                str(run_dir / "eval-budget"),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((run_dir / "eval-budget" / "metrics.json").read_text())
     review = metrics["review"]
     assert review["budget"] == 0.4 and review["review_heads"] == ["queue", "type"]
@@ -58,17 +127,33 @@ def test_eval_review_budget_and_heads(run_dir, capsys):
     assert "auto-routed" in capsys.readouterr().err.replace("\n", " ")
     info = json.loads((run_dir / "run" / "router.json").read_text())
     assert info["review"]["budget"] == 0.4 and info["review"]["heads"] == ["queue", "type"]
-    assert main(["eval", str(run_dir / "run"), "--data", str(run_dir / "data"), "--review-budget", "1.5",
-                 "--no-baseline", "--out", str(run_dir / "eval-bad")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                str(run_dir / "run"),
+                "--data",
+                str(run_dir / "data"),
+                "--review-budget",
+                "1.5",
+                "--no-baseline",
+                "--out",
+                str(run_dir / "eval-bad"),
+            ]
+        )
+        == 2
+    )
     assert "review budget must be in (0, 1]" in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_predict_file_streams_jsonl(run_dir):
     bad = run_dir / "in.jsonl"
-    rows = [json.dumps({"id": "a1", "subject": "Invoice wrong", "body": "charged twice"}),
-            "{not json",
-            json.dumps({"id": "a3", "subject": "", "body": ""}),
-            json.dumps({"subject": "Laptop broken", "body": "screen flickers"})]
+    rows = [
+        json.dumps({"id": "a1", "subject": "Invoice wrong", "body": "charged twice"}),
+        "{not json",
+        json.dumps({"id": "a3", "subject": "", "body": ""}),
+        json.dumps({"subject": "Laptop broken", "body": "screen flickers"}),
+    ]
     bad.write_text("\n".join(rows) + "\n")
     out = run_dir / "pred.jsonl"
     assert main(["route", "predict", str(run_dir / "run"), "--input", str(bad), "--output", str(out)]) == 0
@@ -163,11 +248,28 @@ def test_new_spellings_print_no_note_and_unknown_old_ones_fail(capsys):
 
 def test_start_up_imports_no_heavy_library():
     """`triagekit --help` and `route train --help` must stay fast (benchmarks/cli_startup.py has the figures)."""
-    heavy = ["torch", "transformers", "sklearn", "numpy", "pandas", "rich", "pydantic", "fastapi", "sqlalchemy",
-             "onnx", "onnxruntime", "peft", "xgrammar", "yaml", "scipy"]
-    code = ("import sys\nfrom triagekit.cli import main\nfor argv in (['--help'], ['route', 'train', '--help']):\n"
-            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    heavy = [
+        "torch",
+        "transformers",
+        "sklearn",
+        "numpy",
+        "pandas",
+        "rich",
+        "pydantic",
+        "fastapi",
+        "sqlalchemy",
+        "onnx",
+        "onnxruntime",
+        "peft",
+        "xgrammar",
+        "yaml",
+        "scipy",
+    ]
+    code = (
+        "import sys\nfrom triagekit.cli import main\nfor argv in (['--help'], ['route', 'train', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
@@ -194,8 +296,11 @@ def test_table_merge_and_option_aliases():
     assert list(table) == ["g", "z"] and list(table["g"].verbs) == ["x", "y"] and table["g"].help == "a group"
     with pytest.raises(ValueError, match="'x' is defined twice"):
         merge(table["g"].verbs, {"x": verb("again")})
-    aliases = [Alias("old", "g x", option="--kind=a", default=True), Alias("old", "g y", option="--kind=b"),
-               Alias("z", "g y", option="--flag")]
+    aliases = [
+        Alias("old", "g x", option="--kind=a", default=True),
+        Alias("old", "g y", option="--kind=b"),
+        Alias("z", "g y", option="--flag"),
+    ]
     assert resolve(["old", "1", "--kind=b", "2"], table, aliases) == ["g", "y", "1", "2"]
     assert resolve(["old", "--kind", "a", "1"], table, aliases) == ["g", "x", "1"]
     assert resolve(["old", "1"], table, aliases) == ["g", "x", "1"]

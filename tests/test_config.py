@@ -38,25 +38,31 @@ def test_yaml_numbers_without_a_dot_are_floats(tmp_path):
     assert cfg.lr == 5e-5 and isinstance(cfg.lr, float) and cfg.epochs == 3
 
 
-@pytest.mark.parametrize("bad, message", [
-    (["nope=1"], "unknown config key 'nope'"),
-    (["lr"], "key=value"),
-    (["epochs=2.5"], "expects"),
-    (["class_weights=maybe"], "expects"),
-    (["lr=fast"], "expects"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["nope=1"], "unknown config key 'nope'"),
+        (["lr"], "key=value"),
+        (["epochs=2.5"], "expects"),
+        (["class_weights=maybe"], "expects"),
+        (["lr=fast"], "expects"),
+    ],
+)
 def test_bad_overrides(bad, message):
     with pytest.raises(ValueError, match=message):
         parse_overrides(bad)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"method": "qlora9"}, "method must be one of"),
-    ({"labels": [], "multilabel": []}, "at least one label field"),
-    ({"labels": ["tags"], "multilabel": ["tags"]}, "both in labels and multilabel"),
-    ({"val_fraction": 0.6, "test_fraction": 0.5}, "below 1"),
-    ({"labels": ["a.b"]}, "cannot contain"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "qlora9"}, "method must be one of"),
+        ({"labels": [], "multilabel": []}, "at least one label field"),
+        ({"labels": ["tags"], "multilabel": ["tags"]}, "both in labels and multilabel"),
+        ({"val_fraction": 0.6, "test_fraction": 0.5}, "below 1"),
+        ({"labels": ["a.b"]}, "cannot contain"),
+    ],
+)
 def test_cross_field_checks(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)

@@ -21,11 +21,21 @@ from triagekit.data import (
 )
 
 ROWS = [
-    {"id": "a1", "subject": "Printer broken", "body": "The printer on floor 2 jams.", "queue": "IT",
-     "tags": ["hw", "print"]},
-    {"id": "a2", "subject": "Refund", "body": "I want my money back, order #12345.", "queue": "Billing",
-     "tags": ["refund"]},
-    {"id": "a3", "subject": "Umlaut äöü", "body": "Zeile mit, Komma und \"Zitat\"", "queue": "Billing", "tags": []},
+    {
+        "id": "a1",
+        "subject": "Printer broken",
+        "body": "The printer on floor 2 jams.",
+        "queue": "IT",
+        "tags": ["hw", "print"],
+    },
+    {
+        "id": "a2",
+        "subject": "Refund",
+        "body": "I want my money back, order #12345.",
+        "queue": "Billing",
+        "tags": ["refund"],
+    },
+    {"id": "a3", "subject": "Umlaut äöü", "body": 'Zeile mit, Komma und "Zitat"', "queue": "Billing", "tags": []},
 ]
 
 
@@ -84,18 +94,25 @@ def test_csv_bom_multiline_cells_and_field_count(tmp_path):
     )
     items = list(iter_records(path))
     assert [(type(i).__name__, i.line) for i in items] == [
-        ("Record", 2), ("RowError", 6), ("Record", 7), ("Record", 10)]
+        ("Record", 2),
+        ("RowError", 6),
+        ("Record", 7),
+        ("Record", 10),
+    ]
     assert items[0].data == {"subject": "one", "body": "first line\nsecond line\nthird", "queue": "IT"}
     assert items[1].reason == "expected 3 fields, got 4" and items[1].raw == "two,plain,Billing,EXTRA"
 
 
 def test_jsonl_errors_and_normalisation(tmp_path):
-    path = _write_jsonl(tmp_path / "j.jsonl", [
-        {"subject": "  padded  ", "body": "", "n": float("nan"), "x": None},
-        "",
-        '{"subject": "x" "body": 1}',
-        "[1, 2]",
-    ])
+    path = _write_jsonl(
+        tmp_path / "j.jsonl",
+        [
+            {"subject": "  padded  ", "body": "", "n": float("nan"), "x": None},
+            "",
+            '{"subject": "x" "body": 1}',
+            "[1, 2]",
+        ],
+    )
     items = list(iter_records(path))
     assert isinstance(items[0], Record) and items[0].data == {"subject": "padded", "body": None, "n": None, "x": None}
     assert items[1].line == 3 and items[1].reason.startswith("invalid JSON: Expecting ',' delimiter at col")
@@ -122,16 +139,19 @@ def test_validate_record_rules():
         assert isinstance(check({"subject": "s", "queue": "q", "created_at": ok}, time_field="created_at"), dict), ok
 
 
-@pytest.mark.parametrize("data, tags", [
-    ({"tags": ["a", " b ", "a", None]}, ["a", "b"]),
-    ({"tags": '["a", "b"]'}, ["a", "b"]),
-    ({"tags": "a | b|c"}, ["a", "b", "c"]),
-    ({"tags": "a;b"}, ["a", "b"]),
-    ({"tags": "a, b"}, ["a", "b"]),
-    ({"tag_1": "x", "tag_2": None, "tag_10": "z", "tag_3": "y"}, ["x", "y", "z"]),
-    ({"tags_1": "x"}, ["x"]),
-    ({}, []),
-])
+@pytest.mark.parametrize(
+    "data, tags",
+    [
+        ({"tags": ["a", " b ", "a", None]}, ["a", "b"]),
+        ({"tags": '["a", "b"]'}, ["a", "b"]),
+        ({"tags": "a | b|c"}, ["a", "b", "c"]),
+        ({"tags": "a;b"}, ["a", "b"]),
+        ({"tags": "a, b"}, ["a", "b"]),
+        ({"tag_1": "x", "tag_2": None, "tag_10": "z", "tag_3": "y"}, ["x", "y", "z"]),
+        ({"tags_1": "x"}, ["x"]),
+        ({}, []),
+    ],
+)
 def test_multilabel_forms(data, tags):
     row = validate_record(Record("f.csv", 2, {"subject": "s", **data}), ["subject"], multilabel_fields=["tags"])
     assert row["tags"] == tags
@@ -139,19 +159,22 @@ def test_multilabel_forms(data, tags):
 
 def _bad_rows_file(tmp_path):
     good = {"subject": "Login fails", "body": "Cannot log in", "queue": "IT", "created_at": "2024-02-01T10:00:00"}
-    return _write_jsonl(tmp_path / "bad.jsonl", [
-        good,                                                        # 1 ok
-        '{"subject": "broken" "body": "x"}',                         # 2 bad JSON
-        '"just a string"',                                           # 3 not an object
-        {"subject": "", "body": None, "queue": "IT"},                # 4 missing text
-        {"subject": "s", "body": "b"},                               # 5 missing label
-        {"subject": "s", "body": "b", "queue": ["IT", "Billing"]},  # 6 list label
-        {**good, "subject": "other", "created_at": "31/31/2024"},    # 7 bad timestamp
-        {"subject": "long", "body": "x" * 20001, "queue": "IT"},     # 8 too long
-        "",                                                          # 9 blank: skipped, not counted
-        good,                                                        # 10 duplicate of line 1
-        {**good, "queue": "Billing"},                                # 11 same text, other label: conflict
-    ])
+    return _write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            good,  # 1 ok
+            '{"subject": "broken" "body": "x"}',  # 2 bad JSON
+            '"just a string"',  # 3 not an object
+            {"subject": "", "body": None, "queue": "IT"},  # 4 missing text
+            {"subject": "s", "body": "b"},  # 5 missing label
+            {"subject": "s", "body": "b", "queue": ["IT", "Billing"]},  # 6 list label
+            {**good, "subject": "other", "created_at": "31/31/2024"},  # 7 bad timestamp
+            {"subject": "long", "body": "x" * 20001, "queue": "IT"},  # 8 too long
+            "",  # 9 blank: skipped, not counted
+            good,  # 10 duplicate of line 1
+            {**good, "queue": "Billing"},  # 11 same text, other label: conflict
+        ],
+    )
 
 
 def test_prepare_accounts_for_every_bad_row(tmp_path):
@@ -159,8 +182,14 @@ def test_prepare_accounts_for_every_bad_row(tmp_path):
     s = prepare(_bad_rows_file(tmp_path), out, label_fields=["queue"], split="none")
     rejected = _rejected(out)
     assert {n: e["reason"].split(":")[0].split(" '")[0] for n, e in rejected.items()} == {
-        2: "invalid JSON", 3: "expected a JSON object, got string", 4: "missing text", 5: "missing label",
-        6: "label", 7: "bad timestamp", 8: "text too long"}
+        2: "invalid JSON",
+        3: "expected a JSON object, got string",
+        4: "missing text",
+        5: "missing label",
+        6: "label",
+        7: "bad timestamp",
+        8: "text too long",
+    }
     assert all(e["file"] == str(tmp_path / "bad.jsonl") and e["raw"] for e in rejected.values())
     assert (s.total, s.valid, s.rejected, s.duplicates) == (10, 2, 7, 1)
     assert s.valid + s.rejected + s.duplicates == s.total

@@ -46,8 +46,10 @@ def test_synth_csv_round_trips_through_validation(tmp_path):
 
 def test_data_card_content():
     splits = {
-        "train": [{"subject": "a b", "body": "c", "queue": "x", "language": "en", "tags": ["t1", "t2"]},
-                  {"subject": "d", "queue": "y", "language": "de", "tags": []}],
+        "train": [
+            {"subject": "a b", "body": "c", "queue": "x", "language": "en", "tags": ["t1", "t2"]},
+            {"subject": "d", "queue": "y", "language": "de", "tags": []},
+        ],
         "test": [{"text": "one two three", "queue": "x", "language": "en", "tags": ["t1"]}],
     }
     card = data_card(splits, ["subject", "body"], ["queue"], ["tags"], conflicting_duplicates=4)

@@ -22,12 +22,25 @@ def tiny_decoder(request, tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
     torch.manual_seed(0)
     if request.param == "llama":
-        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+        )
         LlamaModel(config).save_pretrained(str(path))
     else:
-        config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                               num_attention_heads=4, max_position_embeddings=128)
+        config = GPTNeoXConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=128,
+        )
         GPTNeoXModel(config).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
@@ -36,8 +49,17 @@ def tiny_decoder(request, tmp_path_factory):
 @pytest.mark.parametrize("method", ["lora", "head"])
 def test_decoder_router_round_trip(tiny_decoder, prepared, tmp_path, method):
     out = tmp_path / method
-    cfg = TrainConfig(backbone=str(tiny_decoder), method=method, labels=["queue", "type"], epochs=1, batch_size=16,
-                      lr=1e-3, head_lr=1e-2, max_length=64, tensorboard=False)
+    cfg = TrainConfig(
+        backbone=str(tiny_decoder),
+        method=method,
+        labels=["queue", "type"],
+        epochs=1,
+        batch_size=16,
+        lr=1e-3,
+        head_lr=1e-2,
+        max_length=64,
+        tensorboard=False,
+    )
     result = train(cfg, prepared, out)
     assert result.steps > 0
     assert json.loads((out / "model" / "model.json").read_text())["pooling"] == "last"
@@ -83,9 +105,20 @@ def test_cpu_bf16_autocast_and_eager_attention(tiny_decoder, prepared, tmp_path)
 
     with pytest.raises(ValueError, match="attn_implementation"):
         TrainConfig(attn_implementation="flash")
-    cfg = TrainConfig(backbone=str(tiny_decoder), method="lora", labels=["queue"], epochs=1, batch_size=16, lr=1e-3,
-                      head_lr=1e-2, max_length=64, tensorboard=False, device="cpu", mixed_precision="bf16",
-                      attn_implementation="eager")
+    cfg = TrainConfig(
+        backbone=str(tiny_decoder),
+        method="lora",
+        labels=["queue"],
+        epochs=1,
+        batch_size=16,
+        lr=1e-3,
+        head_lr=1e-2,
+        max_length=64,
+        tensorboard=False,
+        device="cpu",
+        mixed_precision="bf16",
+        attn_implementation="eager",
+    )
     model = build_model(cfg, [HeadSpec("queue", ["a", "b"])])
     assert model.backbone.base_model.model.config._attn_implementation == "eager"
     if not torch.cpu._is_avx512_bf16_supported():

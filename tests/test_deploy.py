@@ -88,15 +88,21 @@ def test_deployment_probes_security_and_config():
     (secret_volume,) = [v for v in pod["volumes"] if "secret" in v]
     (mount,) = [m for m in main["volumeMounts"] if m["name"] == secret_volume["name"]]
     assert mount["readOnly"] is True and secret_volume["secret"]["secretName"] == "triagekit"
-    keys = {Path(env[f"{name}_FILE"]).relative_to(mount["mountPath"]).as_posix()
-            for name in ("TRIAGEKIT_API_KEY", "TRIAGEKIT_DB_URL")}
+    keys = {
+        Path(env[f"{name}_FILE"]).relative_to(mount["mountPath"]).as_posix()
+        for name in ("TRIAGEKIT_API_KEY", "TRIAGEKIT_DB_URL")
+    }
     assert keys == set(_docs(K8S / "base" / "secret.example.yaml")[0]["stringData"])
     # The arguments are real `triagekit` arguments once Kubernetes expands the ConfigMap values.
     args = _parse_cli(main["args"], config)
     assert args.command_0 == "serve" and args.backend == "onnx" and args.api_key_env == "TRIAGEKIT_API_KEY"
     assert args.port == main["ports"][0]["containerPort"] and args.threads == int(config["TRIAGEKIT_THREADS"])
     export = _parse_cli(pod["initContainers"][0]["args"])
-    assert (export.command_0, export.command_1) == ("route", "export") and export.quantize == "int8" and export.out == args.model
+    assert (
+        (export.command_0, export.command_1) == ("route", "export")
+        and export.quantize == "int8"
+        and export.out == args.model
+    )
     mounts = {m["mountPath"] for m in main["volumeMounts"]}
     assert {"/data", "/tmp"} <= mounts  # the only writable paths under a read-only root filesystem
     assert res["Service"]["spec"]["ports"][0]["targetPort"] == main["ports"][0]["name"]
@@ -109,8 +115,10 @@ def test_compose_serves_with_postgres_and_the_key_from_an_env_file():
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     svc, pg = compose["services"]["triagekit"], compose["services"]["postgres"]
     assert svc["env_file"] == [".env"] and "TRIAGEKIT_API_KEY" in (ROOT / "deploy" / "compose.env.example").read_text()
-    assert svc["environment"]["TRIAGEKIT_DB_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/" in \
-        svc["environment"]["TRIAGEKIT_DB_URL"]
+    assert (
+        svc["environment"]["TRIAGEKIT_DB_URL"].startswith("postgresql+psycopg://")
+        and "@postgres:5432/" in svc["environment"]["TRIAGEKIT_DB_URL"]
+    )
     assert svc["depends_on"]["postgres"]["condition"] == "service_healthy" and pg["healthcheck"]["test"]
     assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
     assert any(v.endswith(":/data") for v in svc["volumes"]) and "postgres-data" in compose["volumes"]
@@ -122,7 +130,7 @@ def test_compose_serves_with_postgres_and_the_key_from_an_env_file():
 def test_containerfile_defaults_parse_and_dockerfile_is_the_same_file():
     text = (ROOT / "Containerfile").read_text()
     assert (ROOT / "Dockerfile").resolve() == (ROOT / "Containerfile").resolve()
-    cmd = json.loads(re.search(r'^CMD (\[.*?\])\s*$', text.replace("\\\n", ""), re.M | re.S).group(1))
+    cmd = json.loads(re.search(r"^CMD (\[.*?\])\s*$", text.replace("\\\n", ""), re.M | re.S).group(1))
     args = _parse_cli(cmd)
     assert args.command_0 == "serve" and args.backend == "onnx" and args.port == 8000
     assert 'ENTRYPOINT ["triagekit"]' in text and re.search(r"^USER \$\{UID\}", text, re.M)
@@ -135,8 +143,10 @@ def _checkov() -> str:
     if not found and local.exists():
         found = str(local)
     if not found:
-        pytest.skip("checkov not installed: `make install` puts it in .venv-checkov (its pins, e.g. packaging<24, "
-                    "clash with pytest's, so it gets a venv of its own); or set TRIAGEKIT_CHECKOV")
+        pytest.skip(
+            "checkov not installed: `make install` puts it in .venv-checkov (its pins, e.g. packaging<24, "
+            "clash with pytest's, so it gets a venv of its own); or set TRIAGEKIT_CHECKOV"
+        )
     return found
 
 
@@ -146,14 +156,32 @@ def test_checkov_policies_pass(target):
     checkov = _checkov()
     framework = "dockerfile" if target == "Dockerfile" else "kubernetes"
     flag = "-f" if target == "Dockerfile" else "-d"
-    proc = subprocess.run([checkov, flag, str(ROOT / target), "--framework", framework, "--output", "json",
-                           "--quiet", "--compact", "--skip-download"], capture_output=True, text=True, timeout=600,
-                          cwd=ROOT)
+    proc = subprocess.run(
+        [
+            checkov,
+            flag,
+            str(ROOT / target),
+            "--framework",
+            framework,
+            "--output",
+            "json",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.stdout.strip(), f"checkov printed nothing (exit {proc.returncode}): {proc.stderr[-2000:]}"
     reports = json.loads(proc.stdout)
     reports = reports if isinstance(reports, list) else [reports]
-    failed = [f"{c['check_id']} {c['check_name']} ({c.get('file_path')}: {c.get('resource')})"
-              for r in reports for c in r.get("results", {}).get("failed_checks", [])]
+    failed = [
+        f"{c['check_id']} {c['check_name']} ({c.get('file_path')}: {c.get('resource')})"
+        for r in reports
+        for c in r.get("results", {}).get("failed_checks", [])
+    ]
     passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
     assert not failed, "\n".join(failed)
     assert passed >= (10 if framework == "kubernetes" else 3)  # it really ran its checks

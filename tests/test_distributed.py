@@ -11,8 +11,22 @@ import pytest
 
 pytestmark = pytest.mark.slow  # 2-process `accelerate launch` trainings
 
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "triagekit"]
+LAUNCH = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "-m",
+    "triagekit",
+]
 
 
 def _launch(args):
@@ -33,9 +47,33 @@ def _steps_fit_two_shards(out, n_train, batch, epochs):
 
 def test_two_cpu_processes(tiny_encoder, prepared, tmp_path):
     out = tmp_path / "ddp"
-    _launch(["train", "--data", str(prepared), "--labels", "queue,priority", "--multilabel", "tags",
-             "--output", str(out), "--backbone", str(tiny_encoder), "--epochs", "2", "--set", "batch_size=16",
-             "--set", "lr=1e-3", "--set", "head_lr=1e-2", "--set", "max_length=64", "--set", "tensorboard=false"])
+    _launch(
+        [
+            "train",
+            "--data",
+            str(prepared),
+            "--labels",
+            "queue,priority",
+            "--multilabel",
+            "tags",
+            "--output",
+            str(out),
+            "--backbone",
+            str(tiny_encoder),
+            "--epochs",
+            "2",
+            "--set",
+            "batch_size=16",
+            "--set",
+            "lr=1e-3",
+            "--set",
+            "head_lr=1e-2",
+            "--set",
+            "max_length=64",
+            "--set",
+            "tensorboard=false",
+        ]
+    )
     _steps_fit_two_shards(out, len((prepared / "train.jsonl").read_text().splitlines()), 16, 2)
     from triagekit.route.router import Router
 
@@ -52,9 +90,33 @@ def triage_data(tmp_path_factory):
 
 def test_two_cpu_processes_sft(tiny_llama, triage_data, tmp_path):
     out = tmp_path / "ddp-sft"
-    _launch(["train", "--task", "triage", "--data", str(triage_data), "--output", str(out), "--backbone",
-             str(tiny_llama), "--method", "lora", "--epochs", "2", "--set", "batch_size=8", "--set", "lr=5e-3",
-             "--set", "max_length=160", "--set", "eval_every=0", "--set", "early_stopping_patience=0"])
+    _launch(
+        [
+            "train",
+            "--task",
+            "triage",
+            "--data",
+            str(triage_data),
+            "--output",
+            str(out),
+            "--backbone",
+            str(tiny_llama),
+            "--method",
+            "lora",
+            "--epochs",
+            "2",
+            "--set",
+            "batch_size=8",
+            "--set",
+            "lr=5e-3",
+            "--set",
+            "max_length=160",
+            "--set",
+            "eval_every=0",
+            "--set",
+            "early_stopping_patience=0",
+        ]
+    )
     n_train = 80 - round(0.1 * 80)  # train_triage keeps 10 % for validation
     _steps_fit_two_shards(out, n_train, 8, 2)
     meta = json.loads((out / "sft.json").read_text())

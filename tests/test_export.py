@@ -18,9 +18,14 @@ from triagekit.exporters.export import export, validate_repository
 from triagekit.route.onnx import OnnxBackend  # noqa: E402
 from triagekit.route.router import Router  # noqa: E402
 
-REAL = ["my invoice shows a double charge", {"subject": "VPN down", "body": "cannot connect since the update"},
-        "Drucker druckt nicht mehr, bitte dringend helfen!!", "x", "refund for order 12345 " * 40,
-        {"subject": "Password reset", "body": "I forgot my password and the reset mail never arrives."}]
+REAL = [
+    "my invoice shows a double charge",
+    {"subject": "VPN down", "body": "cannot connect since the update"},
+    "Drucker druckt nicht mehr, bitte dringend helfen!!",
+    "x",
+    "refund for order 12345 " * 40,
+    {"subject": "Password reset", "body": "I forgot my password and the reset mail never arrives."},
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +36,11 @@ def runs(tiny_router, tiny_lora_router, tiny_hybrid_router):
 
 @pytest.fixture(scope="module")
 def fixture_rows(prepared):
-    return [json.loads(line) for split in ("train", "val", "test")
-            for line in (prepared / f"{split}.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line)
+        for split in ("train", "val", "test")
+        for line in (prepared / f"{split}.jsonl").read_text().splitlines()
+    ]
 
 
 def _random_texts(n: int, seed: int = 0) -> list[str]:
@@ -79,7 +87,8 @@ def test_int8_agrees_with_pytorch(runs, tmp_path, fixture_rows, method, capsys):
     out = export(runs[method], tmp_path / "int8", quantize="int8")
     assert json.loads((out / "router.json").read_text())["onnx_file"] == "model.int8.onnx"
     assert (out / "model.onnx").exists() and (out / "model.int8.onnx").stat().st_size < (
-        out / "model.onnx").stat().st_size
+        out / "model.onnx"
+    ).stat().st_size
     torch_router, int8_router = Router.load(runs[method]), Router.load(out)
     a, b = torch_router.logits(fixture_rows), int8_router.logits(fixture_rows)
     agreement = {}
@@ -87,8 +96,10 @@ def test_int8_agrees_with_pytorch(runs, tmp_path, fixture_rows, method, capsys):
         same = (a[h.name] > 0) == (b[h.name] > 0) if h.multilabel else a[h.name].argmax(1) == b[h.name].argmax(1)
         agreement[h.name] = float(same.mean())
     with capsys.disabled():
-        print(f"\nint8 vs PyTorch label agreement ({method}, {len(fixture_rows)} tickets): "
-              + ", ".join(f"{k} {100 * v:.2f}%" for k, v in agreement.items()))
+        print(
+            f"\nint8 vs PyTorch label agreement ({method}, {len(fixture_rows)} tickets): "
+            + ", ".join(f"{k} {100 * v:.2f}%" for k, v in agreement.items())
+        )
     assert min(agreement.values()) >= 0.99, agreement
 
 
@@ -102,8 +113,9 @@ def test_hybrid_run_keeps_its_lexical_pool(runs, tmp_path):
     router = Router.load(out)
     assert isinstance(router.backend, HybridBackend) and isinstance(router.backend.neural, OnnxBackend)
     texts = REAL + _random_texts(10, seed=1)
-    np.testing.assert_allclose(router.predict_proba(texts)["queue"],
-                               Router.load(runs["hybrid"]).predict_proba(texts)["queue"], atol=1e-4)
+    np.testing.assert_allclose(
+        router.predict_proba(texts)["queue"], Router.load(runs["hybrid"]).predict_proba(texts)["queue"], atol=1e-4
+    )
 
 
 def test_merged_hf_export_loads_with_plain_automodel(runs, tmp_path):
@@ -171,11 +183,19 @@ def test_triton_repository_layout_and_configs(runs, tmp_path):
     from triagekit.exporters.pbtxt import load_config
 
     repo = export(runs["full"], tmp_path / "repo", format="triton")
-    for rel in ["triagekit/config.pbtxt", "triagekit/1", "triagekit_router/config.pbtxt",
-                "triagekit_router/1/model.onnx", "triagekit_tokenizer/config.pbtxt", "triagekit_tokenizer/1/model.py",
-                "triagekit_tokenizer/1/tokenizer/tokenizer.json", "triagekit_postprocess/config.pbtxt",
-                "triagekit_postprocess/1/model.py", "triagekit_postprocess/1/heads.json",
-                "triagekit_postprocess/labels_queue.txt"]:
+    for rel in [
+        "triagekit/config.pbtxt",
+        "triagekit/1",
+        "triagekit_router/config.pbtxt",
+        "triagekit_router/1/model.onnx",
+        "triagekit_tokenizer/config.pbtxt",
+        "triagekit_tokenizer/1/model.py",
+        "triagekit_tokenizer/1/tokenizer/tokenizer.json",
+        "triagekit_postprocess/config.pbtxt",
+        "triagekit_postprocess/1/model.py",
+        "triagekit_postprocess/1/heads.json",
+        "triagekit_postprocess/labels_queue.txt",
+    ]:
         assert (repo / rel).exists(), rel
     assert validate_repository(repo) == []
     router, errors = load_config((repo / "triagekit_router" / "config.pbtxt").read_text())
@@ -185,18 +205,24 @@ def test_triton_repository_layout_and_configs(runs, tmp_path):
     assert [t["name"] for t in router["output"]] == ["logits_queue", "logits_priority", "logits_type", "logits_tags"]
     ensemble, _ = load_config((repo / "triagekit" / "config.pbtxt").read_text())
     assert [s["model_name"] for s in ensemble["ensemble_scheduling"]["step"]] == [
-        "triagekit_tokenizer", "triagekit_router", "triagekit_postprocess"]
+        "triagekit_tokenizer",
+        "triagekit_router",
+        "triagekit_postprocess",
+    ]
 
 
-@pytest.mark.parametrize("breakage, expected", [
-    (("triagekit_router", "TYPE_INT64", "TYPE_INT32"), "in the graph"),
-    (("triagekit_router", "max_batch_size", "max_batch_sise"), "no such field"),
-    (("triagekit", '"triagekit_postprocess"', '"triagekit_post"'), "no such model"),
-    (("triagekit", 'value: "logits_queue"', 'value: "logits_q"'), "neither an ensemble input"),
-    (("triagekit_tokenizer", "KIND_CPU", "KIND_TPU"), "is not one of"),
-    (("triagekit_postprocess", "dims: {n}\n", "dims: 999\n"), "do not fit"),
-    (("triagekit_router", "{", "{{"), "syntax"),
-])
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (("triagekit_router", "TYPE_INT64", "TYPE_INT32"), "in the graph"),
+        (("triagekit_router", "max_batch_size", "max_batch_sise"), "no such field"),
+        (("triagekit", '"triagekit_postprocess"', '"triagekit_post"'), "no such model"),
+        (("triagekit", 'value: "logits_queue"', 'value: "logits_q"'), "neither an ensemble input"),
+        (("triagekit_tokenizer", "KIND_CPU", "KIND_TPU"), "is not one of"),
+        (("triagekit_postprocess", "dims: {n}\n", "dims: 999\n"), "do not fit"),
+        (("triagekit_router", "{", "{{"), "syntax"),
+    ],
+)
 def test_triton_validator_catches_broken_configs(runs, tmp_path, breakage, expected):
     repo = export(runs["full"], tmp_path / "repo", format="triton")
     model, old, new = breakage
@@ -213,16 +239,20 @@ def test_triton_ensemble_runs_offline_and_matches_the_router(runs, tmp_path, mon
 
     repo = export(runs["full"], tmp_path / "repo", format="triton")
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _fake_pb_utils())
-    tokenizer = _python_model(repo / "triagekit_tokenizer" / "1" / "model.py",
-                              repo / "triagekit_tokenizer" / "config.pbtxt")
-    post = _python_model(repo / "triagekit_postprocess" / "1" / "model.py",
-                         repo / "triagekit_postprocess" / "config.pbtxt")
+    tokenizer = _python_model(
+        repo / "triagekit_tokenizer" / "1" / "model.py", repo / "triagekit_tokenizer" / "config.pbtxt"
+    )
+    post = _python_model(
+        repo / "triagekit_postprocess" / "1" / "model.py", repo / "triagekit_postprocess" / "config.pbtxt"
+    )
     session = ort.InferenceSession(str(repo / "triagekit_router" / "1" / "model.onnx"))
     router = Router.load(runs["full"])
     texts = router.texts(REAL)
     # Two requests, as Triton would hand them over: [batch, 1] byte strings each.
-    requests = [{"TEXT": np.array([[t.encode()] for t in texts[:2]], dtype=object)},
-                {"TEXT": np.array([[t.encode()] for t in texts[2:]], dtype=object)}]
+    requests = [
+        {"TEXT": np.array([[t.encode()] for t in texts[:2]], dtype=object)},
+        {"TEXT": np.array([[t.encode()] for t in texts[2:]], dtype=object)},
+    ]
     probs = []
     for tokens in tokenizer.execute(requests):
         assert tokens["input_ids"].shape[1] % 16 == 0 and tokens["input_ids"].dtype == np.int64
@@ -249,8 +279,10 @@ def test_triton_configs_parse_with_tritons_own_proto(runs, tmp_path):
 # -- CLI and predict ------------------------------------------------------------------------------------------------
 def test_cli_export_end_to_end(runs, tmp_path, capsys):
     onnx_dir, hf_dir, repo = tmp_path / "onnx", tmp_path / "hf", tmp_path / "repo"
-    assert main(["route", "export", str(runs["lora"]), "--format", "onnx", "--quantize", "int8",
-                 "--out", str(onnx_dir)]) == 0
+    assert (
+        main(["route", "export", str(runs["lora"]), "--format", "onnx", "--quantize", "int8", "--out", str(onnx_dir)])
+        == 0
+    )
     assert {"model.onnx", "model.int8.onnx", "router.json", "tokenizer"} <= {p.name for p in onnx_dir.iterdir()}
     assert main(["route", "predict", str(onnx_dir), "--text", "my VPN keeps dropping"]) == 0
     line = json.loads(capsys.readouterr().out.strip())
@@ -259,15 +291,17 @@ def test_cli_export_end_to_end(runs, tmp_path, capsys):
     assert (hf_dir / "model" / "backbone" / "config.json").exists()
     assert main(["route", "export", str(runs["full"]), "--format", "triton", "--out", str(repo)]) == 0
     assert validate_repository(repo) == []
-    assert main(["route", "export", str(runs["full"]), "--format", "onnx", "--merge",
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["route", "export", str(runs["full"]), "--format", "onnx", "--merge", "--out", str(tmp_path / "x")]) == 2
+    )
     assert main(["route", "export", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")]) == 2
 
 
 def test_predict_resume_appends_only_the_missing_records(runs, tmp_path):
     onnx_dir = export(runs["full"], tmp_path / "onnx")
-    rows = [json.dumps({"id": f"t{i}", "subject": f"ticket {i}", "body": "printer offline " * (i % 7)})
-            for i in range(30)]
+    rows = [
+        json.dumps({"id": f"t{i}", "subject": f"ticket {i}", "body": "printer offline " * (i % 7)}) for i in range(30)
+    ]
     rows[4], rows[17] = "{not json", json.dumps({"id": "empty", "subject": "", "body": ""})
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(rows) + "\n")

@@ -24,8 +24,22 @@ def registry(prepared, tmp_path_factory):
 
     base = tmp_path_factory.mktemp("hot")
     run = base / "run"
-    assert main(["train", "--data", str(prepared), "--output", str(run), "--backbone", "tfidf",
-                 "--labels", "queue,priority"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(prepared),
+                "--output",
+                str(run),
+                "--backbone",
+                "tfidf",
+                "--labels",
+                "queue,priority",
+            ]
+        )
+        == 0
+    )
     reg = Registry(base / "reg", create=True)
     for _ in range(3):
         reg.register(run, "router")
@@ -81,8 +95,11 @@ def _load(server: Server, stop: threading.Event, results: list, errors: list) ->
         while not stop.is_set():
             i += 1
             try:
-                r = client.post(server.url("/predict"), json={"subject": f"invoice {i}", "body": "charged twice"},
-                                headers={"X-API-Key": KEY})
+                r = client.post(
+                    server.url("/predict"),
+                    json={"subject": f"invoice {i}", "body": "charged twice"},
+                    headers={"X-API-Key": KEY},
+                )
                 if r.status_code != 200:
                     errors.append((r.status_code, r.text))
                 else:

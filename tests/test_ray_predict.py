@@ -17,8 +17,19 @@ def router_run(tiny_encoder, prepared, tmp_path_factory):
     from triagekit.route.train import train
 
     out = tmp_path_factory.mktemp("ray-router") / "run"
-    train(TrainConfig(backbone=str(tiny_encoder), epochs=1, batch_size=16, max_length=64, tensorboard=False,
-                      labels=["queue", "priority"], multilabel=["tags"]), prepared, out)
+    train(
+        TrainConfig(
+            backbone=str(tiny_encoder),
+            epochs=1,
+            batch_size=16,
+            max_length=64,
+            tensorboard=False,
+            labels=["queue", "priority"],
+            multilabel=["tags"],
+        ),
+        prepared,
+        out,
+    )
     return out
 
 

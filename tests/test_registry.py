@@ -16,8 +16,22 @@ from triagekit.core.registry import IntegrityError, Registry, RegistryError, par
 def tfidf_run(prepared, tmp_path_factory):
     """A TF-IDF router (trains in a second) with an evaluation, as `triagekit train` + `eval` leave it."""
     out = tmp_path_factory.mktemp("reg-run") / "run"
-    assert main(["train", "--data", str(prepared), "--output", str(out), "--backbone", "tfidf",
-                 "--labels", "queue,priority"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(prepared),
+                "--output",
+                str(out),
+                "--backbone",
+                "tfidf",
+                "--labels",
+                "queue,priority",
+            ]
+        )
+        == 0
+    )
     assert main(["eval", str(out), "--data", str(prepared), "--no-baseline"]) == 0
     return out
 

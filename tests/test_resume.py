@@ -21,18 +21,74 @@ def triage_data(tmp_path_factory):
 
 
 def cli(tiny_encoder, prepared, out, *extra):
-    return [sys.executable, "-m", "triagekit", "train", "--data", str(prepared), "--labels", "queue,priority",
-            "--output", str(out), "--backbone", str(tiny_encoder), "--epochs", "6", "--set", "save_every=5",
-            "--set", "batch_size=16", "--set", "lr=1e-3", "--set", "head_lr=1e-2", "--set", "max_length=64",
-            "--set", "tensorboard=false", "--set", "early_stopping_patience=0", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "triagekit",
+        "train",
+        "--data",
+        str(prepared),
+        "--labels",
+        "queue,priority",
+        "--output",
+        str(out),
+        "--backbone",
+        str(tiny_encoder),
+        "--epochs",
+        "6",
+        "--set",
+        "save_every=5",
+        "--set",
+        "batch_size=16",
+        "--set",
+        "lr=1e-3",
+        "--set",
+        "head_lr=1e-2",
+        "--set",
+        "max_length=64",
+        "--set",
+        "tensorboard=false",
+        "--set",
+        "early_stopping_patience=0",
+        *extra,
+    ]
 
 
 def sft_cli(tiny_llama, data, out, *extra):
     """180 training tickets in batches of 8: 23 steps an epoch, 46 in all."""
-    return [sys.executable, "-m", "triagekit", "train", "--task", "triage", "--data", str(data), "--output", str(out),
-            "--backbone", str(tiny_llama), "--method", "full", "--epochs", "2", "--set", "save_every=5",
-            "--set", "batch_size=8", "--set", "lr=5e-3", "--set", "max_length=160", "--set", "eval_every=10",
-            "--set", "early_stopping_patience=0", "--set", "keep_checkpoints=2", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "triagekit",
+        "train",
+        "--task",
+        "triage",
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--backbone",
+        str(tiny_llama),
+        "--method",
+        "full",
+        "--epochs",
+        "2",
+        "--set",
+        "save_every=5",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "lr=5e-3",
+        "--set",
+        "max_length=160",
+        "--set",
+        "eval_every=10",
+        "--set",
+        "early_stopping_patience=0",
+        "--set",
+        "keep_checkpoints=2",
+        *extra,
+    ]
 
 
 def env():
@@ -56,8 +112,9 @@ def test_resume_after_sigkill(kind, request, tmp_path):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_command(kind, request, ref), check=True, env=env(), capture_output=True)
 
-    proc = subprocess.Popen(_command(kind, request, killed), env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _command(kind, request, killed), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     target = killed / "checkpoints" / "step-20"
     while not target.exists() and proc.poll() is None and time.time() < deadline:
@@ -83,8 +140,9 @@ def test_resume_after_sigkill(kind, request, tmp_path):
 
 def test_resume_without_checkpoint_starts_fresh(tiny_encoder, prepared, tmp_path):
     out = tmp_path / "fresh"
-    done = subprocess.run(cli(tiny_encoder, prepared, out, "--resume", "--epochs", "1"), env=env(),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        cli(tiny_encoder, prepared, out, "--resume", "--epochs", "1"), env=env(), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no checkpoint found" in done.stderr
     assert (out / "router.json").exists()

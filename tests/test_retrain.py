@@ -30,15 +30,22 @@ def noisy(prepared, tmp_path_factory):
     mislabelled = [r for r in train if r["queue"] == lost]
     for split in ("train", "val"):
         rows = read_jsonl(data / f"{split}.jsonl")
-        write_jsonl(data / f"{split}.jsonl", [{**r, "queue": other if r["queue"] == lost else r["queue"]}
-                                              for r in rows])
+        write_jsonl(
+            data / f"{split}.jsonl", [{**r, "queue": other if r["queue"] == lost else r["queue"]} for r in rows]
+        )
     run = base / "run"
     assert main(["train", "--data", str(data), "--output", str(run), "--backbone", "tfidf", "--labels", "queue"]) == 0
     reg = Registry(base / "reg", create=True)
     reg.register(run, "router")
     reg.promote("router", 1, "production")
-    return {"reg": reg, "lost": lost, "other": other, "mislabelled": mislabelled, "base": base,
-            "ref": f"registry:{base / 'reg'}/router@production"}
+    return {
+        "reg": reg,
+        "lost": lost,
+        "other": other,
+        "mislabelled": mislabelled,
+        "base": base,
+        "ref": f"registry:{base / 'reg'}/router@production",
+    }
 
 
 def _log(path, corrections, extra_feedback=()):
@@ -51,12 +58,28 @@ def _log(path, corrections, extra_feedback=()):
     preds, fb = [], []
     for i, (inputs, labels) in enumerate(corrections):
         pid = f"p{i}"
-        preds.append({"id": pid, "request_id": None, "input_hash": "x", "inputs": inputs,
-                      "outputs": {"queue": {"label": "whatever", "confidence": 0.4}}, "requires_review": True,
-                      "latency_ms": 1.0, "model_version": "router@v1", "created_at": t0})
+        preds.append(
+            {
+                "id": pid,
+                "request_id": None,
+                "input_hash": "x",
+                "inputs": inputs,
+                "outputs": {"queue": {"label": "whatever", "confidence": 0.4}},
+                "requires_review": True,
+                "latency_ms": 1.0,
+                "model_version": "router@v1",
+                "created_at": t0,
+            }
+        )
         for j, label in enumerate(labels if isinstance(labels, list) else [labels]):
-            fb.append({"prediction_id": pid, "head": "queue", "correct_label": label,
-                       "created_at": t0 + timedelta(minutes=i * 10 + j)})
+            fb.append(
+                {
+                    "prediction_id": pid,
+                    "head": "queue",
+                    "correct_label": label,
+                    "created_at": t0 + timedelta(minutes=i * 10 + j),
+                }
+            )
     fb += list(extra_feedback)
     store.write(preds, fb)
     store.dispose()
@@ -72,9 +95,11 @@ def test_corrections_fix_the_model_and_are_promoted(noisy, tmp_path):
     fixes = [({"subject": r["subject"], "body": r["body"]}, lost) for r in noisy["mislabelled"]]
     fixes[0] = (fixes[0][0], [other, lost])  # two reviewers disagree: the later one wins, one conflict counted
     t = datetime(2026, 2, 1, tzinfo=timezone.utc)
-    bad = [{"prediction_id": "nope", "head": "queue", "correct_label": lost, "created_at": t},  # unknown prediction
-           {"prediction_id": "p1", "head": "urgency", "correct_label": "high", "created_at": t},  # unknown head
-           {"prediction_id": "p2", "head": "queue", "correct_label": ["a", "b"], "created_at": t}]  # not one label
+    bad = [
+        {"prediction_id": "nope", "head": "queue", "correct_label": lost, "created_at": t},  # unknown prediction
+        {"prediction_id": "p1", "head": "urgency", "correct_label": "high", "created_at": t},  # unknown head
+        {"prediction_id": "p2", "head": "queue", "correct_label": ["a", "b"], "created_at": t},
+    ]  # not one label
     log = _log(tmp_path / "log.db", fixes, bad)
     out = tmp_path / "cand"
     assert main(_args(noisy, out, log, "--promote-if-better")) == 0
@@ -124,8 +149,9 @@ def test_empty_feedback_exits_non_zero_without_training(noisy, tmp_path):
     assert not (out / "router.json").exists()
     # only bad rows: also nothing usable
     t = datetime(2026, 2, 1, tzinfo=timezone.utc)
-    log2 = _log(tmp_path / "log2.db", [], [{"prediction_id": "nope", "head": "queue", "correct_label": "x",
-                                            "created_at": t}])
+    log2 = _log(
+        tmp_path / "log2.db", [], [{"prediction_id": "nope", "head": "queue", "correct_label": "x", "created_at": t}]
+    )
     assert main(_args(noisy, out, log2)) == EXIT_NO_FEEDBACK
     assert main(_args(noisy, out, tmp_path / "missing.db")) == 2  # not a log: a clear error
 
@@ -140,10 +166,14 @@ def test_new_labels_can_be_refused(noisy, tmp_path, capsys):
 
 
 def test_gate_rules():
-    base = {"test": {"queue": {"macro_f1": 0.80}, "priority": {"macro_f1": 0.60}},
-            "corrections": {"queue": {"accuracy": 0.5}}}
-    ok = {"test": {"queue": {"macro_f1": 0.796}, "priority": {"macro_f1": 0.62}},
-          "corrections": {"queue": {"accuracy": 0.7}}}
+    base = {
+        "test": {"queue": {"macro_f1": 0.80}, "priority": {"macro_f1": 0.60}},
+        "corrections": {"queue": {"accuracy": 0.5}},
+    }
+    ok = {
+        "test": {"queue": {"macro_f1": 0.796}, "priority": {"macro_f1": 0.62}},
+        "corrections": {"queue": {"accuracy": 0.7}},
+    }
     assert gate(base, ok, 0.5) == (True, [])
     worse = {**ok, "test": {"queue": {"macro_f1": 0.79}, "priority": {"macro_f1": 0.62}}}  # -1.0 point on queue
     passed, reasons = gate(base, worse, 0.5)

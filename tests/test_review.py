@@ -81,15 +81,21 @@ def test_trained_router_flags_by_budget_and_review_heads(tmp_path, prepared):
     from triagekit.route.router import Router
     from triagekit.route.train import train
 
-    cfg = TrainConfig(backbone="tfidf", labels=["queue", "type"], multilabel=[], tfidf_C=10.0,
-                      review_heads=["queue"])
+    cfg = TrainConfig(backbone="tfidf", labels=["queue", "type"], multilabel=[], tfidf_C=10.0, review_heads=["queue"])
     assert cfg.review_budget == 0.3
     train(cfg, prepared, tmp_path / "run", console=Console(quiet=True))
     router = Router.load(tmp_path / "run")
     assert router.review == {"budget": 0.3, "heads": ["queue"], "target_precision": 0.9}
     test = load_prepared(prepared)["test"]
-    m = evaluate(router, test, tmp_path / "eval", val_rows=load_prepared(prepared)["val"], plots=False,
-                 review_budget=0.3, review_heads=["queue"])
+    m = evaluate(
+        router,
+        test,
+        tmp_path / "eval",
+        val_rows=load_prepared(prepared)["val"],
+        plots=False,
+        review_budget=0.3,
+        review_heads=["queue"],
+    )
     assert m["review"]["review_heads"] == ["queue"] and 0.5 <= m["review"]["auto_routed"] <= 0.95
     assert "auto-routed" in (tmp_path / "eval" / "report.md").read_text()
     lines = prediction_lines(router, test, list(range(len(test))))

@@ -42,8 +42,11 @@ def test_diverse_does_not_spend_a_batch_on_near_duplicates():
     # 12 near-identical, very uncertain tickets and 4 other groups of 3, slightly less uncertain: all 24 inside the
     # diverse strategy's candidate window (the 5 * n = 25 most uncertain); 40 sure tickets outside it.
     centres = rng.normal(size=(5, 16)) * 5
-    emb = np.concatenate([centres[0] + 0.01 * rng.normal(size=(12, 16))]
-                         + [c + 0.01 * rng.normal(size=(3, 16)) for c in centres[1:]] + [rng.normal(size=(40, 16))])
+    emb = np.concatenate(
+        [centres[0] + 0.01 * rng.normal(size=(12, 16))]
+        + [c + 0.01 * rng.normal(size=(3, 16)) for c in centres[1:]]
+        + [rng.normal(size=(40, 16))]
+    )
     gaps = np.concatenate([np.full(12, 0.01), np.full(12, 0.1), np.full(40, 0.9)])
     p1 = (1 + gaps) / 2
     probs = {"q": np.stack([p1, 1 - p1], axis=1)}
@@ -69,9 +72,17 @@ def test_bad_strategy_and_empty_batch():
 
 
 def _record(text: str, top: list[float]) -> dict:
-    return {"prediction_id": text, "inputs": {"subject": text},
-            "heads": {"queue": {"label": "a", "confidence": top[0],
-                                "top_k": [{"label": str(i), "p": p} for i, p in enumerate(top)]}}}
+    return {
+        "prediction_id": text,
+        "inputs": {"subject": text},
+        "heads": {
+            "queue": {
+                "label": "a",
+                "confidence": top[0],
+                "top_k": [{"label": str(i), "p": p} for i, p in enumerate(top)],
+            }
+        },
+    }
 
 
 def test_order_on_review_queue_records():
@@ -83,8 +94,9 @@ def test_order_on_review_queue_records():
     assert [r["prediction_id"] for r in order(pool, "least-confidence")] == ["spread", "coin toss", "sure thing"]
     assert [r["prediction_id"] for r in order(pool, "margin")][0] == "coin toss"
     # diverse with TF-IDF of the inputs: the first batch of 2 is not two copies of the same complaint
-    dupes = [_record("vpn down after update", [0.4, 0.39]) for _ in range(5)] + [_record("invoice charged twice",
-                                                                                         [0.5, 0.3])]
+    dupes = [_record("vpn down after update", [0.4, 0.39]) for _ in range(5)] + [
+        _record("invoice charged twice", [0.5, 0.3])
+    ]
     first = order(dupes, "diverse", batch=2)[:2]
     assert {r["inputs"]["subject"] for r in first} == {"vpn down after update", "invoice charged twice"}
     assert len(order(dupes, "diverse", batch=2)) == 6
@@ -94,20 +106,73 @@ def test_route_select_cli(prepared, tmp_path):
     from triagekit.cli import main
 
     run = tmp_path / "run"
-    assert main(["train", "--data", str(prepared), "--output", str(run), "--backbone", "tfidf",
-                 "--labels", "queue,priority"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(prepared),
+                "--output",
+                str(run),
+                "--backbone",
+                "tfidf",
+                "--labels",
+                "queue,priority",
+            ]
+        )
+        == 0
+    )
     pool = tmp_path / "pool.jsonl"
     rows = [json.loads(line) for line in (prepared / "test.jsonl").read_text().splitlines()]
-    pool.write_text("".join(json.dumps({"subject": r["subject"], "body": r["body"]}) + "\n" for r in rows)
-                    + json.dumps({"subject": "", "body": ""}) + "\n")
+    pool.write_text(
+        "".join(json.dumps({"subject": r["subject"], "body": r["body"]}) + "\n" for r in rows)
+        + json.dumps({"subject": "", "body": ""})
+        + "\n"
+    )
     out = tmp_path / "batch.jsonl"
-    assert main(["route", "select", "--run", str(run), "--pool", str(pool), "--n", "7", "--strategy", "margin",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "route",
+                "select",
+                "--run",
+                str(run),
+                "--pool",
+                str(pool),
+                "--n",
+                "7",
+                "--strategy",
+                "margin",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 7 and [x["rank"] for x in lines] == list(range(1, 8))
     scores = [x["uncertainty"] for x in lines]
     assert scores == sorted(scores, reverse=True)
     assert lines[0]["prediction"]["queue"]["label"] and lines[0]["ticket"]["subject"]
-    assert main(["route", "select", "--run", str(run), "--pool", str(pool), "--n", "5", "--strategy", "diverse",
-                 "--embed", "tfidf", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "route",
+                "select",
+                "--run",
+                str(run),
+                "--pool",
+                str(pool),
+                "--n",
+                "5",
+                "--strategy",
+                "diverse",
+                "--embed",
+                "tfidf",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert len(out.read_text().splitlines()) == 5

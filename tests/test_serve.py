@@ -114,8 +114,9 @@ def test_endpoints_auth_and_prediction_log(router_dir, tmp_path, monkeypatch):
         assert 'triagekit_predictions_total{head="queue"' in metrics
         assert "triagekit_review_required_total 4.0" in metrics and "triagekit_drift_psi" in metrics
         schema = c.get("/openapi.json").json()
-        assert {"/health", "/ready", "/metrics", "/predict", "/predict_batch", "/review", "/feedback",
-                "/drift"} <= set(schema["paths"])
+        assert {"/health", "/ready", "/metrics", "/predict", "/predict_batch", "/review", "/feedback", "/drift"} <= set(
+            schema["paths"]
+        )
     # Shutdown flushed the log: every prediction is there, with its input hash and outputs.
     store = PredictionStore(sqlite_url(tmp_path))
     try:
@@ -195,8 +196,9 @@ def test_model_that_fails_to_load_still_answers_health(tmp_path):
         r = c.post("/predict", json=TICKETS[0])
         assert r.status_code == 503 and "failed to load" in r.json()["detail"]
         assert c.post("/predict_batch", json={"items": TICKETS}).status_code == 503
-        assert c.post("/feedback", json={"prediction_id": "a", "head": "queue", "correct_label": "b"}).status_code \
-            == 503
+        assert (
+            c.post("/feedback", json={"prediction_id": "a", "head": "queue", "correct_label": "b"}).status_code == 503
+        )
         assert c.get("/drift").status_code == 503
         assert c.get("/review").json() == {"items": [], "count": 0}
         assert "triagekit_model_loaded 0.0" in c.get("/metrics").text
@@ -216,8 +218,13 @@ def test_healthz_bare_array_batch_and_overview(router_dir, tmp_path):
         label = c.app.state.service.router.heads[0].labels[0]
         c.post("/feedback", json={"prediction_id": pid, "head": "queue", "correct_label": label})
         overview = c.get("/overview").json()
-        assert overview == {"predictions": 5, "requires_review": 5, "awaiting_review": 4, "feedback": 1,
-                            "model_version": r.json()["model_version"]}
+        assert overview == {
+            "predictions": 5,
+            "requires_review": 5,
+            "awaiting_review": 4,
+            "feedback": 1,
+            "model_version": r.json()["model_version"],
+        }
 
 
 def test_unreachable_database_is_retried_and_reported(router_dir, tmp_path, monkeypatch):
@@ -262,8 +269,9 @@ def test_review_feedback_and_export(router_dir, tmp_path):
     with TestClient(app) as c:
         made = [c.post("/predict", json={**t, "id": f"T-{i}"}).json() for i, t in enumerate(TICKETS[:3])]
         review = c.get("/review", params={"limit": 10}).json()
-        assert review["count"] == 3 and [i["prediction_id"] for i in review["items"]] == [m["prediction_id"]
-                                                                                         for m in made]
+        assert review["count"] == 3 and [i["prediction_id"] for i in review["items"]] == [
+            m["prediction_id"] for m in made
+        ]
         assert review["items"][0]["inputs"] == TICKETS[0] and "queue" in review["items"][0]["heads"]
         assert c.get("/review", params={"limit": 1}).json()["count"] == 1
 
@@ -285,8 +293,12 @@ def test_review_feedback_and_export(router_dir, tmp_path):
         assert post(head="tags", correct_label=["no-such-tag"]).status_code == 422
         assert post(correct_label=queues[1]).status_code == 200
         r = post(correct_label=queues[0])  # a second answer for the same head wins in the export
-        assert r.status_code == 200 and r.json() == {"prediction_id": pid, "head": "queue",
-                                                     "correct_label": queues[0], "recorded": True}
+        assert r.status_code == 200 and r.json() == {
+            "prediction_id": pid,
+            "head": "queue",
+            "correct_label": queues[0],
+            "recorded": True,
+        }
         assert post(head="tags", correct_label=tags[:2]).json()["correct_label"] == tags[:2]
         left = c.get("/review").json()
         assert left["count"] == 2 and pid not in {i["prediction_id"] for i in left["items"]}
@@ -295,8 +307,16 @@ def test_review_feedback_and_export(router_dir, tmp_path):
     out = tmp_path / "corrected.jsonl"
     assert main(["feedback", "export", "--db", sqlite_url(tmp_path), "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert rows == [{"id": "T-0", "prediction_id": pid, **TICKETS[0], "model_version": made[0]["model_version"],
-                     "queue": queues[0], "tags": tags[:2]}]
+    assert rows == [
+        {
+            "id": "T-0",
+            "prediction_id": pid,
+            **TICKETS[0],
+            "model_version": made[0]["model_version"],
+            "queue": queues[0],
+            "tags": tags[:2],
+        }
+    ]
     # A model dir (its predictions.db) or a SQLite file path are accepted too; a missing log is a clear error.
     assert main(["feedback", "export", "--db", str(tmp_path / "log.db"), "--out", str(out)]) == 0
     assert main(["feedback", "export", "--db", str(tmp_path / "nope.db"), "--out", str(out)]) == 2
@@ -387,8 +407,10 @@ def test_thousand_concurrent_feedback_posts_all_stored(router_dir, tmp_path):
         with httpx.Client(base_url=base, timeout=30) as client:
             made = client.post("/predict_batch", json={"items": [TICKETS[i % 4] for i in range(50)]}).json()["items"]
         labels = app.state.service.router.heads[0].labels
-        jobs = [{"prediction_id": made[i % 50]["prediction_id"], "head": "queue", "correct_label": labels[i % 3]}
-                for i in range(1000)]
+        jobs = [
+            {"prediction_id": made[i % 50]["prediction_id"], "head": "queue", "correct_label": labels[i % 3]}
+            for i in range(1000)
+        ]
 
         def worker(chunk):
             with httpx.Client(base_url=base, timeout=30) as client:
@@ -416,9 +438,10 @@ def test_psi_on_hand_made_distributions():
         psi([1, 2], [1, 2, 3])
 
     def outputs(labels, conf):
-        return [{"queue": {"label": lab, "confidence": c}, "tags": {"labels": [lab] if c > 0.5 else [],
-                                                                     "scores": {lab: c}}}
-                for lab, c in zip(labels, conf)]
+        return [
+            {"queue": {"label": lab, "confidence": c}, "tags": {"labels": [lab] if c > 0.5 else [], "scores": {lab: c}}}
+            for lab, c in zip(labels, conf)
+        ]
 
     ref = distribution(outputs(["a", "b"] * 100, [0.95, 0.65] * 100))
     assert ref["queue"]["labels"] == {"a": 100, "b": 100} and ref["queue"]["n"] == 200
@@ -491,8 +514,15 @@ def test_drift_endpoint_uses_and_writes_the_reference(router_dir, tmp_path):
 
 def test_drift_command_on_prediction_files(tmp_path, capsys):
     def write(path, labels, conf):
-        lines = [{"id": i, "queue": {"label": lab, "confidence": c, "top_k": [], "requires_review": False},
-                  "requires_review": False, "model_version": "m"} for i, (lab, c) in enumerate(zip(labels, conf))]
+        lines = [
+            {
+                "id": i,
+                "queue": {"label": lab, "confidence": c, "top_k": [], "requires_review": False},
+                "requires_review": False,
+                "model_version": "m",
+            }
+            for i, (lab, c) in enumerate(zip(labels, conf))
+        ]
         path.write_text("".join(json.dumps(x) + "\n" for x in lines))
 
     write(tmp_path / "ref.jsonl", ["a", "b", "c", "d"] * 50, [0.9, 0.7, 0.5, 0.8] * 50)
@@ -501,8 +531,10 @@ def test_drift_command_on_prediction_files(tmp_path, capsys):
     args = ["drift", "--reference", str(tmp_path / "ref.jsonl"), "--json"]
     assert main(args + ["--current", str(tmp_path / "same.jsonl")]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "ok"
-    assert main(args + ["--current", str(tmp_path / "cur.jsonl"), "--plot", str(tmp_path / "d.png"),
-                        "--fail-on-alert"]) == 1
+    assert (
+        main(args + ["--current", str(tmp_path / "cur.jsonl"), "--plot", str(tmp_path / "d.png"), "--fail-on-alert"])
+        == 1
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "alert" and report["heads"]["queue"]["psi_label"] > 0.2
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
@@ -515,11 +547,36 @@ def test_serve_command_builds_settings(router_dir, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(serve_app, "run_server", lambda model, settings, log_level: seen.update(s=settings, m=model))
-    assert main(["serve", str(router_dir), "--no-batching", "--max-batch", "8", "--max-wait-ms", "2",
-                 "--port", "9999", "--db", "sqlite:///x.db", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "serve",
+                str(router_dir),
+                "--no-batching",
+                "--max-batch",
+                "8",
+                "--max-wait-ms",
+                "2",
+                "--port",
+                "9999",
+                "--db",
+                "sqlite:///x.db",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     s = seen["s"]
     assert (s.batching, s.max_batch, s.max_wait_ms, s.port, s.db, s.host, s.threads) == (
-        False, 8, 2.0, 9999, "sqlite:///x.db", "127.0.0.1", 1)
+        False,
+        8,
+        2.0,
+        9999,
+        "sqlite:///x.db",
+        "127.0.0.1",
+        1,
+    )
     monkeypatch.delenv(KEY_ENV, raising=False)
     assert main(["serve", str(router_dir), "--api-key-env", KEY_ENV]) == 2  # refuses to run without its key
     with pytest.raises(ValueError, match="drift_min_samples"):
@@ -567,18 +624,30 @@ def test_postgres_predict_feedback_export(router_dir, tmp_path):
         made = made.json()["items"]
         assert c.get("/review").json()["count"] == 4
         labels = app.state.service.router.heads[0].labels
-        r = c.post("/feedback", json={"prediction_id": made[1]["prediction_id"], "head": "queue",
-                                      "correct_label": labels[-1]})
+        r = c.post(
+            "/feedback", json={"prediction_id": made[1]["prediction_id"], "head": "queue", "correct_label": labels[-1]}
+        )
         assert r.status_code == 200, r.text
-        assert c.post("/feedback", json={"prediction_id": "f" * 32, "head": "queue",
-                                         "correct_label": labels[0]}).status_code == 404
+        assert (
+            c.post(
+                "/feedback", json={"prediction_id": "f" * 32, "head": "queue", "correct_label": labels[0]}
+            ).status_code
+            == 404
+        )
         assert c.post("/predict", json={"text": "nul\x00 byte and ünïcode ✓"}).status_code == 200
     assert count(url, predictions) == 5 and count(url, feedback) == 1
     out = tmp_path / "pg.jsonl"
     assert main(["feedback", "export", "--db", url, "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert rows == [{"id": "P-1", "prediction_id": made[1]["prediction_id"], **TICKETS[1],
-                     "model_version": made[1]["model_version"], "queue": labels[-1]}]
+    assert rows == [
+        {
+            "id": "P-1",
+            "prediction_id": made[1]["prediction_id"],
+            **TICKETS[1],
+            "model_version": made[1]["model_version"],
+            "queue": labels[-1],
+        }
+    ]
 
 
 def _free_port() -> int:
@@ -591,10 +660,29 @@ def _serve_process(router_dir, url, port):
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "triagekit", "serve", str(router_dir), "--db", url, "--port", str(port),
-           "--drift-window", "60", "--drift-min-samples", "5", "--threads", "1", "--log-level", "warning"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "triagekit",
+        "serve",
+        str(router_dir),
+        "--db",
+        url,
+        "--port",
+        str(port),
+        "--drift-window",
+        "60",
+        "--drift-min-samples",
+        "5",
+        "--threads",
+        "1",
+        "--log-level",
+        "warning",
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -632,27 +720,35 @@ def test_two_replicas_on_one_postgres_agree_and_sigterm_loses_nothing(router_dir
     try:
         for base, proc in zip(bases, procs):
             _wait_ready(base, proc)
-        made = [httpx.post(bases[i % 2] + "/predict", json={**TICKETS[i % 4], "id": f"R-{i}"}, timeout=30).json()
-                for i in range(20)]
+        made = [
+            httpx.post(bases[i % 2] + "/predict", json={**TICKETS[i % 4], "id": f"R-{i}"}, timeout=30).json()
+            for i in range(20)
+        ]
         batch = httpx.post(bases[1] + "/predict_batch", json=TICKETS, timeout=30)
         assert batch.status_code == 200 and len(made) == 20
         time.sleep(2.5)  # the other replica's log flush (50 ms) and its cached views (shared_cache_s = 2 s)
 
         def views(base):
-            return {path: httpx.get(base + path, params={"limit": 100} if path == "/review" else None,
-                                    timeout=30).json() for path in ("/drift", "/review", "/overview")}
+            return {
+                path: httpx.get(base + path, params={"limit": 100} if path == "/review" else None, timeout=30).json()
+                for path in ("/drift", "/review", "/overview")
+            }
 
         a, b = views(bases[0]), views(bases[1])
         assert a == b
         assert a["/drift"]["n"] == 24 and a["/drift"]["status"] in ("ok", "alert")
         assert a["/review"]["count"] == 24 and a["/overview"]["predictions"] == 24
-        assert {i["prediction_id"] for i in a["/review"]["items"]} == \
-            {m["prediction_id"] for m in made} | {i["prediction_id"] for i in batch.json()["items"]}
+        assert {i["prediction_id"] for i in a["/review"]["items"]} == {m["prediction_id"] for m in made} | {
+            i["prediction_id"] for i in batch.json()["items"]
+        }
 
         # Feedback on replica 0 about a prediction replica 1 made: replica 0 sees it at once, replica 1 within 2 s.
         label = a["/review"]["items"][0]["heads"]["queue"]["label"]
-        r = httpx.post(bases[0] + "/feedback", timeout=30,
-                       json={"prediction_id": made[1]["prediction_id"], "head": "queue", "correct_label": label})
+        r = httpx.post(
+            bases[0] + "/feedback",
+            timeout=30,
+            json={"prediction_id": made[1]["prediction_id"], "head": "queue", "correct_label": label},
+        )
         assert r.status_code == 200, r.text
         assert views(bases[0])["/review"]["count"] == 23
         time.sleep(2.2)

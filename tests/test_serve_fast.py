@@ -13,8 +13,11 @@ from triagekit.route.heads import HeadSpec, heads_from_rows
 from triagekit.route.hybrid import HybridBackend
 from triagekit.route.tfidf import TfidfBackend, _stack_one_vs_rest
 
-WORDS = {"billing": "invoice refund charge payment", "tech": "error crash login timeout",
-         "security": "phishing breach password hacked"}
+WORDS = {
+    "billing": "invoice refund charge payment",
+    "tech": "error crash login timeout",
+    "security": "phishing breach password hacked",
+}
 
 
 def _rows(n: int, seed: int) -> list[dict]:
@@ -60,8 +63,9 @@ class _Spy:
 
     def logits(self, texts, batch_size=64, heads=None):
         self.asked.append(heads)
-        return {h.name: np.full((len(texts), len(h.labels)), 0.5) for h in self.heads
-                if heads is None or h.name in heads}
+        return {
+            h.name: np.full((len(texts), len(h.labels)), 0.5) for h in self.heads if heads is None or h.name in heads
+        }
 
 
 def test_hybrid_computes_lexical_logits_only_for_weighted_heads():
@@ -134,8 +138,10 @@ def test_service_on_onnx_matches_pytorch(run_dir, tmp_path, monkeypatch):
     for name in ("TRIAGEKIT_ORT_THREADS", "TRIAGEKIT_ORT_SPINNING"):
         monkeypatch.setenv(name, "unset")  # recorded, so the values the service sets are undone afterwards
         monkeypatch.delenv(name)
-    tickets = [{"subject": "Invoice charged twice", "body": "My card was billed twice."},
-               {"text": "VPN down since the update"}]
+    tickets = [
+        {"subject": "Invoice charged twice", "body": "My card was billed twice."},
+        {"text": "VPN down since the update"},
+    ]
     app = create_app(run_dir, ServeSettings(db=f"sqlite:///{tmp_path / 'log.db'}", backend="onnx-fp32", threads=1))
     with TestClient(app) as client:
         assert client.get("/ready").json()["status"] == "ready"

@@ -32,8 +32,10 @@ router_dir = test_serve.router_dir  # a tiny trained router whose predictions al
 _start_server = test_serve._start_server  # uvicorn on a free loopback port, in a thread
 KEY_ENV = "TRIAGEKIT_TEST_UI_KEY"
 KEY = "ui-test-key-123"
-XSS = {"subject": "<script>window.__xss=1</script>Printer",
-       "body": 'Hi <img src=x onerror="window.__xss=2"> see <a href="javascript:window.__xss=3">here</a>'}
+XSS = {
+    "subject": "<script>window.__xss=1</script>Printer",
+    "body": 'Hi <img src=x onerror="window.__xss=2"> see <a href="javascript:window.__xss=3">here</a>',
+}
 
 
 def _csrf(html: str) -> str:
@@ -42,8 +44,11 @@ def _csrf(html: str) -> str:
 
 def _login(c: TestClient, name: str, password: str):
     page = c.get("/ui/login")
-    return c.post("/ui/login", data={"name": name, "password": password, "csrf_token": _csrf(page.text),
-                                     "next": "/ui/queue"}, follow_redirects=False)
+    return c.post(
+        "/ui/login",
+        data={"name": name, "password": password, "csrf_token": _csrf(page.text), "next": "/ui/queue"},
+        follow_redirects=False,
+    )
 
 
 @pytest.fixture()
@@ -54,8 +59,15 @@ def served(router_dir, tmp_path, monkeypatch):
     app = create_app(router_dir, ServeSettings(db=url, api_key_env=KEY_ENV))
     with TestClient(app) as c:
         accounts.add_reviewer(app.state.service.store.engine, "ann", "ann-password-1")
-        items = [{"subject": f"Ticket {i}", "body": "The VPN drops every hour", "language": "de" if i % 2 else "en",
-                  "id": f"T-{i}"} for i in range(5)] + [{**XSS, "id": "X-1", "language": "en"}]
+        items = [
+            {
+                "subject": f"Ticket {i}",
+                "body": "The VPN drops every hour",
+                "language": "de" if i % 2 else "en",
+                "id": f"T-{i}",
+            }
+            for i in range(5)
+        ] + [{**XSS, "id": "X-1", "language": "en"}]
         r = c.post("/predict_batch", json={"items": items}, headers={"X-API-Key": KEY})
         assert r.status_code == 200, r.text
         yield c, url
@@ -77,12 +89,22 @@ def test_login_required_roles_and_csrf(served):
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     # a reviewer session is not an admin, and is no key for the JSON API
     assert c.get("/ui/admin").status_code == 403
-    assert c.post("/ui/admin/reviewers", data={"name": "eve", "password": "12345678", "role": "admin",
-                                               "csrf_token": _csrf(page.text)}).status_code == 403
+    assert (
+        c.post(
+            "/ui/admin/reviewers",
+            data={"name": "eve", "password": "12345678", "role": "admin", "csrf_token": _csrf(page.text)},
+        ).status_code
+        == 403
+    )
     assert c.get("/review").status_code == 401 and c.post("/feedback", json={}).status_code == 401
     # POSTs without (or with a wrong) CSRF token are refused and change nothing
-    pid = reviewstore.queue_page(PredictionStore(url).engine, reviewstore.QueueFilter(),
-                                 reviewstore.Heads(["queue", "priority", "type"], ["tags"]), 0, 1)[0]["prediction_id"]
+    pid = reviewstore.queue_page(
+        PredictionStore(url).engine,
+        reviewstore.QueueFilter(),
+        reviewstore.Heads(["queue", "priority", "type"], ["tags"]),
+        0,
+        1,
+    )[0]["prediction_id"]
     for data in ({}, {"csrf_token": "forged"}):
         assert c.post(f"/ui/review/{pid}", data=data).status_code == 403
         assert c.post(f"/ui/review/{pid}/skip", data=data).status_code == 403
@@ -102,16 +124,24 @@ def test_api_key_logs_in_as_admin_and_manages_reviewers(served):
     assert _login(c, "lead", KEY).status_code == 303
     page = c.get("/ui/admin")
     assert page.status_code == 200 and "ann" in page.text
-    r = c.post("/ui/admin/reviewers", data={"name": "bob", "password": "short", "role": "reviewer",
-                                            "csrf_token": _csrf(page.text)})
+    r = c.post(
+        "/ui/admin/reviewers",
+        data={"name": "bob", "password": "short", "role": "reviewer", "csrf_token": _csrf(page.text)},
+    )
     assert r.status_code == 422 and "8 characters" in r.text
-    r = c.post("/ui/admin/reviewers", data={"name": "bob", "password": "bob-password", "role": "reviewer",
-                                            "csrf_token": _csrf(page.text)}, follow_redirects=False)
+    r = c.post(
+        "/ui/admin/reviewers",
+        data={"name": "bob", "password": "bob-password", "role": "reviewer", "csrf_token": _csrf(page.text)},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     engine = PredictionStore(url).engine
     assert [p["name"] for p in accounts.list_reviewers(engine)] == ["ann", "bob"]
-    stored = engine.connect().execute(select(accounts.reviewers.c.password_hash)
-                                      .where(accounts.reviewers.c.name == "bob")).scalar()
+    stored = (
+        engine.connect()
+        .execute(select(accounts.reviewers.c.password_hash).where(accounts.reviewers.c.name == "bob"))
+        .scalar()
+    )
     assert stored.startswith("scrypt$") and "bob-password" not in stored
 
 
@@ -144,8 +174,9 @@ def test_ticket_text_is_escaped_in_every_page(served):
     queue = c.get("/ui/queue").text
     store = PredictionStore(url)
     heads = reviewstore.Heads(["queue", "priority", "type"], ["tags"])
-    xss = next(i for i in reviewstore.queue_page(store.engine, reviewstore.QueueFilter(), heads, 0, 50)
-               if i["id"] == "X-1")
+    xss = next(
+        i for i in reviewstore.queue_page(store.engine, reviewstore.QueueFilter(), heads, 0, 50) if i["id"] == "X-1"
+    )
     review = c.get(f"/ui/review/{xss['prediction_id']}").text
     for html in (queue, review):
         assert "<script>window" not in html and "<img src=x" not in html and '<a href="javascript:' not in html
@@ -163,17 +194,26 @@ def test_save_skip_undo_write_exactly_the_feedback_rows(served):
     token = _csrf(page.text)
     labels = c.app.state.service.router.heads[0].labels
     other = next(lab for lab in labels if lab != first["heads"]["queue"]["label"])
-    data = {"csrf_token": token, "h:queue": other, "h:priority": first["heads"]["priority"]["label"],
-            "h:type": first["heads"]["type"]["label"], "h:tags": first["heads"]["tags"]["labels"],
-            "note": " call back "}
+    data = {
+        "csrf_token": token,
+        "h:queue": other,
+        "h:priority": first["heads"]["priority"]["label"],
+        "h:type": first["heads"]["type"]["label"],
+        "h:tags": first["heads"]["tags"]["labels"],
+        "note": " call back ",
+    }
     r = c.post(f"/ui/review/{first['prediction_id']}?language=", follow_redirects=False, data=data)
     assert r.status_code == 303 and r.headers["location"].startswith("/ui/review/next?")
-    assert c.get(r.headers["location"], follow_redirects=False).headers["location"].startswith(
-        f"/ui/review/{second['prediction_id']}")
+    assert (
+        c.get(r.headers["location"], follow_redirects=False)
+        .headers["location"]
+        .startswith(f"/ui/review/{second['prediction_id']}")
+    )
     with store.engine.connect() as conn:
         rows = conn.execute(select(feedback).order_by(feedback.c.id)).mappings().all()
     assert [(r["prediction_id"], r["head"], r["reviewer"], r["note"]) for r in rows] == [
-        (first["prediction_id"], h, "ann", "call back") for h in ("queue", "priority", "type", "tags")]
+        (first["prediction_id"], h, "ann", "call back") for h in ("queue", "priority", "type", "tags")
+    ]
     assert rows[0]["correct_label"] == other and rows[3]["correct_label"] == first["heads"]["tags"]["labels"]
     assert reviewstore.queue_count(store.engine, reviewstore.QueueFilter(), heads) == 5
     # saving the same ticket again is refused (another reviewer got there first)
@@ -182,10 +222,16 @@ def test_save_skip_undo_write_exactly_the_feedback_rows(served):
     # an unknown label is a 422 on the page, nothing written
     bad = c.post(f"/ui/review/{second['prediction_id']}", data={"csrf_token": token, "h:queue": "no such label"})
     assert bad.status_code == 422 and "unknown label" in bad.text and store.count(feedback) == 4
-    assert c.post(f"/ui/review/{second['prediction_id']}/skip", data={"csrf_token": token},
-                  follow_redirects=False).status_code == 303
-    assert c.post("/ui/undo", data={"csrf_token": token}, follow_redirects=False).headers["location"] == \
-        f"/ui/review/{second['prediction_id']}"  # the skip is undone first
+    assert (
+        c.post(
+            f"/ui/review/{second['prediction_id']}/skip", data={"csrf_token": token}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    assert (
+        c.post("/ui/undo", data={"csrf_token": token}, follow_redirects=False).headers["location"]
+        == f"/ui/review/{second['prediction_id']}"
+    )  # the skip is undone first
     undone = c.post("/ui/undo", data={"csrf_token": token}, follow_redirects=False)
     assert undone.headers["location"] == f"/ui/review/{first['prediction_id']}"
     assert store.count(feedback) == 0 and reviewstore.queue_count(store.engine, reviewstore.QueueFilter(), heads) == 6
@@ -234,8 +280,11 @@ def test_open_mode_asks_only_for_a_name(router_dir, tmp_path):
 def test_login_redirect_stays_on_the_page(served):
     c, _ = served
     page = c.get("/ui/login")
-    r = c.post("/ui/login", data={"name": "ann", "password": "ann-password-1", "csrf_token": _csrf(page.text),
-                                  "next": "//evil.example/ui"}, follow_redirects=False)
+    r = c.post(
+        "/ui/login",
+        data={"name": "ann", "password": "ann-password-1", "csrf_token": _csrf(page.text), "next": "//evil.example/ui"},
+        follow_redirects=False,
+    )
     assert r.headers["location"] == "/ui/queue"
 
 
@@ -258,8 +307,12 @@ def test_older_log_gains_the_reviewer_columns(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)
     with engine.begin() as conn:  # the feedback table as it was before reviewer/note
-        conn.execute(text("CREATE TABLE feedback (id INTEGER PRIMARY KEY, prediction_id VARCHAR(64) NOT NULL, "
-                          "head VARCHAR(200) NOT NULL, correct_label JSON NOT NULL, created_at DATETIME NOT NULL)"))
+        conn.execute(
+            text(
+                "CREATE TABLE feedback (id INTEGER PRIMARY KEY, prediction_id VARCHAR(64) NOT NULL, "
+                "head VARCHAR(200) NOT NULL, correct_label JSON NOT NULL, created_at DATETIME NOT NULL)"
+            )
+        )
         conn.execute(text("INSERT INTO feedback VALUES (1, 'p', 'queue', '\"a\"', '2024-01-01 00:00:00')"))
     store = PredictionStore(url)
     store.create()
@@ -275,16 +328,26 @@ def test_charts_escape_their_text():
 
 # ---------------------------------------------------------------------------------------------------------------
 # In a real browser: Debian's chromium driven by Playwright against a uvicorn server on 127.0.0.1
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS_ENV = "TRIAGEKIT_UI_SCREENSHOTS"  # a folder: the screenshots are also written there (docs/img)
 
 
 def _no_browser(reason: str):
     """Skip on a developer machine without a browser; in CI (CI=true) that is a failure, never a silent skip."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"the browser tests cannot run: {reason}. .ci/run installs chromium (apt) and playwright "
-                    f"(the test extra)", pytrace=False)
+        pytest.fail(
+            f"the browser tests cannot run: {reason}. .ci/run installs chromium (apt) and playwright (the test extra)",
+            pytrace=False,
+        )
     pytest.skip(reason)
 
 
@@ -306,11 +369,25 @@ def browser():
     pw.stop()
 
 
-DBS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not os.environ.get("TRIAGEKIT_TEST_PG_URL"), reason="TRIAGEKIT_TEST_PG_URL not set (scripts/ci_postgres.sh)"))]
-SUBJECTS = ["Invoice charged twice", "VPN drops every hour", "Printer on floor 3 offline", "Refund for order 1182",
-            "Cannot log in after password reset", "Laptop fan very loud", "Add me to the sales mailing list",
-            "Outlook crashes on start"]
+DBS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            not os.environ.get("TRIAGEKIT_TEST_PG_URL"), reason="TRIAGEKIT_TEST_PG_URL not set (scripts/ci_postgres.sh)"
+        ),
+    ),
+]
+SUBJECTS = [
+    "Invoice charged twice",
+    "VPN drops every hour",
+    "Printer on floor 3 offline",
+    "Refund for order 1182",
+    "Cannot log in after password reset",
+    "Laptop fan very loud",
+    "Add me to the sales mailing list",
+    "Outlook crashes on start",
+]
 
 
 @pytest.fixture(params=DBS)
@@ -329,8 +406,15 @@ def live(request, router_dir, tmp_path, monkeypatch):
     server, thread, base = _start_server(app)
     try:
         accounts.add_reviewer(app.state.service.store.engine, "ann", "ann-password-1")
-        items = [{"id": f"T-{100 + i}", "subject": s, "language": "de" if i % 3 == 0 else "en",
-                  "body": f"Hello,\n\n{s}. Could you please look into it?\n\nThanks"} for i, s in enumerate(SUBJECTS)]
+        items = [
+            {
+                "id": f"T-{100 + i}",
+                "subject": s,
+                "language": "de" if i % 3 == 0 else "en",
+                "body": f"Hello,\n\n{s}. Could you please look into it?\n\nThanks",
+            }
+            for i, s in enumerate(SUBJECTS)
+        ]
         items.append({**XSS, "id": "X-1", "language": "en"})
         r = httpx.post(f"{base}/predict_batch", json={"items": items}, headers={"X-API-Key": KEY}, timeout=60)
         assert r.status_code == 200, r.text
@@ -362,8 +446,10 @@ def _keyboard_login(page, name: str, password: str):
     page.keyboard.type(name)
     page.keyboard.press("Tab")
     page.keyboard.type(password)
-    with page.expect_navigation(), page.expect_response(
-            lambda r: r.url.endswith("/ui/login") and r.request.method == "POST") as info:
+    with (
+        page.expect_navigation(),
+        page.expect_response(lambda r: r.url.endswith("/ui/login") and r.request.method == "POST") as info,
+    ):
         page.keyboard.press("Enter")
     page.wait_for_load_state()
     return info.value
@@ -377,10 +463,16 @@ def _state(page) -> dict:
         values = [o.get_attribute("value") for o in opts.all()]
         # the type-ahead sets the other-opt's value property from script: read the live properties
         chosen = fs.evaluate("f => Array.from(f.querySelectorAll('input:checked')).map(i => i.value)")
-        heads[fs.get_attribute("data-head")] = {"options": values, "chosen": chosen,
-                                               "multi": fs.get_attribute("data-multi") == "1"}
-    return {"pid": page.locator("dl.meta code").inner_text(), "heads": heads,
-            "count": int(page.locator("#waiting-count").get_attribute("data-count"))}
+        heads[fs.get_attribute("data-head")] = {
+            "options": values,
+            "chosen": chosen,
+            "multi": fs.get_attribute("data-multi") == "1",
+        }
+    return {
+        "pid": page.locator("dl.meta code").inner_text(),
+        "heads": heads,
+        "count": int(page.locator("#waiting-count").get_attribute("data-count")),
+    }
 
 
 def _press_and_wait(page, key: str) -> None:
@@ -510,9 +602,13 @@ def test_browser_xss_csrf_roles(browser, live, tmp_path):
     # a reviewer session reaches no admin page or endpoint, and is no API key
     token = page.locator("input[name=csrf_token]").first.get_attribute("value")
     assert page.goto("/ui/admin").status == 403
-    assert page.request.post(f"{base}/ui/admin/reviewers", form={"csrf_token": token, "name": "eve",
-                                                                 "password": "eve-password", "role": "admin"}
-                             ).status == 403
+    assert (
+        page.request.post(
+            f"{base}/ui/admin/reviewers",
+            form={"csrf_token": token, "name": "eve", "password": "eve-password", "role": "admin"},
+        ).status
+        == 403
+    )
     assert page.request.get(f"{base}/review").status == 401
     assert page.request.post(f"{base}/admin/reload").status in (401, 403, 404)
     assert problems == []

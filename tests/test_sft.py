@@ -9,9 +9,20 @@ import torch
 from triagekit.sft import IGNORE_INDEX, SFTConfig, encode_pair, encode_pairs, load, train_sft
 from triagekit.sft.decode import decode
 
-PAIRS = [(f"ticket {i}: the {w} is broken", '{"category": "%s"}' % c)
-         for i, (w, c) in enumerate([("printer", "Hardware"), ("vpn", "Network"), ("laptop", "Hardware"),
-                                     ("wifi", "Network"), ("excel", "Software"), ("outlook", "Software")] * 4)]
+PAIRS = [
+    (f"ticket {i}: the {w} is broken", '{"category": "%s"}' % c)
+    for i, (w, c) in enumerate(
+        [
+            ("printer", "Hardware"),
+            ("vpn", "Network"),
+            ("laptop", "Hardware"),
+            ("wifi", "Network"),
+            ("excel", "Software"),
+            ("outlook", "Software"),
+        ]
+        * 4
+    )
+]
 
 
 def _tokenizer(path):
@@ -33,13 +44,14 @@ def test_prompt_tokens_are_masked(tiny_llama):
 def test_truncation_keeps_the_answer_and_is_counted(tiny_llama):
     tok = _tokenizer(tiny_llama)
     long_prompt = "word " * 300
-    examples, stats = encode_pairs(tok, [(long_prompt, "ANSWER TEXT"), ("short", "x " * 300), ("ok", "fine")],
-                                   max_length=96)
+    examples, stats = encode_pairs(
+        tok, [(long_prompt, "ANSWER TEXT"), ("short", "x " * 300), ("ok", "fine")], max_length=96
+    )
     assert stats.prompt_truncated == 1 and stats.dropped_answer_too_long == [1] and stats.examples == 2
     first = examples[0]
     assert len(first["input_ids"]) == 96 and first["row"] == 0
-    assert tok.decode(first["input_ids"][first["n_prompt"]:]) == "ANSWER TEXT<|im_end|>"
-    assert tok.decode(first["input_ids"][:first["n_prompt"]]).endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert tok.decode(first["input_ids"][first["n_prompt"] :]) == "ANSWER TEXT<|im_end|>"
+    assert tok.decode(first["input_ids"][: first["n_prompt"]]).endswith("<|im_end|>\n<|im_start|>assistant\n")
 
 
 def _answer_loss(lm, pairs) -> float:
@@ -48,16 +60,27 @@ def _answer_loss(lm, pairs) -> float:
     examples, _ = encode_pairs(lm.tokenizer, pairs, 256)
     batch = SFTCollator(lm.tokenizer.pad_token_id)(list(enumerate(examples)))
     with torch.no_grad():
-        return float(lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                              labels=batch["labels"]).loss)
+        return float(
+            lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+        )
 
 
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_training_lowers_the_loss_and_round_trips(tiny_llama, tmp_path, method):
     before = _answer_loss(load(str(tiny_llama), device="cpu"), PAIRS)
-    cfg = SFTConfig(base=str(tiny_llama), method=method, lr=5e-2 if method == "lora" else 1e-2, epochs=0,
-                    max_steps=30, batch_size=8, lora_r=8, lora_alpha=64,
-                    eval_every=10, early_stopping_patience=0, max_length=128)
+    cfg = SFTConfig(
+        base=str(tiny_llama),
+        method=method,
+        lr=5e-2 if method == "lora" else 1e-2,
+        epochs=0,
+        max_steps=30,
+        batch_size=8,
+        lora_r=8,
+        lora_alpha=64,
+        eval_every=10,
+        early_stopping_patience=0,
+        max_length=128,
+    )
     result = train_sft(cfg, PAIRS, tmp_path / "run", val_pairs=PAIRS[:6], task="test", task_meta={"k": 1})
     assert result.steps == 30 and result.train_tokens > 0
     meta = json.loads((tmp_path / "run" / "sft.json").read_text())
@@ -77,8 +100,18 @@ def test_training_lowers_the_loss_and_round_trips(tiny_llama, tmp_path, method):
 
 
 def test_resume_continues_to_the_same_model(tiny_llama, tmp_path):
-    cfg = SFTConfig(base=str(tiny_llama), method="full", lr=5e-3, epochs=0, max_steps=6, batch_size=4,
-                    save_every=3, keep_checkpoints=3, early_stopping_patience=0, max_length=128)
+    cfg = SFTConfig(
+        base=str(tiny_llama),
+        method="full",
+        lr=5e-3,
+        epochs=0,
+        max_steps=6,
+        batch_size=4,
+        save_every=3,
+        keep_checkpoints=3,
+        early_stopping_patience=0,
+        max_length=128,
+    )
     full = train_sft(cfg, PAIRS, tmp_path / "a")
     import shutil
 
@@ -102,8 +135,14 @@ def test_decode_matches_generate(tiny_llama):
     prompts = [lm.prompt_ids(p) for p in ["a", "a much longer prompt about a broken printer", "vpn"]]
     ours = decode(lm.model, prompts, max_new_tokens=12, stop_ids=set(), pad_id=lm.tokenizer.pad_token_id)
     for p, new in zip(prompts, ours):
-        ref = lm.model.generate(torch.tensor([p]), max_new_tokens=12, do_sample=False, eos_token_id=None,
-                                min_new_tokens=12, pad_token_id=lm.tokenizer.pad_token_id)[0, len(p):].tolist()
+        ref = lm.model.generate(
+            torch.tensor([p]),
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=None,
+            min_new_tokens=12,
+            pad_token_id=lm.tokenizer.pad_token_id,
+        )[0, len(p) :].tolist()
         assert new == ref
     texts = lm.generate(["a", "vpn"], max_new_tokens=5)
     assert len(texts) == 2 and lm.last_stats.tokens > 0
@@ -111,8 +150,11 @@ def test_decode_matches_generate(tiny_llama):
     assert streamed == texts[0]
 
 
-@pytest.mark.parametrize("preset", sorted(__import__("pathlib").Path(__file__).resolve().parents[1].glob(
-    "src/triagekit/presets/triage/*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "preset",
+    sorted(__import__("pathlib").Path(__file__).resolve().parents[1].glob("src/triagekit/presets/triage/*.yaml")),
+    ids=lambda p: p.name,
+)
 def test_triage_presets_load(preset):
     from triagekit.sft import load_sft_config
 

@@ -14,20 +14,33 @@ def test_search_space_is_checked_and_suggests_within_bounds():
     from triagekit.core.sweep import load_space
 
     valid = ["lr", "lora_r", "epochs", "hybrid", "label_smoothing"]
-    space = load_space({"space": {"lr": {"log_uniform": [1e-5, 1e-3]}, "lora_r": {"choice": [4, 8, 16]},
-                                  "epochs": {"int": [2, 8, 2]}, "hybrid": {"choice": [True, False]},
-                                  "label_smoothing": {"uniform": [0.0, 0.2]}}, "base": "minilm"}, valid)
+    space = load_space(
+        {
+            "space": {
+                "lr": {"log_uniform": [1e-5, 1e-3]},
+                "lora_r": {"choice": [4, 8, 16]},
+                "epochs": {"int": [2, 8, 2]},
+                "hybrid": {"choice": [True, False]},
+                "label_smoothing": {"uniform": [0.0, 0.2]},
+            },
+            "base": "minilm",
+        },
+        valid,
+    )
     assert space.base == "minilm" and set(space.params) == set(valid)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
         p = space.suggest(study.ask())
         assert 1e-5 <= p["lr"] <= 1e-3 and p["lora_r"] in (4, 8, 16) and p["epochs"] in (2, 4, 6, 8)
         assert 0.0 <= p["label_smoothing"] <= 0.2 and p["hybrid"] in (True, False)
-    for bad, match in [({"nope": {"choice": [1]}}, "unknown config key 'nope'"),
-                       ({"lr": {"normal": [0, 1]}}, "give one of"),
-                       ({"lr": {"uniform": [1, 0]}}, "low must be below high"),
-                       ({"lr": {"log_uniform": [0, 1]}}, "positive"),
-                       ({"lr": {"choice": []}}, "at least one"), ({}, "empty")]:
+    for bad, match in [
+        ({"nope": {"choice": [1]}}, "unknown config key 'nope'"),
+        ({"lr": {"normal": [0, 1]}}, "give one of"),
+        ({"lr": {"uniform": [1, 0]}}, "low must be below high"),
+        ({"lr": {"log_uniform": [0, 1]}}, "positive"),
+        ({"lr": {"choice": []}}, "at least one"),
+        ({}, "empty"),
+    ]:
         with pytest.raises(ValueError, match=match):
             load_space(bad, valid)
 
@@ -39,12 +52,23 @@ def test_two_workers_share_one_sqlite_study(tiny_encoder, prepared, tmp_path):
     from triagekit.route.config import load_config
     from triagekit.route.sweep import sweep_router_workers
 
-    space = {"lr": {"log_uniform": [1e-4, 3e-3]}, "head_lr": {"log_uniform": [1e-3, 1e-2]},
-             "label_smoothing": {"uniform": [0.0, 0.2]}}
-    fixed = {"backbone": str(tiny_encoder), "epochs": 2, "batch_size": 32, "max_length": 48,
-             "labels": ["queue", "priority"], "multilabel": [], "early_stopping_patience": 0}
-    summary = sweep_router_workers(2, space=space, data=prepared, study_dir=tmp_path / "study", n_trials=6,
-                                   overrides=fixed, pruner="median")
+    space = {
+        "lr": {"log_uniform": [1e-4, 3e-3]},
+        "head_lr": {"log_uniform": [1e-3, 1e-2]},
+        "label_smoothing": {"uniform": [0.0, 0.2]},
+    }
+    fixed = {
+        "backbone": str(tiny_encoder),
+        "epochs": 2,
+        "batch_size": 32,
+        "max_length": 48,
+        "labels": ["queue", "priority"],
+        "multilabel": [],
+        "early_stopping_patience": 0,
+    }
+    summary = sweep_router_workers(
+        2, space=space, data=prepared, study_dir=tmp_path / "study", n_trials=6, overrides=fixed, pruner="median"
+    )
     study = optuna.load_study(study_name="study", storage=f"sqlite:///{tmp_path / 'study' / 'study.db'}")
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     others = [t for t in study.trials if t not in finished]

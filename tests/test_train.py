@@ -13,8 +13,16 @@ HEADS = dict(labels=["queue", "priority", "type"], multilabel=["tags"])
 
 
 def tiny_cfg(tiny_encoder, **kw):
-    base = dict(backbone=str(tiny_encoder), epochs=2, batch_size=16, lr=1e-3, head_lr=1e-2, max_length=64,
-                tensorboard=False, **HEADS)
+    base = dict(
+        backbone=str(tiny_encoder),
+        epochs=2,
+        batch_size=16,
+        lr=1e-3,
+        head_lr=1e-2,
+        max_length=64,
+        tensorboard=False,
+        **HEADS,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -60,8 +68,7 @@ def test_lora_merge_matches_unmerged_adapter(tiny_encoder, prepared, tmp_path):
     import torch
 
     unmerged = load_model(out / "model", heads, merge=False)
-    enc = router.backend.tokenizer(["printer offline again", "refund for order 123"], padding=True,
-                                   return_tensors="pt")
+    enc = router.backend.tokenizer(["printer offline again", "refund for order 123"], padding=True, return_tensors="pt")
     with torch.inference_mode():
         a = unmerged(**enc)["queue"].numpy()
         b = router.backend.model(**enc)["queue"].numpy()
@@ -78,8 +85,17 @@ def test_learning_improves_validation_f1(tiny_encoder, prepared, tmp_path):
 
 
 def test_loss_options_and_accumulation(tiny_encoder, prepared, tmp_path):
-    cfg = tiny_cfg(tiny_encoder, epochs=1, loss="focal", class_weights=True, label_smoothing=0.1, grad_accum=2,
-                   scheduler="linear", gradient_checkpointing=True, head_weights={"priority": 0.5})
+    cfg = tiny_cfg(
+        tiny_encoder,
+        epochs=1,
+        loss="focal",
+        class_weights=True,
+        label_smoothing=0.1,
+        grad_accum=2,
+        scheduler="linear",
+        gradient_checkpointing=True,
+        head_weights={"priority": 0.5},
+    )
     result = train(cfg, prepared, tmp_path / "opts")
     assert result.steps == pytest.approx(np.ceil(len(records(prepared / "train.jsonl")) / 16 / 2), abs=1)
 

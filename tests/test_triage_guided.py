@@ -13,8 +13,11 @@ from triagekit.triage import Triager, load_schema
 from triagekit.triage.guided import GuidedConstraint, RouterGuide
 
 SCHEMA = load_schema()
-ROUTED = {"category": SCHEMA.enum_fields["category"], "priority": SCHEMA.enum_fields["priority"],
-          "request_type": SCHEMA.enum_fields["request_type"]}
+ROUTED = {
+    "category": SCHEMA.enum_fields["category"],
+    "priority": SCHEMA.enum_fields["priority"],
+    "request_type": SCHEMA.enum_fields["request_type"],
+}
 
 
 class _Backend:
@@ -45,8 +48,13 @@ def base(tiny_llama):
     return Triager.load(str(tiny_llama), device="cpu")
 
 
-TEXTS = ["vpn drops every 10 min", "printer on floor 3 jams", "cannot log in after password reset!!",
-         "outlook keeps asking for my password", "new laptop for the intern starting monday"]
+TEXTS = [
+    "vpn drops every 10 min",
+    "printer on floor 3 jams",
+    "cannot log in after password reset!!",
+    "outlook keeps asking for my password",
+    "new laptop for the intern starting monday",
+]
 
 
 def test_routed_fields_are_forced_and_cost_fewer_model_calls(base):
@@ -112,8 +120,11 @@ def test_a_router_that_does_not_fit_the_schema_is_refused_before_decoding(tmp_pa
         RouterGuide(_router(), SCHEMA, field_map={"summary": "category"})
     with pytest.raises(ValueError, match="match none"):
         RouterGuide(_router(heads={"queue": ["a", "b"]}), SCHEMA)
-    multi = Router(_Backend([HeadSpec("category", ROUTED["category"], multilabel=True)]),
-                   [HeadSpec("category", ROUTED["category"], multilabel=True)], ["text"])
+    multi = Router(
+        _Backend([HeadSpec("category", ROUTED["category"], multilabel=True)]),
+        [HeadSpec("category", ROUTED["category"], multilabel=True)],
+        ["text"],
+    )
     with pytest.raises(ValueError, match="multi-label"):
         RouterGuide(multi, SCHEMA)
     mapping = tmp_path / "map.json"
@@ -150,8 +161,14 @@ def tfidf_router(tmp_path_factory):
     out = tmp_path_factory.mktemp("guide-router")
     rows = [{"text": t["text"], **{f: t["triage"][f] for f in ROUTED}} for t in synth_tickets(240, seed=3)]
     (out / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = TrainConfig(backbone="tfidf", labels=list(ROUTED), text_fields=["text"], val_fraction=0.2,
-                      test_fraction=0.0, tensorboard=False)
+    cfg = TrainConfig(
+        backbone="tfidf",
+        labels=list(ROUTED),
+        text_fields=["text"],
+        val_fraction=0.2,
+        test_fraction=0.0,
+        tensorboard=False,
+    )
     train(cfg, out / "rows.jsonl", out / "run")
     return out / "run"
 

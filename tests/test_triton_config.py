@@ -6,7 +6,9 @@ import pytest
 from triagekit.exporters.pbtxt import dumps, load_config, loads, to_dict
 
 CONFIG = {
-    "name": "m", "backend": "python", "max_batch_size": 8,
+    "name": "m",
+    "backend": "python",
+    "max_batch_size": 8,
     "input": [{"name": "TEXT", "data_type": "TYPE_STRING", "dims": [1]}],
     "output": [{"name": "ids", "data_type": "TYPE_INT64", "dims": [-1], "label_filename": "labels.txt"}],
     "instance_group": [{"count": 1, "kind": "KIND_CPU"}],
@@ -32,14 +34,17 @@ def test_writer_refuses_what_model_config_lacks():
         dumps({**CONFIG, "instance_group": [{"kind": "KIND_TPU"}]})
 
 
-@pytest.mark.parametrize("old, new, expected", [
-    ("max_batch_size", "max_batch_sise", "line 2: max_batch_sise: no such field in ModelConfig"),
-    ("KIND_CPU", "KIND_TPU", "KIND_TPU is not one of ['KIND_AUTO', 'KIND_GPU', 'KIND_CPU', 'KIND_MODEL']"),
-    ("max_batch_size: 8", "max_batch_size: eight", "schema: line 2"),
-    ('name: "m"', 'name: "m"\nname: "n"', "should not have multiple"),
-    ('name: "m"', 'name: "m"\ndynamic_batching { }\nsequence_batching { }', "oneof"),
-    ("input {", "input {{", "syntax: line 3"),
-])
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("max_batch_size", "max_batch_sise", "line 2: max_batch_sise: no such field in ModelConfig"),
+        ("KIND_CPU", "KIND_TPU", "KIND_TPU is not one of ['KIND_AUTO', 'KIND_GPU', 'KIND_CPU', 'KIND_MODEL']"),
+        ("max_batch_size: 8", "max_batch_size: eight", "schema: line 2"),
+        ('name: "m"', 'name: "m"\nname: "n"', "should not have multiple"),
+        ('name: "m"', 'name: "m"\ndynamic_batching { }\nsequence_batching { }', "oneof"),
+        ("input {", "input {{", "syntax: line 3"),
+    ],
+)
 def test_problems_name_the_line_and_what_is_allowed(old, new, expected):
     text = dumps(CONFIG)
     assert old in text

@@ -17,14 +17,56 @@ def demo_steps(out: Path, n: int, config: str) -> list[tuple[str, list[str]]]:
     """(name, argv) of each step: synthetic tickets -> prepared splits -> router -> evaluation -> predictions."""
     return [
         ("synthesise", ["data", "synth", "--n", str(n), "--out", str(out / "tickets.jsonl"), "--seed", "0"]),
-        ("prepare", ["data", "prepare", "--input", str(out / "tickets.jsonl"), "--out", str(out / "data"),
-                     "--labels", "queue,priority,type", "--multilabel", "tags", "--redact-pii"]),
-        ("train", ["route", "train", "--data", str(out / "data"), "--labels", "queue,priority,type", "--multilabel",
-                   "tags", "--output", str(out / "router"), "--config", config, "--overwrite"]),
-        ("evaluate", ["route", "eval", str(out / "router"), "--data", str(out / "data"),
-                      "--critical", "priority=high"]),
-        ("predict", ["route", "predict", str(out / "router"), "--input", str(out / "data" / "test.jsonl"),
-                     "--output", str(out / "predictions.jsonl")]),
+        (
+            "prepare",
+            [
+                "data",
+                "prepare",
+                "--input",
+                str(out / "tickets.jsonl"),
+                "--out",
+                str(out / "data"),
+                "--labels",
+                "queue,priority,type",
+                "--multilabel",
+                "tags",
+                "--redact-pii",
+            ],
+        ),
+        (
+            "train",
+            [
+                "route",
+                "train",
+                "--data",
+                str(out / "data"),
+                "--labels",
+                "queue,priority,type",
+                "--multilabel",
+                "tags",
+                "--output",
+                str(out / "router"),
+                "--config",
+                config,
+                "--overwrite",
+            ],
+        ),
+        (
+            "evaluate",
+            ["route", "eval", str(out / "router"), "--data", str(out / "data"), "--critical", "priority=high"],
+        ),
+        (
+            "predict",
+            [
+                "route",
+                "predict",
+                str(out / "router"),
+                "--input",
+                str(out / "data" / "test.jsonl"),
+                "--output",
+                str(out / "predictions.jsonl"),
+            ],
+        ),
     ]
 
 
@@ -55,5 +97,10 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
 def commands(run: Callable[[list[str]], int]) -> Table:
     """The ``demo`` verb, running its steps through ``run`` (given by ``triagekit.cli``, which imports this module,
     so that this module never imports the CLI back)."""
-    return {"demo": Verb(partial(cmd_demo, run=run), _demo_arguments,
-                         "the whole routing path on synthetic tickets with the embedded MiniLM")}
+    return {
+        "demo": Verb(
+            partial(cmd_demo, run=run),
+            _demo_arguments,
+            "the whole routing path on synthetic tickets with the embedded MiniLM",
+        )
+    }

@@ -51,19 +51,26 @@ def _require_trl():
         import datasets  # noqa: F401
         import trl
     except ImportError as exc:
-        raise ImportError("preference tuning needs TRL: pip install 'triagekit[dpo]' (installs trl and datasets)"
-                          ) from exc
+        raise ImportError(
+            "preference tuning needs TRL: pip install 'triagekit[dpo]' (installs trl and datasets)"
+        ) from exc
     return trl
 
 
 def _rows(examples, system: str) -> list[dict[str, Any]]:
-    return [{"prompt": [{"role": "system", "content": system}, {"role": "user", "content": example_prompt(ex)}],
-             "chosen": [{"role": "assistant", "content": ex.outputs.answer}],
-             "rejected": [{"role": "assistant", "content": ex.outputs.rejected}]} for ex in examples]
+    return [
+        {
+            "prompt": [{"role": "system", "content": system}, {"role": "user", "content": example_prompt(ex)}],
+            "chosen": [{"role": "assistant", "content": ex.outputs.answer}],
+            "rejected": [{"role": "assistant", "content": ex.outputs.rejected}],
+        }
+        for ex in examples
+    ]
 
 
-def train_dpo(start: str | Path, data: str | Path, output: str | Path, *, overwrite: bool = False, console=None,
-              **settings: Any) -> dict[str, Any]:
+def train_dpo(
+    start: str | Path, data: str | Path, output: str | Path, *, overwrite: bool = False, console=None, **settings: Any
+) -> dict[str, Any]:
     """DPO on the preference pairs of ``data`` (a prepared folder's train split, or a raw file).
 
     Args:
@@ -98,15 +105,35 @@ def train_dpo(start: str | Path, data: str | Path, output: str | Path, *, overwr
 
         from triagekit.core.backbones import lora_targets
 
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
-                                 target_modules=lora_targets(lm.model.config.model_type))
-    args = trl.DPOConfig(output_dir=str(output / "trl"), beta=cfg.beta,
-                         learning_rate=cfg.lr or (5e-5 if cfg.lora else 5e-7), num_train_epochs=cfg.epochs,
-                         max_steps=cfg.max_steps or -1, per_device_train_batch_size=cfg.batch_size,
-                         max_length=cfg.max_length, seed=cfg.seed, report_to=[], save_strategy="no", logging_steps=1,
-                         use_cpu=not torch.cuda.is_available(), disable_tqdm=True)
-    trainer = trl.DPOTrainer(model=lm.model, args=args, train_dataset=Dataset.from_list(_rows(pairs, system)),
-                             processing_class=lm.tokenizer, peft_config=peft_config)
+        peft_config = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=2 * cfg.lora_r,
+            lora_dropout=0.0,
+            task_type="CAUSAL_LM",
+            target_modules=lora_targets(lm.model.config.model_type),
+        )
+    args = trl.DPOConfig(
+        output_dir=str(output / "trl"),
+        beta=cfg.beta,
+        learning_rate=cfg.lr or (5e-5 if cfg.lora else 5e-7),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size,
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=True,
+    )
+    trainer = trl.DPOTrainer(
+        model=lm.model,
+        args=args,
+        train_dataset=Dataset.from_list(_rows(pairs, system)),
+        processing_class=lm.tokenizer,
+        peft_config=peft_config,
+    )
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
@@ -116,13 +143,26 @@ def train_dpo(start: str | Path, data: str | Path, output: str | Path, *, overwr
     lm.tokenizer.save_pretrained(str(output / "model" / "tokenizer"))
     shutil.rmtree(output / "trl", ignore_errors=True)
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
-    meta = {"task": "answer", "method": "dpo" + ("+lora" if cfg.lora else ""), "base": str(start), "adapter": False,
-            "system_prompt": system, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "dpo": {"beta": cfg.beta, "steps": trainer.state.global_step, "pairs": len(pairs),
-                    "skipped_without_rejected": len(examples) - len(pairs), "losses": losses,
-                    "train_seconds": seconds}}
+    meta = {
+        "task": "answer",
+        "method": "dpo" + ("+lora" if cfg.lora else ""),
+        "base": str(start),
+        "adapter": False,
+        "system_prompt": system,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "dpo": {
+            "beta": cfg.beta,
+            "steps": trainer.state.global_step,
+            "pairs": len(pairs),
+            "skipped_without_rejected": len(examples) - len(pairs),
+            "losses": losses,
+            "train_seconds": seconds,
+        },
+    }
     (output / "sft.json").write_text(json.dumps(meta, indent=2))
     if console is not None:
-        console.print(f"DPO: {len(pairs)} pairs, {trainer.state.global_step} steps, loss {losses[0]:.4f} -> "
-                      f"{losses[-1]:.4f} ({seconds:.1f}s) -> {output}")
+        console.print(
+            f"DPO: {len(pairs)} pairs, {trainer.state.global_step} steps, loss {losses[0]:.4f} -> "
+            f"{losses[-1]:.4f} ({seconds:.1f}s) -> {output}"
+        )
     return meta

@@ -33,16 +33,27 @@ def load_suite(path: str | Path, limit: int | None = None) -> list[AnswerExample
     return examples[:limit] if limit else examples
 
 
-def generate_replies(model: str | Path, examples: Sequence[AnswerExample], *, system_prompt: str | None = None,
-                     max_new_tokens: int = 128, batch_size: int = 8, device: str | None = None
-                     ) -> tuple[list[str], dict[str, Any]]:
+def generate_replies(
+    model: str | Path,
+    examples: Sequence[AnswerExample],
+    *,
+    system_prompt: str | None = None,
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+    device: str | None = None,
+) -> tuple[list[str], dict[str, Any]]:
     """Greedy replies of one model (guardrails off: the suite compares models, not rules) and timing info."""
     am = AnswerModel.load(model, guardrails=Guardrails({"rules": []}), device=device, system_prompt=system_prompt)
     start = time.perf_counter()
     out = am.answer([example_prompt(ex) for ex in examples], max_new_tokens=max_new_tokens, batch_size=batch_size)
     seconds = time.perf_counter() - start
-    info = {"model": str(model), "tuned": am.tuned, "system_prompt": am.lm.system_prompt, "seconds": seconds,
-            "new_tokens": am.lm.last_stats.tokens}
+    info = {
+        "model": str(model),
+        "tuned": am.tuned,
+        "system_prompt": am.lm.system_prompt,
+        "seconds": seconds,
+        "new_tokens": am.lm.last_stats.tokens,
+    }
     del am
     gc.collect()
     return [o["text"] for o in out], info
@@ -57,9 +68,13 @@ def _per_reply(examples, replies, embedder) -> list[dict[str, Any]]:
     return rows
 
 
-def score_replies(examples: Sequence[AnswerExample], model_replies: Sequence[str], base_replies: Sequence[str],
-                  judge: Any = "reference", embedder: Embedder | None = None
-                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def score_replies(
+    examples: Sequence[AnswerExample],
+    model_replies: Sequence[str],
+    base_replies: Sequence[str],
+    judge: Any = "reference",
+    embedder: Embedder | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per-question rows and the summary: win rate (position-swapped judge), hallucination rate, ROUGE-L, cosine."""
     embedder = embedder or Embedder()
     judge = build_judge(judge) if isinstance(judge, str) else judge
@@ -72,20 +87,34 @@ def score_replies(examples: Sequence[AnswerExample], model_replies: Sequence[str
     outcomes = [judge_pair(judge, c, m, b) for c, m, b in zip(cases, model_replies, base_replies)]
     rows = []
     for ex, m, b, mr, br, outcome in zip(examples, model_replies, base_replies, model_rows, base_rows, outcomes):
-        row: dict[str, Any] = {"id": ex.id, "question": ex.inputs.question, "reference": ex.outputs.answer,
-                               "model_reply": m, "base_reply": b, "winner": outcome}
+        row: dict[str, Any] = {
+            "id": ex.id,
+            "question": ex.inputs.question,
+            "reference": ex.outputs.answer,
+            "model_reply": m,
+            "base_reply": b,
+            "winner": outcome,
+        }
         for prefix, r in (("model", mr), ("base", br)):
-            row.update({f"{prefix}_rouge_l": round(r["rouge_l"], 4), f"{prefix}_embed_sim": round(r["embed_sim"], 4),
-                        f"{prefix}_hallucinated": r["rubric"].hallucinated,
-                        f"{prefix}_unsupported": "; ".join(f"{c.kind}:{c.text}" for c in r["rubric"].unsupported)})
+            row.update(
+                {
+                    f"{prefix}_rouge_l": round(r["rouge_l"], 4),
+                    f"{prefix}_embed_sim": round(r["embed_sim"], 4),
+                    f"{prefix}_hallucinated": r["rubric"].hallucinated,
+                    f"{prefix}_unsupported": "; ".join(f"{c.kind}:{c.text}" for c in r["rubric"].unsupported),
+                }
+            )
         rows.append(row)
     summary = {"n": len(rows), "judge": type(judge).__name__, **tally(outcomes)}
     for prefix, rs in (("model", model_rows), ("base", base_rows)):
-        summary[prefix] = {"rouge_l": mean(r["rouge_l"] for r in rs) if rs else 0.0,
-                           "embed_sim": mean(r["embed_sim"] for r in rs) if rs else 0.0,
-                           "hallucination": hallucination_rate(r["rubric"] for r in rs),
-                           "mean_words": mean(len(t.split()) for t in (model_replies if prefix == "model"
-                                                                        else base_replies)) if rs else 0.0}
+        summary[prefix] = {
+            "rouge_l": mean(r["rouge_l"] for r in rs) if rs else 0.0,
+            "embed_sim": mean(r["embed_sim"] for r in rs) if rs else 0.0,
+            "hallucination": hallucination_rate(r["rubric"] for r in rs),
+            "mean_words": mean(len(t.split()) for t in (model_replies if prefix == "model" else base_replies))
+            if rs
+            else 0.0,
+        }
     b, m = summary["base"]["hallucination"]["rate"], summary["model"]["hallucination"]["rate"]
     summary["hallucination_reduction"] = (b - m) / b if b else 0.0
     return rows, summary
@@ -103,21 +132,36 @@ def write_results(rows: list[dict[str, Any]], summary: dict[str, Any], out_dir: 
     return out / f"{name}.json"
 
 
-def evaluate_answers(model: str | Path, base: str | Path, suite: str | Path, *, out_dir: str | Path = "results",
-                     name: str = "answers", judge: str = "reference", max_new_tokens: int = 128,
-                     batch_size: int = 8, limit: int | None = None, device: str | None = None
-                     ) -> dict[str, Any]:
+def evaluate_answers(
+    model: str | Path,
+    base: str | Path,
+    suite: str | Path,
+    *,
+    out_dir: str | Path = "results",
+    name: str = "answers",
+    judge: str = "reference",
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+    limit: int | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
     """Reply with ``model`` and ``base`` to every suite question, score, judge, write and return the summary."""
     examples = load_suite(suite, limit)
     if not examples:
         raise ValueError(f"{suite} holds no questions")
-    model_replies, model_info = generate_replies(model, examples, max_new_tokens=max_new_tokens,
-                                                 batch_size=batch_size, device=device)
-    base_replies, base_info = generate_replies(base, examples, system_prompt=model_info["system_prompt"],
-                                               max_new_tokens=max_new_tokens, batch_size=batch_size, device=device)
+    model_replies, model_info = generate_replies(
+        model, examples, max_new_tokens=max_new_tokens, batch_size=batch_size, device=device
+    )
+    base_replies, base_info = generate_replies(
+        base,
+        examples,
+        system_prompt=model_info["system_prompt"],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        device=device,
+    )
     rows, summary = score_replies(examples, model_replies, base_replies, judge)
-    summary.update(suite=str(suite), max_new_tokens=max_new_tokens, generation={"model": model_info,
-                                                                                "base": base_info})
+    summary.update(suite=str(suite), max_new_tokens=max_new_tokens, generation={"model": model_info, "base": base_info})
     summary["results"] = str(write_results(rows, summary, out_dir, name))
     return summary
 
@@ -132,10 +176,14 @@ def render_summary(summary: dict[str, Any], title: str | None = None):
         table.add_column(col, justify="left" if col == "metric" else "right")
     table.add_row("win rate vs base (ties = 1/2)", f"{100 * summary['win_rate']:.1f}%", "-")
     table.add_row("wins / ties / losses", f"{summary['wins']} / {summary['ties']} / {summary['losses']}", "-")
-    table.add_row("hallucination rate", f"{100 * m['hallucination']['rate']:.1f}%",
-                  f"{100 * b['hallucination']['rate']:.1f}%")
-    table.add_row("unsupported claims / reply", f"{m['hallucination']['mean_unsupported']:.2f}",
-                  f"{b['hallucination']['mean_unsupported']:.2f}")
+    table.add_row(
+        "hallucination rate", f"{100 * m['hallucination']['rate']:.1f}%", f"{100 * b['hallucination']['rate']:.1f}%"
+    )
+    table.add_row(
+        "unsupported claims / reply",
+        f"{m['hallucination']['mean_unsupported']:.2f}",
+        f"{b['hallucination']['mean_unsupported']:.2f}",
+    )
     table.add_row("ROUGE-L F1", f"{m['rouge_l']:.3f}", f"{b['rouge_l']:.3f}")
     table.add_row("embedding cosine", f"{m['embed_sim']:.3f}", f"{b['embed_sim']:.3f}")
     table.add_row("mean words / reply", f"{m['mean_words']:.0f}", f"{b['mean_words']:.0f}")

@@ -24,34 +24,60 @@ from typing import Any, Mapping
 
 __all__ = ["Guardrails", "GuardDecision", "DEFAULT_RULES", "DEFAULT_REFUSAL"]
 
-DEFAULT_REFUSAL = ("I'm sorry, but I can't help with that request. I can help with questions about our products, "
-                   "your account, orders, billing and technical problems.")
+DEFAULT_REFUSAL = (
+    "I'm sorry, but I can't help with that request. I can help with questions about our products, "
+    "your account, orders, billing and technical problems."
+)
 
 DEFAULT_RULES: dict[str, Any] = {
     "refusal": DEFAULT_REFUSAL,
     "rules": [
-        {"name": "unsafe-violence", "category": "unsafe",
-         "patterns": [r"\b(build|make|assemble)\b.{0,30}\b(bomb|explosive|weapon|gun)s?\b",
-                      r"\bhow (do|can) i (hurt|kill|poison)\b"]},
-        {"name": "unsafe-self-harm", "category": "unsafe",
-         "patterns": [r"\b(kill|hurt|harm) myself\b", r"\bsuicid(e|al)\b"],
-         "refusal": "I'm really sorry you're going through this. I can't help with that here, but please reach out "
-                    "to someone you trust or to a local emergency number or crisis line right away."},
+        {
+            "name": "unsafe-violence",
+            "category": "unsafe",
+            "patterns": [
+                r"\b(build|make|assemble)\b.{0,30}\b(bomb|explosive|weapon|gun)s?\b",
+                r"\bhow (do|can) i (hurt|kill|poison)\b",
+            ],
+        },
+        {
+            "name": "unsafe-self-harm",
+            "category": "unsafe",
+            "patterns": [r"\b(kill|hurt|harm) myself\b", r"\bsuicid(e|al)\b"],
+            "refusal": "I'm really sorry you're going through this. I can't help with that here, but please reach out "
+            "to someone you trust or to a local emergency number or crisis line right away.",
+        },
         # phrased as requests to attack, so victims reporting an intrusion or ransomware still get help
-        {"name": "unsafe-intrusion", "category": "unsafe",
-         "patterns": [r"\b(how (do|can|could) i|help me|teach me to) (hack|break) into\b",
-                      r"\b(steal|dump|crack)\b.{0,30}\b(passwords?|credentials?|card numbers?)\b",
-                      r"\b(access|read|get into) (someone else'?s|another user'?s|my (colleague|boss|ex)'?s) "
-                      r"(account|password|e-?mails?)\b",
-                      r"\b(write|create|build|make|code) (me )?(a |an |some )?(ransomware|keylogger|malware|virus|"
-                      r"phishing (page|kit|site|email))\b"]},
-        {"name": "prompt-injection", "category": "unsafe",
-         "patterns": [r"\bignore (all |any )?(the )?(previous|prior|above) (instructions|rules)\b",
-                      r"\b(reveal|print|show) (your|the) (system prompt|instructions)\b"]},
-        {"name": "out-of-scope", "category": "out_of_scope",
-         "patterns": [r"\b(write|compose) (me )?(a |an )?(poem|song|essay|story|novel)\b",
-                      r"\b(do|solve) my homework\b", r"\b(stock|crypto|investment) (tips|advice|picks)\b",
-                      r"\b(medical|legal) (advice|diagnosis)\b"]},
+        {
+            "name": "unsafe-intrusion",
+            "category": "unsafe",
+            "patterns": [
+                r"\b(how (do|can|could) i|help me|teach me to) (hack|break) into\b",
+                r"\b(steal|dump|crack)\b.{0,30}\b(passwords?|credentials?|card numbers?)\b",
+                r"\b(access|read|get into) (someone else'?s|another user'?s|my (colleague|boss|ex)'?s) "
+                r"(account|password|e-?mails?)\b",
+                r"\b(write|create|build|make|code) (me )?(a |an |some )?(ransomware|keylogger|malware|virus|"
+                r"phishing (page|kit|site|email))\b",
+            ],
+        },
+        {
+            "name": "prompt-injection",
+            "category": "unsafe",
+            "patterns": [
+                r"\bignore (all |any )?(the )?(previous|prior|above) (instructions|rules)\b",
+                r"\b(reveal|print|show) (your|the) (system prompt|instructions)\b",
+            ],
+        },
+        {
+            "name": "out-of-scope",
+            "category": "out_of_scope",
+            "patterns": [
+                r"\b(write|compose) (me )?(a |an )?(poem|song|essay|story|novel)\b",
+                r"\b(do|solve) my homework\b",
+                r"\b(stock|crypto|investment) (tips|advice|picks)\b",
+                r"\b(medical|legal) (advice|diagnosis)\b",
+            ],
+        },
     ],
 }
 

@@ -40,8 +40,11 @@ def _first(data: dict[str, Any], keys: Sequence[str]) -> Any:
 
 
 def _meta(data: dict[str, Any], source: str) -> dict[str, Any]:
-    meta = {"source": data.get("source") or source, "timestamp": _first(data, _TIME_KEYS),
-            "tags": gather_multilabel(data, "tags")}
+    meta = {
+        "source": data.get("source") or source,
+        "timestamp": _first(data, _TIME_KEYS),
+        "tags": gather_multilabel(data, "tags"),
+    }
     meta.update({k: data[k] for k in _META_KEYS if isinstance(data.get(k), str)})
     return meta
 
@@ -55,8 +58,10 @@ def _ticket(data: dict[str, Any], question_fields: Sequence[str], answer_field: 
         raise ValueError(f"no question: all of {', '.join(question_fields)} are empty or missing")
     if data.get(answer_field) is None:
         raise ValueError(f"answer column {answer_field!r} is empty or missing")
-    return {"inputs": {"question": "\n\n".join(p for p in parts if p), "context": data.get("context")},
-            "outputs": {"answer": data[answer_field]}}
+    return {
+        "inputs": {"question": "\n\n".join(p for p in parts if p), "context": data.get("context")},
+        "outputs": {"answer": data[answer_field]},
+    }
 
 
 def _dialog(messages: Any) -> dict[str, Any]:
@@ -73,17 +78,25 @@ def _dialog(messages: Any) -> dict[str, Any]:
     q = users[-1]
     history = [m for i, m in enumerate(messages[:-1]) if i != q]
     context = "\n".join(f"{_ROLES[m['role']]}: {m['content']}" for m in history) or None
-    return {"inputs": {"question": messages[q]["content"], "context": context},
-            "outputs": {"answer": messages[-1]["content"]}}
+    return {
+        "inputs": {"question": messages[q]["content"], "context": context},
+        "outputs": {"answer": messages[-1]["content"]},
+    }
 
 
 def _qa(data: dict[str, Any]) -> dict[str, Any]:
-    return {"inputs": {"question": _first(data, _QUESTION_KEYS), "context": data.get("context")},
-            "outputs": {"answer": _first(data, _ANSWER_KEYS), "rejected": data.get("rejected")}}
+    return {
+        "inputs": {"question": _first(data, _QUESTION_KEYS), "context": data.get("context")},
+        "outputs": {"answer": _first(data, _ANSWER_KEYS), "rejected": data.get("rejected")},
+    }
 
 
-def record_to_example(rec: Record, question_fields: Sequence[str] = ("subject", "body"),
-                      answer_field: str = "answer", source: str | None = None) -> AnswerExample | RowError:
+def record_to_example(
+    rec: Record,
+    question_fields: Sequence[str] = ("subject", "body"),
+    answer_field: str = "answer",
+    source: str | None = None,
+) -> AnswerExample | RowError:
     """Convert one parsed row; a row that does not fit the schema becomes a :class:`RowError`."""
     data = rec.data
     source = source or Path(rec.file).name
@@ -97,19 +110,26 @@ def record_to_example(rec: Record, question_fields: Sequence[str] = ("subject", 
             elif isinstance(meta, dict):
                 row["meta"] = {"source": source, **{k: v for k, v in meta.items() if v is not None}}
             return AnswerExample.model_validate(row)
-        body = {"dialog": lambda: _dialog(data["messages"]), "qa": lambda: _qa(data),
-                "ticket": lambda: _ticket(data, question_fields, answer_field)}[kind]()
-        return AnswerExample.model_validate({"id": data.get("id", f"{Path(rec.file).stem}-{rec.line}"), **body,
-                                             "meta": _meta(data, source)})
+        body = {
+            "dialog": lambda: _dialog(data["messages"]),
+            "qa": lambda: _qa(data),
+            "ticket": lambda: _ticket(data, question_fields, answer_field),
+        }[kind]()
+        return AnswerExample.model_validate(
+            {"id": data.get("id", f"{Path(rec.file).stem}-{rec.line}"), **body, "meta": _meta(data, source)}
+        )
     except ValidationError as exc:
         return RowError(rec.file, rec.line, f"{kind} row: {format_validation_error(exc)}", data)
     except ValueError as exc:
         return RowError(rec.file, rec.line, f"{kind} row: {exc}", data)
 
 
-def load_examples(path: str | Path, question_fields: Sequence[str] = ("subject", "body"),
-                  answer_field: str = "answer", source: str | None = None,
-                  ) -> tuple[list[AnswerExample], list[RowError]]:
+def load_examples(
+    path: str | Path,
+    question_fields: Sequence[str] = ("subject", "body"),
+    answer_field: str = "answer",
+    source: str | None = None,
+) -> tuple[list[AnswerExample], list[RowError]]:
     """All examples of a CSV/TSV/JSONL/JSON/Parquet file, and the rows that were rejected (file, line, reason).
 
     Args:

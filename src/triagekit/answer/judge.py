@@ -56,9 +56,14 @@ def tally(outcomes: list[str]) -> dict[str, float]:
     n = len(outcomes)
     wins, ties, losses = outcomes.count("model"), outcomes.count("tie"), outcomes.count("base")
     decisive = wins + losses
-    return {"n": n, "wins": wins, "ties": ties, "losses": losses,
-            "win_rate": (wins + ties / 2) / n if n else 0.0,
-            "decisive_win_rate": wins / decisive if decisive else 0.5}
+    return {
+        "n": n,
+        "wins": wins,
+        "ties": ties,
+        "losses": losses,
+        "win_rate": (wins + ties / 2) / n if n else 0.0,
+        "decisive_win_rate": wins / decisive if decisive else 0.5,
+    }
 
 
 class ReferenceJudge:
@@ -73,8 +78,15 @@ class ReferenceJudge:
         margin: score differences below this are ties.
     """
 
-    def __init__(self, embedder: Embedder | None = None, w_embed: float = 0.5, w_rouge: float = 0.5,
-                 claim_penalty: float = 0.05, max_penalty: float = 0.3, margin: float = 0.02):
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        w_embed: float = 0.5,
+        w_rouge: float = 0.5,
+        claim_penalty: float = 0.05,
+        max_penalty: float = 0.3,
+        margin: float = 0.02,
+    ):
         if min(w_embed, w_rouge, claim_penalty, max_penalty, margin) < 0:
             raise ValueError("judge weights, penalties and margin must be non-negative")
         self._embedder = embedder
@@ -161,8 +173,13 @@ class LLMJudge:
         from triagekit.sft.data import prompt_text
 
         cut = self.max_chars
-        text = _PROMPT.format(question=case.question[:cut], reference=case.reference[:cut], first=first[:cut],
-                              second=second[:cut], context=f"Context:\n{case.context[:cut]}\n" if case.context else "")
+        text = _PROMPT.format(
+            question=case.question[:cut],
+            reference=case.reference[:cut],
+            first=first[:cut],
+            second=second[:cut],
+            context=f"Context:\n{case.context[:cut]}\n" if case.context else "",
+        )
         ids = self.tokenizer(prompt_text(self.tokenizer, text), return_tensors="pt", add_special_tokens=False)
         with torch.inference_mode():
             logp = torch.log_softmax(self.model(**ids).logits[0, -1].float(), dim=-1)

@@ -17,9 +17,11 @@ from triagekit.answer.schema import AnswerExample
 
 __all__ = ["SYSTEM_PROMPT", "example_prompt", "train_answer_model", "AnswerModel"]
 
-SYSTEM_PROMPT = ("You are a customer support agent. Reply to the customer's message politely, helpfully and "
-                 "concisely. Only state facts given in the message; never invent phone numbers, links, prices, "
-                 "dates or product names.")
+SYSTEM_PROMPT = (
+    "You are a customer support agent. Reply to the customer's message politely, helpfully and "
+    "concisely. Only state facts given in the message; never invent phone numbers, links, prices, "
+    "dates or product names."
+)
 """Default system prompt of answer models (recorded in the run; the evaluation gives the base the same one)."""
 
 
@@ -33,16 +35,19 @@ def _splits(data: str | Path, output: Path, console) -> tuple[list[AnswerExample
     p = Path(data)
     if not p.is_dir():  # a raw file: validated and split into the run folder, like the router's trainer
         summary = prepare_answers(p, output / "data")
-        console.print(f"prepared {p}: {summary.kept} examples, {summary.rejected} rejected, "
-                      f"{summary.duplicates} duplicates -> {output / 'data'}")
+        console.print(
+            f"prepared {p}: {summary.kept} examples, {summary.rejected} rejected, "
+            f"{summary.duplicates} duplicates -> {output / 'data'}"
+        )
         p = output / "data"
     train = load_split(p, "train")
     val = load_split(p, "val") if (p / "val.jsonl").is_file() else []
     return train, val, str(p)
 
 
-def train_answer_model(cfg, data: str | Path, output: str | Path, *, resume: bool = False, overwrite: bool = False,
-                       console=None):
+def train_answer_model(
+    cfg, data: str | Path, output: str | Path, *, resume: bool = False, overwrite: bool = False, console=None
+):
     """SFT of ``cfg.base`` on the train split of ``data`` (a prepared folder or a raw file), validated on val.
 
     Args:
@@ -68,8 +73,17 @@ def train_answer_model(cfg, data: str | Path, output: str | Path, *, resume: boo
     pairs = [(example_prompt(ex), ex.outputs.answer) for ex in train]
     val_pairs = [(example_prompt(ex), ex.outputs.answer) for ex in val]
     meta = {"data": data_dir, "n_train": len(pairs), "n_val": len(val_pairs)}
-    return train_sft(cfg, pairs, output, val_pairs=val_pairs, task="answer", task_meta=meta, resume=resume,
-                     overwrite=overwrite, console=console)
+    return train_sft(
+        cfg,
+        pairs,
+        output,
+        val_pairs=val_pairs,
+        task="answer",
+        task_meta=meta,
+        resume=resume,
+        overwrite=overwrite,
+        console=console,
+    )
 
 
 class AnswerModel:
@@ -87,8 +101,14 @@ class AnswerModel:
             self.lm.system_prompt = SYSTEM_PROMPT
 
     @classmethod
-    def load(cls, path: str | Path, *, guardrails: Guardrails | None = None, device: str | None = None,
-             system_prompt: str | None = None) -> "AnswerModel":
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        guardrails: Guardrails | None = None,
+        device: str | None = None,
+        system_prompt: str | None = None,
+    ) -> "AnswerModel":
         """A tuned run (``sft.json``) or an untuned base; ``system_prompt`` overrides the recorded one."""
         from triagekit.sft import load
 
@@ -108,17 +128,36 @@ class AnswerModel:
     def check(self, prompt: str) -> GuardDecision:
         return self.guardrails.check(prompt)
 
-    def answer(self, prompts: Sequence[str], *, max_new_tokens: int = 256, temperature: float = 0.0,
-               batch_size: int = 8, seed: int | None = 0) -> list[dict[str, Any]]:
+    def answer(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        batch_size: int = 8,
+        seed: int | None = 0,
+    ) -> list[dict[str, Any]]:
         """``{text, refused, category, rule}`` per prompt; refused prompts get the rule's refusal, unseen by the LM."""
         decisions = [self.check(p) for p in prompts]
         todo = [i for i, d in enumerate(decisions) if d.allowed]
-        texts = self.lm.generate([prompts[i] for i in todo], max_new_tokens=max_new_tokens, temperature=temperature,
-                                 batch_size=batch_size, seed=seed) if todo else []
+        texts = (
+            self.lm.generate(
+                [prompts[i] for i in todo],
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                batch_size=batch_size,
+                seed=seed,
+            )
+            if todo
+            else []
+        )
         generated = dict(zip(todo, texts))
-        return [{"text": generated[i].strip(), "refused": False, "category": None, "rule": None} if d.allowed else
-                {"text": d.refusal, "refused": True, "category": d.category, "rule": d.rule}
-                for i, d in enumerate(decisions)]
+        return [
+            {"text": generated[i].strip(), "refused": False, "category": None, "rule": None}
+            if d.allowed
+            else {"text": d.refusal, "refused": True, "category": d.category, "rule": d.rule}
+            for i, d in enumerate(decisions)
+        ]
 
     def stream(self, prompt: str, *, max_new_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
         """Pieces of the reply as they are generated (the refusal in one piece when a rule matches)."""

@@ -144,8 +144,10 @@ def prepare_answers(
         kept.append(ex)
     _replace(out / "duplicates.jsonl", dups)
     if not kept:
-        raise ValueError(f"no examples left of {total} rows ({len(errors)} rejected, {filtered} filtered); "
-                         f"see {out / 'rejected.jsonl'}")
+        raise ValueError(
+            f"no examples left of {total} rows ({len(errors)} rejected, {filtered} filtered); "
+            f"see {out / 'rejected.jsonl'}"
+        )
     warnings: list[str] = []
     rows = [{"_key": _key(ex, stratify), "_i": i} for i, ex in enumerate(kept)]
     method = "random" if stratify == "none" else "stratified"
@@ -158,14 +160,37 @@ def prepare_answers(
     write_jsonl(out / "train.jsonl", splits["train"])
     for name in ("val", "test"):
         _replace(out / f"{name}.jsonl", splits[name])
-    summary = AnswerPrepareSummary(str(input), str(out), total, len(kept) - len(ungrounded), len(errors), len(dups),
-                                   filtered, {k: len(v) for k, v in splits.items()}, len(ungrounded), dict(pii),
-                                   warnings)
-    args = {"input": str(input), "question_fields": list(question_fields), "answer_field": answer_field,
-            "language": language, "stratify": stratify, "val_fraction": val_fraction, "test_fraction": test_fraction,
-            "redact_pii": redact_pii, "dedup": dedup, "limit": limit, "grounded_only": grounded_only, "seed": seed}
-    (out / "prepare.json").write_text(json.dumps({"task": "answer", **args, "summary": asdict(summary)}, indent=2,
-                                                 ensure_ascii=False) + "\n", encoding="utf-8")
+    summary = AnswerPrepareSummary(
+        str(input),
+        str(out),
+        total,
+        len(kept) - len(ungrounded),
+        len(errors),
+        len(dups),
+        filtered,
+        {k: len(v) for k, v in splits.items()},
+        len(ungrounded),
+        dict(pii),
+        warnings,
+    )
+    args = {
+        "input": str(input),
+        "question_fields": list(question_fields),
+        "answer_field": answer_field,
+        "language": language,
+        "stratify": stratify,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "redact_pii": redact_pii,
+        "dedup": dedup,
+        "limit": limit,
+        "grounded_only": grounded_only,
+        "seed": seed,
+    }
+    (out / "prepare.json").write_text(
+        json.dumps({"task": "answer", **args, "summary": asdict(summary)}, indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     return summary
 
 
@@ -175,11 +200,11 @@ def _split_grounded(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
 
     grounded, ungrounded = [], []
     for row in rows:
-        result = check_reply(row["outputs"]["answer"], row["inputs"]["question"],
-                             context=row["inputs"].get("context"))
+        result = check_reply(row["outputs"]["answer"], row["inputs"]["question"], context=row["inputs"].get("context"))
         if result.hallucinated:
-            ungrounded.append({"id": row["id"], "unsupported": [f"{c.kind}:{c.text}" for c in result.unsupported],
-                               "row": row})
+            ungrounded.append(
+                {"id": row["id"], "unsupported": [f"{c.kind}:{c.text}" for c in result.unsupported], "row": row}
+            )
         else:
             grounded.append(row)
     return grounded, ungrounded

@@ -33,12 +33,17 @@ from triagekit.core.textsim import tokenize
 __all__ = ["Claim", "RubricResult", "extract_claims", "check_reply", "hallucination_rate", "GENERIC_WORDS"]
 
 _PLACEHOLDER = re.compile(r"<[^<>\n]{1,40}>|\[[^\[\]\n]{1,40}\]|\{[^{}\n]{1,40}\}")
-_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|org|net|io|de|co|"
-                  r"uk|eu|info|app|dev)(?:/[^\s<>\"')\]]*)?\b", re.IGNORECASE)
+_URL = re.compile(
+    r"\b(?:https?://|www\.)[^\s<>\"')\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|org|net|io|de|co|"
+    r"uk|eu|info|app|dev)(?:/[^\s<>\"')\]]*)?\b",
+    re.IGNORECASE,
+)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # verbs in any case, but the target must be quoted or capitalised ("open the app" is advice, not a UI claim)
-_STEP = re.compile(r"\b(?i:click|tap|select|choose|press|open|go to|navigate to)\s+(?i:on\s+)?(?i:the\s+)?"
-                   r"(?:[\"“‘]([^\"”’\n]{1,40})[\"”’]|([A-Z][\w&-]*(?:\s+[A-Z][\w&-]*){0,3}))")
+_STEP = re.compile(
+    r"\b(?i:click|tap|select|choose|press|open|go to|navigate to)\s+(?i:on\s+)?(?i:the\s+)?"
+    r"(?:[\"“‘]([^\"”’\n]{1,40})[\"”’]|([A-Z][\w&-]*(?:\s+[A-Z][\w&-]*){0,3}))"
+)
 _VERB = re.compile(r"^(?i:click|tap|select|choose|press|open|go to|navigate to)\s+(?i:on\s+)?(?i:the\s+)?")
 _ITEM = r"[A-Z][\w&-]*(?: [A-Z][\w&-]*){0,3}"
 _MENU = re.compile(rf"\b{_ITEM}(?:\s*(?:>|→|->)\s*{_ITEM})+")
@@ -47,10 +52,13 @@ _LIST_MARKER = re.compile(r"(?:^|(?<=[.!?:]\s)|(?<=\n))\s*(?i:step\s*)?\d{1,2}[.
 _NUMBER = re.compile(r"\d(?:[\d.,/()-]| (?=[\d(]))*\d|\d")
 _POSSESSIVE = re.compile(r"['’]s$")
 _WORD = re.compile(r"\b[A-Za-z][\w'’-]*\b")
-GENERIC_WORDS = frozenset(
-    "i i'm i'll i've i'd ok okay faq it hr id am pm dear hi hello hey thanks thank best regards sincerely kind "
-    "please support team customer service agent assistant email e-mail phone yes no mr mrs ms dr sir madam".split()
-) | ENGLISH_STOP_WORDS
+GENERIC_WORDS = (
+    frozenset(
+        "i i'm i'll i've i'd ok okay faq it hr id am pm dear hi hello hey thanks thank best regards sincerely kind "
+        "please support team customer service agent assistant email e-mail phone yes no mr mrs ms dr sir madam".split()
+    )
+    | ENGLISH_STOP_WORDS
+)
 _ESCAPED_BREAK = re.compile(r"\\[nrt]")
 
 
@@ -146,8 +154,10 @@ def hallucination_rate(results: Iterable[RubricResult]) -> dict[str, float]:
     results = list(results)
     if not results:
         return {"rate": 0.0, "mean_unsupported": 0.0}
-    out: dict[str, float] = {"rate": sum(r.hallucinated for r in results) / len(results),
-                             "mean_unsupported": sum(len(r.unsupported) for r in results) / len(results)}
+    out: dict[str, float] = {
+        "rate": sum(r.hallucinated for r in results) / len(results),
+        "mean_unsupported": sum(len(r.unsupported) for r in results) / len(results),
+    }
     for kind in ("url", "email", "step", "number", "name"):
         out[f"unsupported_{kind}"] = sum(1 for r in results for c in r.unsupported if c.kind == kind)
     return out

@@ -80,15 +80,18 @@ _REPLIES: dict[str, list[str]] = {
 def _facts(text: str) -> dict[str, str | None]:
     product = next((p for p in SLOTS["product"] if p in text), None)
     error = next((e for e in SLOTS["error"] if e in text), None)
-    ref = (_ORDER.search(text) or _INVOICE.search(text))
+    ref = _ORDER.search(text) or _INVOICE.search(text)
     return {"product": product, "error": error, "ref": ref.group(0) if ref else None}
 
 
 def _reply(queue: str, text: str, rng: random.Random) -> str:
     facts = _facts(text)
     template = rng.choice(_REPLIES[queue])
-    return template.format(product=facts["product"] or "the product", error=facts["error"] or "the error",
-                           ref=f" ({facts['ref']})" if facts["ref"] else "")
+    return template.format(
+        product=facts["product"] or "the product",
+        error=facts["error"] or "the error",
+        ref=f" ({facts['ref']})" if facts["ref"] else "",
+    )
 
 
 def synth_answer_examples(n: int, seed: int = SUITE_SEED) -> list[AnswerExample]:
@@ -107,10 +110,16 @@ def synth_answer_examples(n: int, seed: int = SUITE_SEED) -> list[AnswerExample]
         for t in tickets[:n]:
             question = f"{t['subject']}\n\n{t['body']}"
             row: dict[str, Any] = {
-                "id": f"synth-{t['id']}", "inputs": {"question": question},
+                "id": f"synth-{t['id']}",
+                "inputs": {"question": question},
                 "outputs": {"answer": _reply(t["queue"], question, rng)},
-                "meta": {"source": "triagekit-synth", "timestamp": t["created_at"], "tags": t["tags"],
-                         "queue": t["queue"], "language": "en"},
+                "meta": {
+                    "source": "triagekit-synth",
+                    "timestamp": t["created_at"],
+                    "tags": t["tags"],
+                    "queue": t["queue"],
+                    "language": "en",
+                },
             }
             out.append(AnswerExample.model_validate(row))
         pool_size *= 2

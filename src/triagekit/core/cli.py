@@ -26,8 +26,18 @@ import argparse
 import sys
 from typing import Callable, NamedTuple, Union
 
-__all__ = ["Verb", "Group", "Alias", "Table", "merge", "build_parser", "resolve", "console", "csv_list",
-           "training_arguments"]
+__all__ = [
+    "Verb",
+    "Group",
+    "Alias",
+    "Table",
+    "merge",
+    "build_parser",
+    "resolve",
+    "console",
+    "csv_list",
+    "training_arguments",
+]
 
 HELP_FLAGS = ("-h", "--help")
 
@@ -66,11 +76,11 @@ class Alias(NamedTuple):
     def rewrite(self, argv: list[str], table: Table) -> tuple[list[str], str] | None:
         """(``argv`` in the new spelling, the old spelling it had), or None when this alias does not apply."""
         words = self.old.split()
-        if argv[:len(words)] != words:
+        if argv[: len(words)] != words:
             return None
         if _names_command(table, argv) and not isinstance(_lookup(table, words), Verb):
             return None  # new grammar already (`triage run X` is not the old `triage X`)
-        rest = argv[len(words):]
+        rest = argv[len(words) :]
         if self.option is None:
             return self.new.split() + rest, self.old
         name, _, value = self.option.partition("=")
@@ -87,11 +97,11 @@ def _pop_option(argv: list[str], name: str, takes_value: bool) -> tuple[str | bo
             break
         if arg == name:
             if not takes_value:
-                return True, argv[:i] + argv[i + 1:]
+                return True, argv[:i] + argv[i + 1 :]
             if i + 1 < len(argv):
-                return argv[i + 1], argv[:i] + argv[i + 2:]
+                return argv[i + 1], argv[:i] + argv[i + 2 :]
         if takes_value and arg.startswith(name + "="):
-            return arg.split("=", 1)[1], argv[:i] + argv[i + 1:]
+            return arg.split("=", 1)[1], argv[:i] + argv[i + 1 :]
     return None, argv
 
 

@@ -20,6 +20,8 @@ def db_url(value: str | Path) -> str:
     if path.is_dir():
         path = path / "predictions.db"
     if not path.exists():
-        raise FileNotFoundError(f"no prediction log at {path}: give the service's --db URL, its SQLite file or the "
-                                f"folder holding predictions.db")
+        raise FileNotFoundError(
+            f"no prediction log at {path}: give the service's --db URL, its SQLite file or the "
+            f"folder holding predictions.db"
+        )
     return f"sqlite:///{path.resolve()}"

@@ -88,8 +88,18 @@ class Loop:
 
 def new_state() -> dict[str, Any]:
     """The loop's counters before the first step."""
-    return {"global_step": 0, "epoch": 0, "batch_in_epoch": 0, "best_score": None, "best_step": 0,
-            "best_metrics": {}, "bad_evals": 0, "stopped_early": False, "train_seconds": 0.0, "train_tokens": 0}
+    return {
+        "global_step": 0,
+        "epoch": 0,
+        "batch_in_epoch": 0,
+        "best_score": None,
+        "best_step": 0,
+        "best_metrics": {},
+        "bad_evals": 0,
+        "stopped_early": False,
+        "train_seconds": 0.0,
+        "train_tokens": 0,
+    }
 
 
 # Checkpoints written before the loops were one kept the best score under the mode's own name.
@@ -123,14 +133,20 @@ def setup(task: Task, cfg, accelerator, output: Path, *, resume: bool, console) 
         (output / "parameters.json").write_text(json.dumps(parameters, indent=2))
         console.print(parameter_report(parameters))
     optimizer = torch.optim.AdamW(task.param_groups())
-    model, optimizer, train_loader, val_loader = accelerator.prepare(task.model, optimizer, task.train_loader,
-                                                                     task.val_loader)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(
+        task.model, optimizer, task.train_loader, task.val_loader
+    )
     total = _total_steps(cfg, len(train_loader))
     # The prepared scheduler steps once per process per optimizer step (accelerate's convention).
     name = cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup"
-    scheduler = accelerator.prepare(get_scheduler(
-        name, optimizer, num_warmup_steps=int(cfg.warmup_ratio * total) * accelerator.num_processes,
-        num_training_steps=total * accelerator.num_processes))
+    scheduler = accelerator.prepare(
+        get_scheduler(
+            name,
+            optimizer,
+            num_warmup_steps=int(cfg.warmup_ratio * total) * accelerator.num_processes,
+            num_training_steps=total * accelerator.num_processes,
+        )
+    )
     state = new_state()
     ckpt = latest_checkpoint(output) if resume else None
     if ckpt is not None:
@@ -140,10 +156,24 @@ def setup(task: Task, cfg, accelerator, output: Path, *, resume: bool, console) 
     elif resume:
         console.print("[yellow]--resume: no checkpoint found, starting from scratch")
     if cfg.tensorboard and accelerator.log_with:
-        accelerator.init_trackers("tb", config={k: v for k, v in cfg.to_dict().items()
-                                                if isinstance(v, (int, float, str, bool))})
-    return Loop(cfg, accelerator, task, model, optimizer, scheduler, train_loader, val_loader, output, console,
-                total, state, parameters)
+        accelerator.init_trackers(
+            "tb", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))}
+        )
+    return Loop(
+        cfg,
+        accelerator,
+        task,
+        model,
+        optimizer,
+        scheduler,
+        train_loader,
+        val_loader,
+        output,
+        console,
+        total,
+        state,
+        parameters,
+    )
 
 
 def log(loop: Loop, record: dict[str, Any]) -> None:
@@ -215,11 +245,16 @@ class _Meter:
         self.loop, self.running, self.seen = loop, 0.0, 0
         main = loop.accelerator.is_main_process
         self.lines = main and not loop.console.is_terminal
-        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=loop.console,
-                                 disable=not main or self.lines)
-        self.bar = self.progress.add_task("train", total=loop.total_steps, completed=loop.state["global_step"],
-                                          info="")
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=loop.console,
+            disable=not main or self.lines,
+        )
+        self.bar = self.progress.add_task("train", total=loop.total_steps, completed=loop.state["global_step"], info="")
 
     def add(self, loss: float) -> None:
         self.running, self.seen = self.running + loss, self.seen + 1
@@ -231,8 +266,16 @@ class _Meter:
         self.progress.update(self.bar, advance=1, info=info)
         if s["global_step"] % LOG_EVERY and s["global_step"] != loop.total_steps:
             return
-        log(loop, {"step": s["global_step"], "epoch": s["epoch"], "train_loss": self.running / max(self.seen, 1),
-                   "lr": loop.scheduler.get_last_lr()[-1], "tokens_per_s": tokens_per_s})
+        log(
+            loop,
+            {
+                "step": s["global_step"],
+                "epoch": s["epoch"],
+                "train_loss": self.running / max(self.seen, 1),
+                "lr": loop.scheduler.get_last_lr()[-1],
+                "tokens_per_s": tokens_per_s,
+            },
+        )
         if self.lines:
             loop.console.print(f"step {s['global_step']}/{loop.total_steps}: {info}")
         self.running, self.seen = 0.0, 0

@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["quiet_transformers", "quantized_kwargs", "count_parameters", "parameter_report",
-           "decay_groups"]
+__all__ = ["quiet_transformers", "quantized_kwargs", "count_parameters", "parameter_report", "decay_groups"]
 
 
 def quiet_transformers() -> None:
@@ -22,8 +21,10 @@ def quiet_transformers() -> None:
 
 def quantized_kwargs(quantization: str) -> dict[str, Any]:
     if not torch.cuda.is_available():
-        raise RuntimeError(f"quantization={quantization} (QLoRA) needs a CUDA GPU and bitsandbytes; on this machine "
-                           "train with method: lora and quantization: none")
+        raise RuntimeError(
+            f"quantization={quantization} (QLoRA) needs a CUDA GPU and bitsandbytes; on this machine "
+            "train with method: lora and quantization: none"
+        )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as exc:
@@ -32,8 +33,9 @@ def quantized_kwargs(quantization: str) -> dict[str, Any]:
 
     compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if quantization == "4bit":
-        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                 bnb_4bit_compute_dtype=compute)
+        bnb = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+        )
     else:
         bnb = BitsAndBytesConfig(load_in_8bit=True)
     return {"quantization_config": bnb, "dtype": compute, "device_map": {"": torch.cuda.current_device()}}

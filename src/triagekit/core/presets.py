@@ -30,8 +30,10 @@ def resolve_preset(name_or_path: str | Path, task: str = "router") -> Path:
     if "/" not in str(name_or_path) and shipped.is_file():
         return shipped
     names = ", ".join(name for name, _ in list_presets(task)) or "none"
-    raise FileNotFoundError(f"no config file {str(name_or_path)!r} and no {task} preset of that name; "
-                            f"shipped {task} presets: {names} (`triagekit route presets` describes them)")
+    raise FileNotFoundError(
+        f"no config file {str(name_or_path)!r} and no {task} preset of that name; "
+        f"shipped {task} presets: {names} (`triagekit route presets` describes them)"
+    )
 
 
 def _summary(path: Path) -> str:

@@ -32,8 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["Registry", "RegistryError", "IntegrityError", "ModelRef", "parse_ref", "resolve", "is_registry_ref",
-           "REGISTRY_ENV", "REF_PREFIX", "DEFAULT_ROOT"]
+__all__ = [
+    "Registry",
+    "RegistryError",
+    "IntegrityError",
+    "ModelRef",
+    "parse_ref",
+    "resolve",
+    "is_registry_ref",
+    "REGISTRY_ENV",
+    "REF_PREFIX",
+    "DEFAULT_ROOT",
+]
 
 REGISTRY_ENV = "TRIAGEKIT_REGISTRY"
 REF_PREFIX = "registry:"
@@ -85,12 +95,14 @@ def parse_ref(value: str, root: str | Path | None = None) -> ModelRef:
     Raises:
         RegistryError: an empty or invalid name.
     """
-    text = value[len(REF_PREFIX):] if value.startswith(REF_PREFIX) else value
+    text = value[len(REF_PREFIX) :] if value.startswith(REF_PREFIX) else value
     spec, _, selector = text.partition("@")
     where, _, name = spec.rpartition("/")
     if not NAME_RE.match(name):
-        raise RegistryError(f"bad model name {name!r} in {value!r}: use letters, digits, '.', '_' or '-' "
-                            f"(e.g. registry:router@production)")
+        raise RegistryError(
+            f"bad model name {name!r} in {value!r}: use letters, digits, '.', '_' or '-' "
+            f"(e.g. registry:router@production)"
+        )
     if selector and not NAME_RE.match(selector):
         raise RegistryError(f"bad version or alias {selector!r} in {value!r}")
     base = Path(where) if where else Path(root) if root is not None else default_root()
@@ -153,11 +165,14 @@ class Registry:
         marker = self.root / MARKER
         if not marker.exists():
             if not create:
-                raise RegistryError(f"{self.root} is not a triagekit registry (no {MARKER}); register a model "
-                                    f"first (`triagekit registry register RUN --name NAME --registry {self.root}`)")
+                raise RegistryError(
+                    f"{self.root} is not a triagekit registry (no {MARKER}); register a model "
+                    f"first (`triagekit registry register RUN --name NAME --registry {self.root}`)"
+                )
             if self.root.exists() and any(p for p in self.root.iterdir() if not p.name.startswith(".")):
-                raise RegistryError(f"{self.root} exists and is not empty: choose an empty or new folder for a "
-                                    f"registry")
+                raise RegistryError(
+                    f"{self.root} exists and is not empty: choose an empty or new folder for a registry"
+                )
             self.root.mkdir(parents=True, exist_ok=True)
             with self.lock():
                 if not marker.exists():
@@ -191,8 +206,9 @@ class Registry:
 
     # -- reading -----------------------------------------------------------------------------------------------
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and NAME_RE.match(p.name)
-                      and not p.name.startswith("."))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and NAME_RE.match(p.name) and not p.name.startswith(".")
+        )
 
     def versions(self, name: str) -> list[int]:
         base = self._model_dir(name)
@@ -225,14 +241,17 @@ class Registry:
         if isinstance(selector, int) or re.fullmatch(r"v?\d+", str(selector)):
             version = int(str(selector).lstrip("v"))
             if version not in versions:
-                raise RegistryError(f"{name} has no version v{version} (versions: "
-                                    f"{', '.join(f'v{v}' for v in versions)})")
+                raise RegistryError(
+                    f"{name} has no version v{version} (versions: {', '.join(f'v{v}' for v in versions)})"
+                )
             return version
         alias = self.aliases(name).get(str(selector))
         if not alias or alias.get("version") is None:
-            raise RegistryError(f"{name} has no alias {selector!r} (aliases: {sorted(self.aliases(name)) or 'none'}"
-                                f"); promote a version first: `triagekit registry promote {name}@vK --alias "
-                                f"{selector}`")
+            raise RegistryError(
+                f"{name} has no alias {selector!r} (aliases: {sorted(self.aliases(name)) or 'none'}"
+                f"); promote a version first: `triagekit registry promote {name}@vK --alias "
+                f"{selector}`"
+            )
         return int(alias["version"])
 
     def verify(self, name: str, version: int) -> None:
@@ -246,16 +265,26 @@ class Registry:
         for rel, info in meta["files"].items():
             path = files / rel
             if not path.is_file():
-                raise IntegrityError(f"{name}@v{version} is damaged: {rel} is missing; re-register the run or "
-                                     f"delete the version")
+                raise IntegrityError(
+                    f"{name}@v{version} is damaged: {rel} is missing; re-register the run or delete the version"
+                )
             if path.stat().st_size != info["size"] or sha256_file(path) != info["sha256"]:
-                raise IntegrityError(f"{name}@v{version} is damaged: {rel} no longer matches its sha256 (changed "
-                                     f"after registration); refusing to load it. Re-register the run or delete "
-                                     f"the version")
+                raise IntegrityError(
+                    f"{name}@v{version} is damaged: {rel} no longer matches its sha256 (changed "
+                    f"after registration); refusing to load it. Re-register the run or delete "
+                    f"the version"
+                )
 
     # -- writing -----------------------------------------------------------------------------------------------
-    def register(self, run: str | Path, name: str, *, link: bool = False, parent: str | None = None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def register(
+        self,
+        run: str | Path,
+        name: str,
+        *,
+        link: bool = False,
+        parent: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Copy (or hard-link) the run or export ``run`` in as the next version of ``name``; returns its metadata.
 
         Args:
@@ -269,14 +298,23 @@ class Registry:
         run = Path(run)
         self._model_dir(name)
         if not (run / "router.json").is_file():
-            raise RegistryError(f"{run} is not a triagekit model directory (no router.json); register a run of "
-                                f"`triagekit train` or an export")
+            raise RegistryError(
+                f"{run} is not a triagekit model directory (no router.json); register a run of "
+                f"`triagekit train` or an export"
+            )
         tmp = self._model_dir(name) / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
             files = self._copy(run, tmp / FILES, link)
-            meta = {"name": name, "source": str(run.resolve()), "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "parent": parent, "files": files, **describe_run(run), **(extra or {})}
+            meta = {
+                "name": name,
+                "source": str(run.resolve()),
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "parent": parent,
+                "files": files,
+                **describe_run(run),
+                **(extra or {}),
+            }
             with self.lock():
                 version = self._next_version(name)
                 meta["version"] = version
@@ -349,8 +387,10 @@ class Registry:
             version = self._pick(name, selector, self.versions(name))
             holders = sorted(a for a, v in self.aliases(name).items() if v.get("version") == version)
             if holders:
-                raise RegistryError(f"{name}@v{version} is the current {', '.join(holders)} version: promote or roll "
-                                    f"back another version to that alias before deleting it")
+                raise RegistryError(
+                    f"{name}@v{version} is the current {', '.join(holders)} version: promote or roll "
+                    f"back another version to that alias before deleting it"
+                )
             target = self.version_dir(name, version)
             graveyard = target.with_name(f".del-v{version}-{uuid.uuid4().hex[:8]}")
             os.rename(target, graveyard)  # atomic: readers see the whole version or none of it
@@ -370,8 +410,12 @@ class Registry:
                     continue
                 row[key] = [va, vb, None if va is None or vb is None else vb - va]
             heads[head] = row
-        return {"a": f"{name_a}@v{a['version']}", "b": f"{name_b}@v{b['version']}", "heads": heads,
-                "data": {"a": a.get("data"), "b": b.get("data")}}
+        return {
+            "a": f"{name_a}@v{a['version']}",
+            "b": f"{name_b}@v{b['version']}",
+            "heads": heads,
+            "data": {"a": a.get("data"), "b": b.get("data")},
+        }
 
 
 DIFF_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ece", "coverage_at_threshold", "review_threshold")

@@ -76,16 +76,19 @@ class LoRASettings(Settings):
         super()._upgrade()
         if getattr(self, "method", None) == "qlora":
             # `method: qlora` was the SFT spelling until 0.x; it keeps loading for one release.
-            warnings.warn("method: qlora is deprecated; write method: lora with quantization: 4bit", FutureWarning,
-                          stacklevel=4)
+            warnings.warn(
+                "method: qlora is deprecated; write method: lora with quantization: 4bit", FutureWarning, stacklevel=4
+            )
             self.method = "lora"
             self.quantization = "4bit" if self.quantization == "none" else self.quantization
 
     def _checks(self) -> list[tuple[bool, str]]:
         return super()._checks() + [
             (self.quantization in QUANTIZATIONS, f"quantization must be one of {QUANTIZATIONS}"),
-            (self.quantization == "none" or getattr(self, "method", "lora") == "lora",
-             "quantization (QLoRA) trains adapters on a frozen quantised base: use it with method: lora"),
+            (
+                self.quantization == "none" or getattr(self, "method", "lora") == "lora",
+                "quantization (QLoRA) trains adapters on a frozen quantised base: use it with method: lora",
+            ),
             (self.lora_r > 0 and self.lora_alpha > 0, "lora_r and lora_alpha must be positive"),
         ]
 
@@ -161,8 +164,10 @@ class LoopSettings(Settings):
 
     def _checks(self) -> list[tuple[bool, str]]:
         return super()._checks() + [
-            (self.batch_size > 0 and self.grad_accum > 0 and self.eval_batch_size > 0,
-             "batch_size, eval_batch_size and grad_accum must be positive"),
+            (
+                self.batch_size > 0 and self.grad_accum > 0 and self.eval_batch_size > 0,
+                "batch_size, eval_batch_size and grad_accum must be positive",
+            ),
             (self.epochs >= 0 and self.max_steps >= 0, "epochs and max_steps cannot be negative"),
             (self.epochs > 0 or self.max_steps > 0, "give epochs > 0 or max_steps > 0"),
             (self.lr is None or self.lr >= 0, "lr cannot be negative"),
@@ -170,7 +175,9 @@ class LoopSettings(Settings):
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}"),
             (self.eval_every >= 0 and self.save_every >= 0, "eval_every and save_every cannot be negative"),
             (self.mixed_precision in PRECISIONS, f"mixed_precision must be one of {PRECISIONS}"),
-            (self.attn_implementation in ATTENTION,
-             f"attn_implementation must be one of {ATTENTION}, not {self.attn_implementation!r}"),
+            (
+                self.attn_implementation in ATTENTION,
+                f"attn_implementation must be one of {ATTENTION}, not {self.attn_implementation!r}",
+            ),
             (self.device in ("auto", "cpu", "cuda", "mps"), "device must be auto, cpu, cuda or mps"),
         ]

@@ -26,8 +26,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-__all__ = ["SPEC_KINDS", "SweepSpace", "load_space", "open_study", "run_trials", "summarise", "require_optuna",
-           "storage_url"]
+__all__ = [
+    "SPEC_KINDS",
+    "SweepSpace",
+    "load_space",
+    "open_study",
+    "run_trials",
+    "summarise",
+    "require_optuna",
+    "storage_url",
+]
 
 SPEC_KINDS = ("log_uniform", "uniform", "int", "choice")
 PRUNERS = ("median", "hyperband", "none")
@@ -58,8 +66,7 @@ class SweepSpace:
             elif kind == "uniform":
                 out[key] = trial.suggest_float(key, float(args[0]), float(args[1]))
             elif kind == "int":
-                out[key] = trial.suggest_int(key, int(args[0]), int(args[1]), step=int(args[2]) if len(args) > 2
-                                             else 1)
+                out[key] = trial.suggest_int(key, int(args[0]), int(args[1]), step=int(args[2]) if len(args) > 2 else 1)
             else:
                 out[key] = trial.suggest_categorical(key, list(args))
         return out
@@ -112,8 +119,16 @@ def storage_url(study_dir: str | Path, storage: str | None) -> str:
     return storage or f"sqlite:///{(Path(study_dir) / STUDY_FILE).resolve()}"
 
 
-def open_study(name: str, study_dir: str | Path, *, storage: str | None = None, direction: str = "maximize",
-               pruner: str = "median", seed: int = 0, startup_trials: int = 3):
+def open_study(
+    name: str,
+    study_dir: str | Path,
+    *,
+    storage: str | None = None,
+    direction: str = "maximize",
+    pruner: str = "median",
+    seed: int = 0,
+    startup_trials: int = 3,
+):
     """Create or join the study ``name`` (TPE sampler; median or Hyperband pruning).
 
     A crashed or killed trial is marked failed after its heartbeat stops and re-queued once with the same
@@ -126,14 +141,26 @@ def open_study(name: str, study_dir: str | Path, *, storage: str | None = None, 
     url = storage_url(study_dir, storage)
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     store = optuna.storages.RDBStorage(
-        url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
-    pruners = {"median": optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
-               "hyperband": optuna.pruners.HyperbandPruner(), "none": optuna.pruners.NopPruner()}
+        url,
+        engine_kwargs=engine,
+        heartbeat_interval=30,
+        grace_period=120,
+        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+    )
+    pruners = {
+        "median": optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
+        "hyperband": optuna.pruners.HyperbandPruner(),
+        "none": optuna.pruners.NopPruner(),
+    }
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=name, storage=store, load_if_exists=True, direction=direction,
-                               sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
-                               pruner=pruners[pruner])
+    return optuna.create_study(
+        study_name=name,
+        storage=store,
+        load_if_exists=True,
+        direction=direction,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
+        pruner=pruners[pruner],
+    )
 
 
 Objective = Callable[[dict[str, Any], Path, Callable[[int, float], None]], float]
@@ -180,8 +207,9 @@ def run_trials(study, space: SweepSpace, objective: Objective, study_dir: str | 
             study.tell(trial, value)
 
 
-def summarise(study, study_dir: str | Path, base_config: Mapping[str, Any] | None = None,
-              title: str = "sweep") -> dict[str, Any]:
+def summarise(
+    study, study_dir: str | Path, base_config: Mapping[str, Any] | None = None, title: str = "sweep"
+) -> dict[str, Any]:
     """Write the results table (``results.csv``), the best config as a preset (``best.yaml``) and the plots
     (``history.png``, ``importance.png``) into ``study_dir``; returns what was written and the best trial."""
     optuna = require_optuna()
@@ -197,20 +225,35 @@ def summarise(study, study_dir: str | Path, base_config: Mapping[str, Any] | Non
             last = max(t.intermediate_values, default=None)
             value = t.value if t.value is not None else (t.intermediate_values.get(last) if last is not None else "")
             secs = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
-            w.writerow([t.number, t.state.name, value, last, *[t.params.get(k, "") for k in keys],
-                        t.user_attrs.get("run", ""), secs])
-    out: dict[str, Any] = {"results": str(study_dir / "results.csv"), "trials": len(trials),
-                           "complete": sum(t.state.name == "COMPLETE" for t in trials),
-                           "pruned": sum(t.state.name == "PRUNED" for t in trials),
-                           "failed": sum(t.state.name == "FAIL" for t in trials)}
+            w.writerow(
+                [
+                    t.number,
+                    t.state.name,
+                    value,
+                    last,
+                    *[t.params.get(k, "") for k in keys],
+                    t.user_attrs.get("run", ""),
+                    secs,
+                ]
+            )
+    out: dict[str, Any] = {
+        "results": str(study_dir / "results.csv"),
+        "trials": len(trials),
+        "complete": sum(t.state.name == "COMPLETE" for t in trials),
+        "pruned": sum(t.state.name == "PRUNED" for t in trials),
+        "failed": sum(t.state.name == "FAIL" for t in trials),
+    }
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if complete:
         best = study.best_trial
-        out.update(best_value=best.value, best_params=best.params, best_trial=best.number,
-                   best_run=best.user_attrs.get("run"))
+        out.update(
+            best_value=best.value, best_params=best.params, best_trial=best.number, best_run=best.user_attrs.get("run")
+        )
         preset = {**(base_config or {}), **best.params}
-        (study_dir / "best.yaml").write_text(f"# best of {title}: trial {best.number}, value {best.value:.6f}\n"
-                                             + yaml.safe_dump(preset, sort_keys=False))
+        (study_dir / "best.yaml").write_text(
+            f"# best of {title}: trial {best.number}, value {best.value:.6f}\n"
+            + yaml.safe_dump(preset, sort_keys=False)
+        )
         out["best_config"] = str(study_dir / "best.yaml")
         out["plots"] = _plots(study, study_dir)
     (study_dir / "summary.json").write_text(json.dumps(out, indent=2, default=str))

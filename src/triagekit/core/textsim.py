@@ -88,8 +88,13 @@ class Embedder:
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer([t or "" for t in texts[i : i + self.batch_size]], padding=True,
-                                       truncation=True, max_length=self.max_length, return_tensors="pt")
+                batch = self.tokenizer(
+                    [t or "" for t in texts[i : i + self.batch_size]],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
                 hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)

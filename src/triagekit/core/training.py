@@ -13,8 +13,17 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["CHECKPOINTS", "STATE_FILE", "native_bf16", "resolve_precision", "setup_accelerator", "latest_checkpoint",
-           "save_checkpoint", "check_output", "swap_in"]
+__all__ = [
+    "CHECKPOINTS",
+    "STATE_FILE",
+    "native_bf16",
+    "resolve_precision",
+    "setup_accelerator",
+    "latest_checkpoint",
+    "save_checkpoint",
+    "check_output",
+    "swap_in",
+]
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -45,8 +54,7 @@ def resolve_precision(requested: str, cpu: bool) -> str:
     if requested == "native":
         return "bf16" if native_bf16(cpu) else "no"
     if requested == "auto":
-        return "no" if cpu or not torch.cuda.is_available() else (
-            "bf16" if torch.cuda.is_bf16_supported() else "fp16")
+        return "no" if cpu or not torch.cuda.is_available() else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     return requested
 
 
@@ -62,14 +70,18 @@ def setup_accelerator(cfg: Any, output: Path):
         raise RuntimeError("--device cuda was requested but CUDA is not available")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()
-                                  and not torch.backends.mps.is_available())
+    cpu = cfg.device == "cpu" or (
+        cfg.device == "auto" and not torch.cuda.is_available() and not torch.backends.mps.is_available()
+    )
     precision = resolve_precision(cfg.mixed_precision, cpu)
     if cpu and precision == "fp16":
         raise ValueError("mixed_precision fp16 needs a GPU; on a CPU use bf16 (fast with AMX) or no")
     if cpu and precision == "bf16" and not torch.cpu._is_avx512_bf16_supported():
-        warnings.warn("mixed_precision bf16 on a CPU without native bf16 instructions (avx512_bf16/AMX) is slower "
-                      "than fp32; set mixed_precision: no", stacklevel=2)
+        warnings.warn(
+            "mixed_precision bf16 on a CPU without native bf16 instructions (avx512_bf16/AMX) is slower "
+            "than fp32; set mixed_precision: no",
+            stacklevel=2,
+        )
     trackers = []
     if cfg.tensorboard:
         try:
@@ -85,7 +97,10 @@ def setup_accelerator(cfg: Any, output: Path):
     # trainer) would make this one fail. The process state (device, process group) is kept.
     AcceleratorState._reset_state()
     return Accelerator(
-        cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum, log_with=trackers or None,
+        cpu=cpu,
+        mixed_precision=precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        log_with=trackers or None,
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "tb")),
         kwargs_handlers=[ddp],
     )
@@ -110,8 +125,9 @@ def save_checkpoint(accelerator, output: Path, state: dict[str, Any], keep: int)
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        done = sorted((p for p in root.glob("step-*") if not p.name.endswith(".tmp")),
-                      key=lambda p: int(p.name.split("-")[1]))
+        done = sorted(
+            (p for p in root.glob("step-*") if not p.name.endswith(".tmp")), key=lambda p: int(p.name.split("-")[1])
+        )
         for old in done[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -139,8 +155,10 @@ def check_output(output: Path, resume: bool, overwrite: bool, artifacts: Sequenc
     if not existing or resume:
         return
     if not overwrite:
-        raise FileExistsError(f"{output} already holds a run ({', '.join(existing)}); pass --resume to continue it "
-                              "or --overwrite to start again")
+        raise FileExistsError(
+            f"{output} already holds a run ({', '.join(existing)}); pass --resume to continue it "
+            "or --overwrite to start again"
+        )
     for name in existing:
         path = output / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()

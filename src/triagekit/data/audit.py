@@ -37,8 +37,9 @@ def _oof_probs(x, y: np.ndarray, n_classes: int, folds: int, seed: int) -> np.nd
 
     probs = np.zeros((len(y), n_classes))
     smallest = int(np.bincount(y).min())
-    split = StratifiedKFold(n_splits=max(2, min(folds, smallest)) if smallest >= 2 else folds, shuffle=True,
-                            random_state=seed)
+    split = StratifiedKFold(
+        n_splits=max(2, min(folds, smallest)) if smallest >= 2 else folds, shuffle=True, random_state=seed
+    )
     for train, held in split.split(np.zeros(len(y)), y if smallest >= 2 else np.zeros(len(y))):
         model = LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced", random_state=seed)
         model.fit(x[train], y[train])
@@ -46,8 +47,9 @@ def _oof_probs(x, y: np.ndarray, n_classes: int, folds: int, seed: int) -> np.nd
     return probs
 
 
-def audit_labels(rows: list[dict], label_fields: Sequence[str], text_fields: Sequence[str], folds: int = 5,
-                 seed: int = 0) -> list[dict[str, Any]]:
+def audit_labels(
+    rows: list[dict], label_fields: Sequence[str], text_fields: Sequence[str], folds: int = 5, seed: int = 0
+) -> list[dict[str, Any]]:
     """Likely label errors, most suspicious first within each head.
 
     Args:
@@ -71,8 +73,10 @@ def audit_labels(rows: list[dict], label_fields: Sequence[str], text_fields: Seq
     texts = [build_text(r, text_fields) for r in rows]
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if empty:
-        raise ValueError(f"{len(empty)} tickets have no text in {list(text_fields)} (first: row {empty[0] + 1}); "
-                         f"fix or remove them (`triagekit data prepare` rejects them with a reason)")
+        raise ValueError(
+            f"{len(empty)} tickets have no text in {list(text_fields)} (first: row {empty[0] + 1}); "
+            f"fix or remove them (`triagekit data prepare` rejects them with a reason)"
+        )
     x = tfidf_features().fit_transform(texts)
     suspects = []
     for head in label_fields:
@@ -87,12 +91,19 @@ def audit_labels(rows: list[dict], label_fields: Sequence[str], text_fields: Seq
         for rank, j in enumerate(ranked, 1):
             i = labelled[j]
             best = int(probs[j].argmax())
-            suspects.append({
-                "rank": rank, "key": row_key(rows[i], text_fields), "id": rows[i].get("id"), "head": head,
-                "given": classes[y[j]], "suggested": classes[best],
-                "given_probability": round(float(probs[j, y[j]]), 4),
-                "suggested_probability": round(float(probs[j, best]), 4), "text": texts[i][:200],
-            })
+            suspects.append(
+                {
+                    "rank": rank,
+                    "key": row_key(rows[i], text_fields),
+                    "id": rows[i].get("id"),
+                    "head": head,
+                    "given": classes[y[j]],
+                    "suggested": classes[best],
+                    "given_probability": round(float(probs[j, y[j]]), 4),
+                    "suggested_probability": round(float(probs[j, best]), 4),
+                    "text": texts[i][:200],
+                }
+            )
     return suspects
 
 
@@ -122,8 +133,9 @@ def read_suspects(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def drop_suspect_labels(rows: list[dict], path: str | Path, text_fields: Sequence[str]
-                        ) -> tuple[list[dict], dict[str, int]]:
+def drop_suspect_labels(
+    rows: list[dict], path: str | Path, text_fields: Sequence[str]
+) -> tuple[list[dict], dict[str, int]]:
     """``rows`` with the labels listed in the audit file removed (set to None), and the count dropped per head.
 
     A ticket keeps its text and its other labels, so a suspect queue does not cost the ticket's priority.

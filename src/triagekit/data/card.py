@@ -180,18 +180,27 @@ def stats(path: str | Path, examples: int = 5) -> dict[str, Any]:
         fields = {k: meta[k] for k in ("text_fields", "label_fields", "multilabel_fields") if k in meta}
         fields = fields or infer_fields(splits.get("train", []))
         card = data_card(splits, **fields)
-        card.update({"file": str(path), **{k: meta["summary"][k] for k in ("total", "rejected", "duplicates")
-                                          if k in meta.get("summary", {})}})
+        card.update(
+            {
+                "file": str(path),
+                **{k: meta["summary"][k] for k in ("total", "rejected", "duplicates") if k in meta.get("summary", {})},
+            }
+        )
         return card
     items = list(iter_records(p))
     fields = infer_fields([i.data for i in items if isinstance(i, Record)])
     rows, errors = [], []
     for item in items:
         if isinstance(item, Record):
-            item = validate_record(item, fields["text_fields"] or ["text"], fields["label_fields"],
-                                   fields["multilabel_fields"])
+            item = validate_record(
+                item, fields["text_fields"] or ["text"], fields["label_fields"], fields["multilabel_fields"]
+            )
         (rows if isinstance(item, dict) else errors).append(item)
-    card = {"file": str(path), "inferred": fields, **data_card({"all": rows}, fields["text_fields"], fields[
-        "label_fields"], fields["multilabel_fields"]), "rejected": len(errors)}
+    card = {
+        "file": str(path),
+        "inferred": fields,
+        **data_card({"all": rows}, fields["text_fields"], fields["label_fields"], fields["multilabel_fields"]),
+        "rejected": len(errors),
+    }
     card["rejected_examples"] = [{"line": e.line, "reason": e.reason} for e in errors[:examples]]
     return card

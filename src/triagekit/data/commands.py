@@ -24,16 +24,26 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from triagekit.data import prepare, render_card
 
     summary = prepare(
-        args.input, args.out, text_fields=csv_list(args.text) or ["subject", "body"],
-        label_fields=csv_list(args.labels) or [], multilabel_fields=csv_list(args.multilabel) or [],
-        split=args.split, time_field=args.time_field, val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction, redact_pii=args.redact_pii, dedup=not args.keep_duplicates, seed=args.seed,
+        args.input,
+        args.out,
+        text_fields=csv_list(args.text) or ["subject", "body"],
+        label_fields=csv_list(args.labels) or [],
+        multilabel_fields=csv_list(args.multilabel) or [],
+        split=args.split,
+        time_field=args.time_field,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        redact_pii=args.redact_pii,
+        dedup=not args.keep_duplicates,
+        seed=args.seed,
     )
     out = console()
     card = json.loads((Path(args.out) / "data_card.json").read_text())
     out.print(render_card(card))
-    out.print(f"{summary.valid} valid, {summary.rejected} rejected, {summary.duplicates} duplicates removed "
-              f"of {summary.total} rows; splits {summary.splits}")
+    out.print(
+        f"{summary.valid} valid, {summary.rejected} rejected, {summary.duplicates} duplicates removed "
+        f"of {summary.total} rows; splits {summary.splits}"
+    )
     if summary.rejected:
         out.print(f"[yellow]rejected rows with file, line and reason: {summary.rejected_path}")
     return 0
@@ -96,17 +106,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
     else:
         rows, errors = load_records(source, text_fields, labels)
         if errors:
-            console.print(f"[yellow]{len(errors)} rows rejected and not audited (first: line {errors[0].line}: "
-                          f"{errors[0].reason})")
+            console.print(
+                f"[yellow]{len(errors)} rows rejected and not audited (first: line {errors[0].line}: "
+                f"{errors[0].reason})"
+            )
     suspects = audit_labels(rows, labels, text_fields, folds=args.folds, seed=args.seed)
     path = write_suspects(suspects, args.out)
     per_head = {h: sum(s["head"] == h for s in suspects) for h in labels}
-    console.print(f"{len(suspects)} suspect labels in {len(rows)} tickets "
-                  f"({', '.join(f'{h} {n} ({100 * n / len(rows):.1f} %)' for h, n in per_head.items())}) -> {path}")
+    console.print(
+        f"{len(suspects)} suspect labels in {len(rows)} tickets "
+        f"({', '.join(f'{h} {n} ({100 * n / len(rows):.1f} %)' for h, n in per_head.items())}) -> {path}"
+    )
     for s in suspects[: args.show]:
-        console.print(f"  {s['head']}: {s['given']!r} -> suggested {s['suggested']!r} "
-                      f"(p {s['given_probability']:.2f} vs {s['suggested_probability']:.2f}): "
-                      f"{s['text'][:80]!r}", markup=False, highlight=False)
+        console.print(
+            f"  {s['head']}: {s['given']!r} -> suggested {s['suggested']!r} "
+            f"(p {s['given_probability']:.2f} vs {s['suggested_probability']:.2f}): "
+            f"{s['text'][:80]!r}",
+            markup=False,
+            highlight=False,
+        )
     return 0
 
 
@@ -120,13 +138,24 @@ def _audit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show", type=int, default=10, help="print the first N suspects")
 
 
-COMMANDS = {"data": Group("synthesise, validate, split and describe ticket data", {
-    "synth": Verb(cmd_synth, _synth_arguments, "write synthetic support tickets for routing (reproducible by seed)"),
-    "prepare": Verb(cmd_prepare, _prepare_arguments,
-                    "validate, deduplicate, redact and split a CSV/JSONL/JSON/Parquet file"),
-    "stats": Verb(cmd_stats, _stats_arguments, "print the data card of any ticket file or prepared directory"),
-    "audit": Verb(cmd_audit, _audit_arguments,
-                  "find likely label errors (cleanlab confident learning on out-of-fold TF-IDF predictions)"),
-})}
+COMMANDS = {
+    "data": Group(
+        "synthesise, validate, split and describe ticket data",
+        {
+            "synth": Verb(
+                cmd_synth, _synth_arguments, "write synthetic support tickets for routing (reproducible by seed)"
+            ),
+            "prepare": Verb(
+                cmd_prepare, _prepare_arguments, "validate, deduplicate, redact and split a CSV/JSONL/JSON/Parquet file"
+            ),
+            "stats": Verb(cmd_stats, _stats_arguments, "print the data card of any ticket file or prepared directory"),
+            "audit": Verb(
+                cmd_audit,
+                _audit_arguments,
+                "find likely label errors (cleanlab confident learning on out-of-fold TF-IDF predictions)",
+            ),
+        },
+    )
+}
 
 ALIASES = [Alias("data synth", "data synth", option="--task=router")]

@@ -10,8 +10,17 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-__all__ = ["Record", "RowError", "iter_records", "normalize_value", "SUPPORTED_SUFFIXES", "write_jsonl", "read_jsonl",
-           "load_prepared", "SPLITS"]
+__all__ = [
+    "Record",
+    "RowError",
+    "iter_records",
+    "normalize_value",
+    "SUPPORTED_SUFFIXES",
+    "write_jsonl",
+    "read_jsonl",
+    "load_prepared",
+    "SPLITS",
+]
 
 SPLITS = ("train", "val", "test")
 
@@ -78,8 +87,10 @@ def iter_records(path: str | Path) -> Iterator[Record | RowError]:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ValueError(f"unsupported file format {suffix or '(no suffix)'!r} for {path}; "
-                         f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        raise ValueError(
+            f"unsupported file format {suffix or '(no suffix)'!r} for {path}; "
+            f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
+        )
     if not p.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     if suffix in (".csv", ".tsv"):
@@ -200,9 +211,11 @@ def _json_rows(p: Path, file: str) -> list[Any]:
         return obj
     lists = [v for v in obj.values() if isinstance(v, list)] if isinstance(obj, dict) else []
     if len(lists) != 1:
-        raise ValueError(f"{file}: expected a JSON array of objects or an object with one list value "
-                         f'(like {{"data": [...]}}), got {_json_type(obj)}'
-                         + (f" with {len(lists)} list values" if isinstance(obj, dict) else ""))
+        raise ValueError(
+            f"{file}: expected a JSON array of objects or an object with one list value "
+            f'(like {{"data": [...]}}), got {_json_type(obj)}'
+            + (f" with {len(lists)} list values" if isinstance(obj, dict) else "")
+        )
     return lists[0]
 
 

@@ -30,8 +30,10 @@ def _identifier():
     try:
         from py3langid.langid import MODEL_FILE, LanguageIdentifier
     except ImportError as exc:
-        raise ImportError("detecting languages needs py3langid: pip install 'triagekit[multilingual]' "
-                          "(or give the file a `language` column)") from exc
+        raise ImportError(
+            "detecting languages needs py3langid: pip install 'triagekit[multilingual]' "
+            "(or give the file a `language` column)"
+        ) from exc
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
@@ -51,8 +53,9 @@ def _column_value(row: Mapping, field: str) -> str | None:
     return value or None
 
 
-def row_languages(rows: Sequence[Mapping], text_fields: Sequence[str] = ("subject", "body"),
-                  field: str = "language") -> list[str]:
+def row_languages(
+    rows: Sequence[Mapping], text_fields: Sequence[str] = ("subject", "body"), field: str = "language"
+) -> list[str]:
     """The language of every row: its ``field`` value when set, the detector's answer on its text otherwise.
 
     Rows the detector cannot name come back as ``UNKNOWN`` and are counted in one warning (never dropped).
@@ -60,9 +63,12 @@ def row_languages(rows: Sequence[Mapping], text_fields: Sequence[str] = ("subjec
     out = [_column_value(r, field) or detect_language(build_text(r, text_fields)) for r in rows]
     unknown = out.count(UNKNOWN)
     if unknown:
-        warnings.warn(f"{unknown} of {len(rows)} rows: no `{field}` value and the language detector cannot name the "
-                      "language of their text (too short, digits or code only); they count as 'unknown'. Add a "
-                      f"`{field}` column to say what they are.", stacklevel=2)
+        warnings.warn(
+            f"{unknown} of {len(rows)} rows: no `{field}` value and the language detector cannot name the "
+            "language of their text (too short, digits or code only); they count as 'unknown'. Add a "
+            f"`{field}` column to say what they are.",
+            stacklevel=2,
+        )
     return out
 
 
@@ -82,9 +88,11 @@ def mix_warnings(train_mix: Mapping[str, int], test_mix: Mapping[str, int]) -> l
     unseen = unseen_languages(train_mix, test_mix)
     if unseen:
         n = sum(test_mix[lang] for lang in unseen)
-        out.append(f"{n} test rows are in {', '.join(unseen)}, a language never seen in training: their scores "
-                   "measure cross-lingual transfer; a multilingual backbone (backbone: auto or gemma3) transfers "
-                   "best, adding a few hundred labelled rows in that language helps more")
+        out.append(
+            f"{n} test rows are in {', '.join(unseen)}, a language never seen in training: their scores "
+            "measure cross-lingual transfer; a multilingual backbone (backbone: auto or gemma3) transfers "
+            "best, adding a few hundred labelled rows in that language helps more"
+        )
     if test_mix.get(UNKNOWN):
         out.append(f"{test_mix[UNKNOWN]} test rows are in a language the detector cannot name")
     return out

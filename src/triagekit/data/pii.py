@@ -15,8 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 __all__ = ["redact", "redact_row", "luhn_ok", "iban_ok"]
 
 _URL = re.compile(r"(?:\bhttps?://|\bwww\.)[^\s<>\"'`]+", re.IGNORECASE)
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+)
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _CARD = re.compile(r"(?<![A-Z]{2}\d\d )(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -25,16 +27,39 @@ _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:
 _GROUP = r"(?:\(\d{1,5}\)\d{0,8}|\d{1,14})"
 _PHONE = re.compile(rf"(?<![\w#/.+=&$€£-])(?:\+ ?)?{_GROUP}(?:[ ./-]{_GROUP}){{0,6}}(?![\w/-]|\.\d)")
 
-_SECRET_KEYS = ("token", "key", "apikey", "api_key", "access_token", "sig", "signature", "secret", "password",
-                "passwd", "pwd", "auth", "code", "session", "sessionid", "session_id", "credential")
+_SECRET_KEYS = (
+    "token",
+    "key",
+    "apikey",
+    "api_key",
+    "access_token",
+    "sig",
+    "signature",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "auth",
+    "code",
+    "session",
+    "sessionid",
+    "session_id",
+    "credential",
+)
 _TOKEN_CHUNK = re.compile(r"(?=[A-Za-z0-9]*[A-Za-z])(?=[A-Za-z0-9]*\d)[A-Za-z0-9]{20,}")
 _DATE_START = re.compile(r"\(?(?:\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?!\d)")
 _YEAR_RANGE = re.compile(r"(?:19|20)\d\d ?[-/] ?(?:19|20)\d\d")
-_PHONE_CUE = re.compile(r"(?:phone|tel|call|mobile|cell|fax|whatsapp|telefon|handy|mobil|rufnummer|teléfono|"
-                        r"telefono|móvil|movil|llam)\w*[^\n\d]{0,12}$", re.IGNORECASE)
-_ID_CUE = re.compile(r"\b(?:order|invoice|ticket|case|ref|reference|account|acct|tracking|serial|customer|contract|"
-                     r"build|version|ver|bestell\w*|rechnung\w*|kunden\w*|pedido|factura|id|no|nr|number)"
-                     r"\.?\s*[:=]?\s*$", re.IGNORECASE)
+_PHONE_CUE = re.compile(
+    r"(?:phone|tel|call|mobile|cell|fax|whatsapp|telefon|handy|mobil|rufnummer|teléfono|"
+    r"telefono|móvil|movil|llam)\w*[^\n\d]{0,12}$",
+    re.IGNORECASE,
+)
+_ID_CUE = re.compile(
+    r"\b(?:order|invoice|ticket|case|ref|reference|account|acct|tracking|serial|customer|contract|"
+    r"build|version|ver|bestell\w*|rechnung\w*|kunden\w*|pedido|factura|id|no|nr|number)"
+    r"\.?\s*[:=]?\s*$",
+    re.IGNORECASE,
+)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -71,7 +96,7 @@ def _url_has_secret(url: str) -> bool:
 
 def _sub_url(m: re.Match) -> str | None:
     url = m.group(0).rstrip(".,;:!?)]}")
-    return "[URL]" + m.group(0)[len(url):] if _url_has_secret(url) else None
+    return "[URL]" + m.group(0)[len(url) :] if _url_has_secret(url) else None
 
 
 def _sub_iban(m: re.Match) -> str | None:

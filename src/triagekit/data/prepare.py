@@ -104,8 +104,11 @@ def split_rows(
         all_labels = [str(r.get(label_field)) for r in rows]
         counts = Counter(all_labels)
         if rare := sorted(c for c, n in counts.items() if n < 3):
-            warnings.append(f"{len(rare)} class(es) of '{label_field}' have fewer than 3 rows and go to train only: "
-                            + ", ".join(rare[:20]) + (" ..." if len(rare) > 20 else ""))
+            warnings.append(
+                f"{len(rare)} class(es) of '{label_field}' have fewer than 3 rows and go to train only: "
+                + ", ".join(rare[:20])
+                + (" ..." if len(rare) > 20 else "")
+            )
         train = [i for i in idx if counts[all_labels[i]] < 3]
         idx = [i for i in idx if counts[all_labels[i]] >= 3]
         labels = [all_labels[i] for i in idx]
@@ -150,8 +153,9 @@ def _dedup(rows: list[dict], lines: list[int], text_fields, label_fields, multil
         label_sets.setdefault(text, set()).add(labels)
         if dedup and (text, labels) in first:
             orig_line, orig_id = first[(text, labels)]
-            dups.append({"line": line, "id": row["id"], "duplicate_of_line": orig_line, "duplicate_of_id": orig_id,
-                         "row": row})
+            dups.append(
+                {"line": line, "id": row["id"], "duplicate_of_line": orig_line, "duplicate_of_id": orig_id, "row": row}
+            )
             continue
         first[(text, labels)] = (line, row["id"])
         kept.append(row)
@@ -242,8 +246,9 @@ def prepare(
     records = iter_records(input)  # raises for a missing file or unknown format before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows, lines, rejected = _read(records, text_fields, label_fields, multilabel_fields, time_field,
-                                  split == "temporal")
+    rows, lines, rejected = _read(
+        records, text_fields, label_fields, multilabel_fields, time_field, split == "temporal"
+    )
     pii: Counter = Counter()
     if redact_pii:
         for i, row in enumerate(rows):
@@ -253,8 +258,9 @@ def prepare(
     rejected_path = _replace_file(out / "rejected.jsonl", errors)
     total = len(rows) + len(rejected)
     if not rows:
-        raise ValueError(f"no rows in {input}" if not total else
-                         f"all {total} rows rejected; see {out / 'rejected.jsonl'}")
+        raise ValueError(
+            f"no rows in {input}" if not total else f"all {total} rows rejected; see {out / 'rejected.jsonl'}"
+        )
     kept, dups, conflicting = _dedup(rows, lines, text_fields, label_fields, multilabel_fields, dedup)
     _replace_file(out / "duplicates.jsonl", dups)
     warnings: list[str] = []
@@ -263,15 +269,40 @@ def prepare(
     write_jsonl(out / "train.jsonl", splits["train"])
     for name in ("val", "test"):
         _replace_file(out / f"{name}.jsonl", splits[name])
-    summary = PrepareSummary(str(input), str(out), total, len(kept), len(rejected), len(dups),
-                             {k: len(v) for k, v in splits.items()}, dict(pii), rejected_path, conflicting, warnings)
-    card = data_card({k: v for k, v in splits.items() if v}, text_fields, label_fields, multilabel_fields,
-                     conflicting_duplicates=conflicting)
+    summary = PrepareSummary(
+        str(input),
+        str(out),
+        total,
+        len(kept),
+        len(rejected),
+        len(dups),
+        {k: len(v) for k, v in splits.items()},
+        dict(pii),
+        rejected_path,
+        conflicting,
+        warnings,
+    )
+    card = data_card(
+        {k: v for k, v in splits.items() if v},
+        text_fields,
+        label_fields,
+        multilabel_fields,
+        conflicting_duplicates=conflicting,
+    )
     card.update(total=total, rejected=len(rejected), duplicates=len(dups), pii=dict(pii), warnings=warnings)
     _write_json(out / "data_card.json", card)
-    args = {"input": str(input), "text_fields": list(text_fields), "label_fields": list(label_fields),
-            "multilabel_fields": list(multilabel_fields), "split": split, "time_field": time_field,
-            "val_fraction": val_fraction, "test_fraction": test_fraction, "redact_pii": redact_pii, "dedup": dedup,
-            "seed": seed}
+    args = {
+        "input": str(input),
+        "text_fields": list(text_fields),
+        "label_fields": list(label_fields),
+        "multilabel_fields": list(multilabel_fields),
+        "split": split,
+        "time_field": time_field,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "redact_pii": redact_pii,
+        "dedup": dedup,
+        "seed": seed,
+    }
     _write_json(out / "prepare.json", {**args, "summary": summary.to_dict()})
     return summary

@@ -19,8 +19,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from triagekit.route.router import resolve_model_path
 
     out = export(resolve_model_path(args.model)[0], args.out, format=fmt, quantize=args.quantize)
-    console().print(f"[green]exported[/] {args.model} as {fmt}{' (' + args.quantize + ')' if args.quantize else ''}"
-                    f" -> {out}")
+    console().print(
+        f"[green]exported[/] {args.model} as {fmt}{' (' + args.quantize + ')' if args.quantize else ''} -> {out}"
+    )
     return 0
 
 
@@ -32,9 +33,17 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output directory")
 
 
-COMMANDS = {"route": Group("", {
-    "export": Verb(cmd_export, _export_arguments,
-                   "export a trained router: ONNX (fp32/int8), Triton repository, merged HF weights"),
-})}
+COMMANDS = {
+    "route": Group(
+        "",
+        {
+            "export": Verb(
+                cmd_export,
+                _export_arguments,
+                "export a trained router: ONNX (fp32/int8), Triton repository, merged HF weights",
+            ),
+        },
+    )
+}
 
 ALIASES = [Alias("export", "route export")]

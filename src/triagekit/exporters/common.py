@@ -54,8 +54,9 @@ def copy_lexical(run_dir: Path, info: dict[str, Any], out_dir: Path) -> None:
         shutil.copytree(Path(run_dir) / LEXICAL_DIR, Path(out_dir) / LEXICAL_DIR, dirs_exist_ok=True)
 
 
-def write_info(info: dict[str, Any], out_dir: Path, run_dir: Path, backend: str, export: dict[str, Any],
-               **fields: Any) -> None:
+def write_info(
+    info: dict[str, Any], out_dir: Path, run_dir: Path, backend: str, export: dict[str, Any], **fields: Any
+) -> None:
     """The run's ``router.json`` with the backend swapped; ``meta.export`` says where and how it came from."""
     new = {k: v for k, v in info.items() if k != "model_dir"}
     new.update(backend=backend, **fields)

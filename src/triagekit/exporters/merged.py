@@ -34,6 +34,7 @@ def export_merged(run_dir: str | Path, out_dir: str | Path) -> Path:
     copy_tokenizer(run_dir, info, out_dir / MODEL_DIR / "tokenizer")
     copy_lexical(run_dir, info, out_dir)
     method = info.get("meta", {}).get("method")
-    write_info(info, out_dir, run_dir, "encoder", {"format": "hf", "merged_lora": method == "lora"},
-               model_dir=MODEL_DIR)
+    write_info(
+        info, out_dir, run_dir, "encoder", {"format": "hf", "merged_lora": method == "lora"}, model_dir=MODEL_DIR
+    )
     return out_dir

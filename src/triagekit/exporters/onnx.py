@@ -50,7 +50,7 @@ def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int) -> P
     width = min(16, max_length)
     ids = torch.randint(100, 1000, (2, width), dtype=torch.long)
     mask = torch.ones_like(ids)
-    mask[1, width // 2:] = 0
+    mask[1, width // 2 :] = 0
     dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
     dynamic.update({output_name(h.name): {0: "batch"} for h in heads})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,9 +59,17 @@ def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int) -> P
         # every input takes (no cache, a padding mask), and the parity tests check other batch and sequence sizes.
         warnings.simplefilter("ignore")
         # The TorchScript exporter (dynamo=False) is the robust path for HF encoders with dynamic axes.
-        torch.onnx.export(wrapper, (ids, mask), str(path), input_names=list(INPUTS),
-                          output_names=[output_name(h.name) for h in heads], dynamic_axes=dynamic,
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
+        torch.onnx.export(
+            wrapper,
+            (ids, mask),
+            str(path),
+            input_names=list(INPUTS),
+            output_names=[output_name(h.name) for h in heads],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
     onnx.checker.check_model(str(path))
     return path
 
@@ -84,8 +92,9 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     hint = _NoPreprocessHint()
     logging.getLogger().addFilter(hint)
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                         per_channel=True)
+        quantize_dynamic(
+            str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
+        )
     finally:
         logging.getLogger().removeFilter(hint)
     onnx.checker.check_model(str(dst))
@@ -117,6 +126,14 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, quantize: str | None =
         files["int8"] = INT8_FILE
     copy_tokenizer(run_dir, info, out_dir / "tokenizer")
     copy_lexical(run_dir, info, out_dir)
-    write_info(info, out_dir, run_dir, "onnx", {"format": "onnx", "opset": OPSET, "quantize": quantize},
-               onnx_file=files.get("int8", ONNX_FILE), onnx_files=files, tokenizer_dir="tokenizer")
+    write_info(
+        info,
+        out_dir,
+        run_dir,
+        "onnx",
+        {"format": "onnx", "opset": OPSET, "quantize": quantize},
+        onnx_file=files.get("int8", ONNX_FILE),
+        onnx_files=files,
+        tokenizer_dir="tokenizer",
+    )
     return out_dir

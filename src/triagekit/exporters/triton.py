@@ -60,36 +60,66 @@ def _params(**values: Any) -> dict[str, dict[str, str]]:
 def _configs(heads, max_length: int, max_batch_size: int) -> dict[str, dict[str, Any]]:
     ids = [_tensor(name, "TYPE_INT64", [-1]) for name in INPUTS]
     logits = [_tensor(output_name(h.name), "TYPE_FP32", [len(h.labels)]) for h in heads]
-    probs = [_tensor(f"probs_{h.name}", "TYPE_FP32", [len(h.labels)], label_filename=f"labels_{h.name}.txt")
-             for h in heads]
+    probs = [
+        _tensor(f"probs_{h.name}", "TYPE_FP32", [len(h.labels)], label_filename=f"labels_{h.name}.txt") for h in heads
+    ]
     cpu = [{"count": 1, "kind": "KIND_CPU"}]
     batching = {"max_queue_delay_microseconds": 2000}
 
     def step(model: str, inputs: list[str], outputs: list[str]) -> dict[str, Any]:
-        return {"model_name": model, "model_version": -1,
-                "input_map": {n: n for n in inputs}, "output_map": {n: n for n in outputs}}
+        return {
+            "model_name": model,
+            "model_version": -1,
+            "input_map": {n: n for n in inputs},
+            "output_map": {n: n for n in outputs},
+        }
 
     return {
-        ROUTER: {"name": ROUTER, "platform": "onnxruntime_onnx", "max_batch_size": max_batch_size, "input": ids,
-                 "output": logits, "dynamic_batching": batching},
-        TOKENIZER: {"name": TOKENIZER, "backend": "python", "max_batch_size": max_batch_size,
-                    "input": [_tensor(TEXT, "TYPE_STRING", [1])], "output": ids, "instance_group": cpu,
-                    "parameters": _params(max_length=max_length, pad_to_multiple_of=PAD_MULTIPLE)},
-        POSTPROCESS: {"name": POSTPROCESS, "backend": "python", "max_batch_size": max_batch_size,
-                      "input": [dict(t) for t in logits], "output": probs, "instance_group": cpu},
-        ENSEMBLE: {"name": ENSEMBLE, "platform": "ensemble", "max_batch_size": max_batch_size,
-                   "input": [_tensor(TEXT, "TYPE_STRING", [1])],
-                   "output": [{k: v for k, v in t.items() if k != "label_filename"} for t in probs],
-                   "ensemble_scheduling": {"step": [
-                       step(TOKENIZER, [TEXT], list(INPUTS)),
-                       step(ROUTER, list(INPUTS), [output_name(h.name) for h in heads]),
-                       step(POSTPROCESS, [output_name(h.name) for h in heads], [f"probs_{h.name}" for h in heads]),
-                   ]}},
+        ROUTER: {
+            "name": ROUTER,
+            "platform": "onnxruntime_onnx",
+            "max_batch_size": max_batch_size,
+            "input": ids,
+            "output": logits,
+            "dynamic_batching": batching,
+        },
+        TOKENIZER: {
+            "name": TOKENIZER,
+            "backend": "python",
+            "max_batch_size": max_batch_size,
+            "input": [_tensor(TEXT, "TYPE_STRING", [1])],
+            "output": ids,
+            "instance_group": cpu,
+            "parameters": _params(max_length=max_length, pad_to_multiple_of=PAD_MULTIPLE),
+        },
+        POSTPROCESS: {
+            "name": POSTPROCESS,
+            "backend": "python",
+            "max_batch_size": max_batch_size,
+            "input": [dict(t) for t in logits],
+            "output": probs,
+            "instance_group": cpu,
+        },
+        ENSEMBLE: {
+            "name": ENSEMBLE,
+            "platform": "ensemble",
+            "max_batch_size": max_batch_size,
+            "input": [_tensor(TEXT, "TYPE_STRING", [1])],
+            "output": [{k: v for k, v in t.items() if k != "label_filename"} for t in probs],
+            "ensemble_scheduling": {
+                "step": [
+                    step(TOKENIZER, [TEXT], list(INPUTS)),
+                    step(ROUTER, list(INPUTS), [output_name(h.name) for h in heads]),
+                    step(POSTPROCESS, [output_name(h.name) for h in heads], [f"probs_{h.name}" for h in heads]),
+                ]
+            },
+        },
     }
 
 
-def export_triton(run_dir: str | Path, out_dir: str | Path, quantize: str | None = None,
-                  max_batch_size: int = 64) -> Path:
+def export_triton(
+    run_dir: str | Path, out_dir: str | Path, quantize: str | None = None, max_batch_size: int = 64
+) -> Path:
     """Write a Triton model repository for the run into ``out_dir`` (see the module docstring for the layout).
 
     Args:
@@ -109,8 +139,9 @@ def export_triton(run_dir: str | Path, out_dir: str | Path, quantize: str | None
     info = read_run(run_dir)
     heads = run_heads(info)
     if info.get("lexical") and any(info["lexical"].get("weights", {}).values()):
-        warnings.warn("the Triton ensemble serves the encoder only: this hybrid run's TF-IDF pool is left out",
-                      stacklevel=2)
+        warnings.warn(
+            "the Triton ensemble serves the encoder only: this hybrid run's TF-IDF pool is left out", stacklevel=2
+        )
     onnx_path = repo / ROUTER / VERSION / "model.onnx"
     export_graph(load_merged(run_dir, info), heads, onnx_path, info["max_length"])
     if quantize == "int8":
@@ -125,17 +156,34 @@ def export_triton(run_dir: str | Path, out_dir: str | Path, quantize: str | None
     post_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(here / "triton_postprocess.py", post_dir / "model.py")
     calibration = info.get("calibration") or {}
-    (post_dir / "heads.json").write_text(json.dumps([
-        {**h.to_dict(), "temperature": float(calibration.get(h.name, {}).get("temperature", 1.0)),
-         "review_threshold": calibration.get(h.name, {}).get("review_threshold")} for h in heads], indent=2))
+    (post_dir / "heads.json").write_text(
+        json.dumps(
+            [
+                {
+                    **h.to_dict(),
+                    "temperature": float(calibration.get(h.name, {}).get("temperature", 1.0)),
+                    "review_threshold": calibration.get(h.name, {}).get("review_threshold"),
+                }
+                for h in heads
+            ],
+            indent=2,
+        )
+    )
     for h in heads:
         (repo / POSTPROCESS / f"labels_{h.name}.txt").write_text("\n".join(h.labels) + "\n")
     (repo / ENSEMBLE / VERSION).mkdir(parents=True, exist_ok=True)  # Triton wants a version dir, even empty
     for name, config in _configs(heads, info["max_length"], max_batch_size).items():
         (repo / name / "config.pbtxt").write_text(dumps(config))
     (repo / "README.md").write_text(_README.format(heads=", ".join(f"probs_{h.name}" for h in heads)))
-    (repo / "triagekit.json").write_text(json.dumps({
-        "text_fields": info["text_fields"], "heads": info["heads"], "meta": info.get("meta", {}),
-        "export": {"from": str(run_dir.resolve()), "format": "triton", "opset": OPSET, "quantize": quantize}},
-        indent=2))
+    (repo / "triagekit.json").write_text(
+        json.dumps(
+            {
+                "text_fields": info["text_fields"],
+                "heads": info["heads"],
+                "meta": info.get("meta", {}),
+                "export": {"from": str(run_dir.resolve()), "format": "triton", "opset": OPSET, "quantize": quantize},
+            },
+            indent=2,
+        )
+    )
     return repo

@@ -15,8 +15,19 @@ from triagekit.exporters.pbtxt import load_config
 __all__ = ["validate_repository", "ONNX_TYPES"]
 
 VERSION = "1"
-ONNX_TYPES = {1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 5: "TYPE_INT16", 6: "TYPE_INT32", 7: "TYPE_INT64",
-              8: "TYPE_STRING", 9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 16: "TYPE_BF16"}
+ONNX_TYPES = {
+    1: "TYPE_FP32",
+    2: "TYPE_UINT8",
+    3: "TYPE_INT8",
+    5: "TYPE_INT16",
+    6: "TYPE_INT32",
+    7: "TYPE_INT64",
+    8: "TYPE_STRING",
+    9: "TYPE_BOOL",
+    10: "TYPE_FP16",
+    11: "TYPE_FP64",
+    16: "TYPE_BF16",
+}
 """ONNX ``TensorProto`` element types -> Triton data types."""
 
 
@@ -27,9 +38,14 @@ def _onnx_io(path: Path) -> tuple[dict, dict]:
     init = {i.name for i in graph.initializer}
 
     def io(values):
-        return {v.name: (ONNX_TYPES.get(v.type.tensor_type.elem_type, "TYPE_INVALID"),
-                         [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim])
-                for v in values if v.name not in init}
+        return {
+            v.name: (
+                ONNX_TYPES.get(v.type.tensor_type.elem_type, "TYPE_INVALID"),
+                [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim],
+            )
+            for v in values
+            if v.name not in init
+        }
 
     return io(graph.input), io(graph.output)
 
@@ -67,8 +83,10 @@ def _check_onnx(name: str, cfg: dict, path: Path, errors: list[str]) -> None:
             if batch and (not dims or dims[0] != -1):
                 errors.append(f"{name}: {kind} {t['name']!r} needs a dynamic batch axis for max_batch_size > 0")
             if len(dims) - batch != len(t.get("dims", [])):
-                errors.append(f"{name}: {kind} {t['name']!r} has rank {len(dims) - batch} (without batch) in the "
-                              f"graph, {len(t.get('dims', []))} in the config")
+                errors.append(
+                    f"{name}: {kind} {t['name']!r} has rank {len(dims) - batch} (without batch) in the "
+                    f"graph, {len(t.get('dims', []))} in the config"
+                )
                 continue
             for c, g in zip(t.get("dims", []), dims[batch:]):
                 if c != -1 and g != -1 and c != g:
@@ -110,8 +128,9 @@ def _check_ensemble(name: str, cfg: dict, configs: dict[str, dict | None], error
             else:
                 dtype, dims = known[tensor]
                 if dtype != inputs[key].get("data_type"):
-                    errors.append(f"{where}: {tensor!r} is {dtype}, {model} input {key!r} wants "
-                                  f"{inputs[key].get('data_type')}")
+                    errors.append(
+                        f"{where}: {tensor!r} is {dtype}, {model} input {key!r} wants {inputs[key].get('data_type')}"
+                    )
                 want = inputs[key].get("dims", [])
                 if len(dims or []) != len(want) or any(a != b and -1 not in (a, b) for a, b in zip(dims, want)):
                     errors.append(f"{where}: {tensor!r} dims {dims} do not fit {model} input {key!r} dims {want}")
@@ -129,8 +148,9 @@ def _check_ensemble(name: str, cfg: dict, configs: dict[str, dict | None], error
         if t["name"] not in known:
             errors.append(f"{name}: output {t['name']!r} is produced by no step")
         elif known[t["name"]][0] != t.get("data_type"):
-            errors.append(f"{name}: output {t['name']!r} is {t.get('data_type')} but the step gives "
-                          f"{known[t['name']][0]}")
+            errors.append(
+                f"{name}: output {t['name']!r} is {t.get('data_type')} but the step gives {known[t['name']][0]}"
+            )
 
 
 def validate_repository(repo: str | Path) -> list[str]:

@@ -32,10 +32,20 @@ class TritonPythonModel:
         for request in requests:
             raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
             texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in raw]
-            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
-                                 pad_to_multiple_of=self.multiple, return_tensors="np")
-            responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("input_ids", enc["input_ids"].astype(np.int64)),
-                pb_utils.Tensor("attention_mask", enc["attention_mask"].astype(np.int64)),
-            ]))
+            enc = self.tokenizer(
+                texts,
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                pad_to_multiple_of=self.multiple,
+                return_tensors="np",
+            )
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("input_ids", enc["input_ids"].astype(np.int64)),
+                        pb_utils.Tensor("attention_mask", enc["attention_mask"].astype(np.int64)),
+                    ]
+                )
+            )
         return responses

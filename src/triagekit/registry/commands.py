@@ -8,8 +8,7 @@ import json
 from triagekit.core.cli import Group, Verb
 from triagekit.core.registry import Registry, parse_ref
 
-__all__ = ["cmd_register", "cmd_list", "cmd_show", "cmd_diff", "cmd_promote", "cmd_rollback", "cmd_delete",
-           "COMMANDS"]
+__all__ = ["cmd_register", "cmd_list", "cmd_show", "cmd_diff", "cmd_promote", "cmd_rollback", "cmd_delete", "COMMANDS"]
 
 
 def _console():
@@ -29,8 +28,9 @@ def _ref(args: argparse.Namespace, value: str):
 def cmd_register(args: argparse.Namespace) -> int:
     reg = _registry(args, create=True)
     meta = reg.register(args.run, args.name, link=args.link, parent=args.parent)
-    _console().print(f"[green]registered[/] {args.run} as {args.name}@v{meta['version']} in {reg.root} "
-                     f"({len(meta['files'])} files)")
+    _console().print(
+        f"[green]registered[/] {args.run} as {args.name}@v{meta['version']} in {reg.root} ({len(meta['files'])} files)"
+    )
     for alias in args.alias or []:
         reg.promote(args.name, meta["version"], alias)
         _console().print(f"{args.name}@{alias} -> v{meta['version']}")
@@ -49,12 +49,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in [args.name] if args.name else reg.names():
         for version in reg.versions(name):
             meta = reg.get(name, version)
-            heads = ((meta.get("metrics") or {}).get("heads") or {})
+            heads = (meta.get("metrics") or {}).get("heads") or {}
             f1 = " ".join(f"{h}={100 * m['macro_f1']:.1f}" for h, m in heads.items() if m.get("macro_f1") is not None)
-            rows.append({"name": name, "version": version, "aliases": meta["aliases"], "created_at": meta["created_at"],
-                         "model_version": meta.get("model_version"), "parent": meta.get("parent")})
-            table.add_row(name, f"v{version}", ",".join(meta["aliases"]), meta["created_at"],
-                          str(meta.get("model_version")), str(meta.get("parent") or "-"), f1 or "-")
+            rows.append(
+                {
+                    "name": name,
+                    "version": version,
+                    "aliases": meta["aliases"],
+                    "created_at": meta["created_at"],
+                    "model_version": meta.get("model_version"),
+                    "parent": meta.get("parent"),
+                }
+            )
+            table.add_row(
+                name,
+                f"v{version}",
+                ",".join(meta["aliases"]),
+                meta["created_at"],
+                str(meta.get("model_version")),
+                str(meta.get("parent") or "-"),
+                f1 or "-",
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -126,9 +141,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def _with_registry(extra):
     def arguments(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--registry", default=None, help="registry directory (default $TRIAGEKIT_REGISTRY or "
-                                                        "./registry)")
+        p.add_argument(
+            "--registry", default=None, help="registry directory (default $TRIAGEKIT_REGISTRY or ./registry)"
+        )
         extra(p)
+
     return arguments
 
 
@@ -170,12 +187,23 @@ def _delete_args(v):
     v.add_argument("ref", help="NAME@vK")
 
 
-COMMANDS = {"registry": Group("versioned models with aliases: register, promote, roll back", {
-    "register": Verb(cmd_register, _with_registry(_register_args), "copy a run or export in as the next version"),
-    "list": Verb(cmd_list, _with_registry(_list_args), "versions with their aliases and test macro-F1"),
-    "show": Verb(cmd_show, _with_registry(_show_args), "metadata of NAME, NAME@vK or NAME@alias"),
-    "diff": Verb(cmd_diff, _with_registry(_diff_args), "metrics of two versions side by side, per head"),
-    "promote": Verb(cmd_promote, _with_registry(_promote_args), "point an alias at a version"),
-    "rollback": Verb(cmd_rollback, _with_registry(_rollback_args), "point an alias back at its previous version"),
-    "delete": Verb(cmd_delete, _with_registry(_delete_args), "remove a version (refused while an alias points at it)"),
-})}
+COMMANDS = {
+    "registry": Group(
+        "versioned models with aliases: register, promote, roll back",
+        {
+            "register": Verb(
+                cmd_register, _with_registry(_register_args), "copy a run or export in as the next version"
+            ),
+            "list": Verb(cmd_list, _with_registry(_list_args), "versions with their aliases and test macro-F1"),
+            "show": Verb(cmd_show, _with_registry(_show_args), "metadata of NAME, NAME@vK or NAME@alias"),
+            "diff": Verb(cmd_diff, _with_registry(_diff_args), "metrics of two versions side by side, per head"),
+            "promote": Verb(cmd_promote, _with_registry(_promote_args), "point an alias at a version"),
+            "rollback": Verb(
+                cmd_rollback, _with_registry(_rollback_args), "point an alias back at its previous version"
+            ),
+            "delete": Verb(
+                cmd_delete, _with_registry(_delete_args), "remove a version (refused while an alias points at it)"
+            ),
+        },
+    )
+}

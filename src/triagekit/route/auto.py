@@ -45,12 +45,16 @@ def choose_preset(languages: Sequence[str]) -> tuple[str, str]:
 
 def _user_set(cfg: TrainConfig) -> dict[str, Any]:
     defaults = TrainConfig()
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)
-            if f.name != "backbone" and getattr(cfg, f.name) != getattr(defaults, f.name)}
+    return {
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name != "backbone" and getattr(cfg, f.name) != getattr(defaults, f.name)
+    }
 
 
-def resolve_auto(cfg: TrainConfig, rows: Sequence[Mapping], language_field: str = "language",
-                 log: Callable[[str], Any] = print) -> TrainConfig:
+def resolve_auto(
+    cfg: TrainConfig, rows: Sequence[Mapping], language_field: str = "language", log: Callable[[str], Any] = print
+) -> TrainConfig:
     """``cfg`` with ``backbone: auto`` replaced by the preset the rows' languages call for (user keys kept)."""
     from triagekit.data.language import row_languages
 
@@ -123,5 +127,6 @@ def check_memory(cfg: TrainConfig, backbone_path: str, available: int | None = N
             f"training {cfg.backbone} ({cfg.method}, batch_size {cfg.batch_size} x max_length {cfg.max_length}) "
             f"needs about {need / gb:.1f} GB and {free / gb:.1f} GB are free: lower batch_size (raise grad_accum "
             "to keep the effective batch), lower max_length, set gradient_checkpointing: true or "
-            "mixed_precision: native, or pick a smaller backbone (TRIAGEKIT_SKIP_MEMORY_CHECK=1 skips this check)")
+            "mixed_precision: native, or pick a smaller backbone (TRIAGEKIT_SKIP_MEMORY_CHECK=1 skips this check)"
+        )
     return need

@@ -13,8 +13,14 @@ from triagekit.route.windows import LongText, encode_windows
 __all__ = ["encode_rows", "Collator"]
 
 
-def encode_rows(rows: Sequence[dict], tokenizer, heads: list[HeadSpec], text_fields: Sequence[str],
-                max_length: int, long_text: LongText | None = None) -> list[dict[str, Any]]:
+def encode_rows(
+    rows: Sequence[dict],
+    tokenizer,
+    heads: list[HeadSpec],
+    text_fields: Sequence[str],
+    max_length: int,
+    long_text: LongText | None = None,
+) -> list[dict[str, Any]]:
     """Per row: its token windows (unpadded; one unless ``long_text`` is chunks), their total ``length`` and the
     row's targets (see ``row_targets``)."""
     texts = [build_text(r, text_fields) for r in rows]
@@ -23,8 +29,10 @@ def encode_rows(rows: Sequence[dict], tokenizer, heads: list[HeadSpec], text_fie
     for w, i in zip(windows, owner):
         per_row[i].append(w)
     targets = row_targets(rows, heads)
-    return [{"windows": ws, "length": sum(len(w) for w in ws), **{name: t[i] for name, t in targets.items()}}
-            for i, ws in enumerate(per_row)]
+    return [
+        {"windows": ws, "length": sum(len(w) for w in ws), **{name: t[i] for name, t in targets.items()}}
+        for i, ws in enumerate(per_row)
+    ]
 
 
 class Collator:
@@ -47,6 +55,7 @@ class Collator:
             batch["owner"] = torch.tensor([row for row, _ in windows], dtype=torch.long)
         for h in self.heads:
             values = [ex[h.name] for _, ex in items]
-            batch[f"target.{h.name}"] = (torch.tensor(np.stack(values)) if h.multilabel
-                                         else torch.tensor(values, dtype=torch.long))
+            batch[f"target.{h.name}"] = (
+                torch.tensor(np.stack(values)) if h.multilabel else torch.tensor(values, dtype=torch.long)
+            )
         return batch

@@ -116,20 +116,26 @@ class TrainConfig(LoRASettings, LoopSettings):
             (self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}"),
             (self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}"),
             (self.split in SPLITS, f"split must be one of {SPLITS}, got {self.split!r}"),
-            (self.pooling in ("auto", "mean", "cls", "last"),
-             f"pooling must be auto, mean, cls or last, not {self.pooling!r}"),
+            (
+                self.pooling in ("auto", "mean", "cls", "last"),
+                f"pooling must be auto, mean, cls or last, not {self.pooling!r}",
+            ),
             (bool(self.labels or self.multilabel), "give at least one label field (labels or multilabel)"),
             (not set(self.labels) & set(self.multilabel), "a field cannot be both in labels and multilabel"),
             (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1, "val/test fractions must be in [0, 1)"),
             (self.val_fraction + self.test_fraction < 1, "val_fraction + test_fraction must be below 1"),
             (0 < self.target_precision <= 1, "target_precision must be in (0, 1]"),
-            (self.review_budget is None or 0 < self.review_budget <= 1,
-             f"review_budget must be in (0, 1] (e.g. 0.3 = review at most 30 % of tickets) or null, "
-             f"got {self.review_budget}"),
+            (
+                self.review_budget is None or 0 < self.review_budget <= 1,
+                f"review_budget must be in (0, 1] (e.g. 0.3 = review at most 30 % of tickets) or null, "
+                f"got {self.review_budget}",
+            ),
             (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}"),
             (self.long_text in LONG_TEXT, f"long_text must be one of {LONG_TEXT}, got {self.long_text!r}"),
-            (0 <= self.chunk_stride <= self.max_length and self.max_chunks >= 1,
-             "chunk_stride must be in [0, max_length] (0: three quarters of it) and max_chunks at least 1"),
+            (
+                0 <= self.chunk_stride <= self.max_length and self.max_chunks >= 1,
+                "chunk_stride must be in [0, max_length] (0: three quarters of it) and max_chunks at least 1",
+            ),
             (self.tfidf_C is None or self.tfidf_C > 0, "tfidf_C must be positive or null"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.max_length >= 8, "max_length must be at least 8"),

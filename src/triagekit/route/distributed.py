@@ -65,14 +65,28 @@ def _read_shard(item: dict[str, Any], text_fields: Sequence[str]) -> list[dict[s
     rows = []
     for n, rec in enumerate(iter_records(item["path"])):
         if isinstance(rec, RowError):
-            rows.append({"shard": item["shard"], "seq": n, "text": "", "id": "",
-                         "rejected": json.dumps(rec.to_dict(), ensure_ascii=False, default=str)})
+            rows.append(
+                {
+                    "shard": item["shard"],
+                    "seq": n,
+                    "text": "",
+                    "id": "",
+                    "rejected": json.dumps(rec.to_dict(), ensure_ascii=False, default=str),
+                }
+            )
             continue
         text = build_text(rec.data, text_fields)
         if not text:
             err = RowError(rec.file, rec.line, f"no text in {list(text_fields)} or 'text'", rec.data)
-            rows.append({"shard": item["shard"], "seq": n, "text": "", "id": "",
-                         "rejected": json.dumps(err.to_dict(), ensure_ascii=False, default=str)})
+            rows.append(
+                {
+                    "shard": item["shard"],
+                    "seq": n,
+                    "text": "",
+                    "id": "",
+                    "rejected": json.dumps(err.to_dict(), ensure_ascii=False, default=str),
+                }
+            )
             continue
         rid = rec.data.get("id") if rec.data.get("id") is not None else f"{Path(rec.file).stem}-{rec.line}"
         rows.append({"shard": item["shard"], "seq": n, "text": text, "id": json.dumps(rid), "rejected": ""})
@@ -92,9 +106,13 @@ class _Predictor:
         from triagekit.route.predict import prediction_lines
 
         good = [i for i, r in enumerate(batch["rejected"]) if not r]
-        lines = prediction_lines(self.router, [batch["text"][i] for i in good],
-                                 [json.loads(batch["id"][i]) for i in good], top_k=self.top_k,
-                                 batch_size=self.batch_size)
+        lines = prediction_lines(
+            self.router,
+            [batch["text"][i] for i in good],
+            [json.loads(batch["id"][i]) for i in good],
+            top_k=self.top_k,
+            batch_size=self.batch_size,
+        )
         out = [""] * len(batch["rejected"])
         for i, line in zip(good, lines):
             out[i] = json.dumps(line, ensure_ascii=False)
@@ -117,9 +135,19 @@ def _write(out_dir: Path, shard: Path, fmt: str, predictions: list[str], rejecte
     os.replace(tmp, final)
 
 
-def predict_ray(run: str | Path, inputs: str | Path, output: str | Path, *, address: str | None = None,
-                num_actors: int = 2, batch_size: int = 256, top_k: int = 3, fmt: str = "jsonl",
-                precision: str = "fp32", console=None) -> dict[str, int]:
+def predict_ray(
+    run: str | Path,
+    inputs: str | Path,
+    output: str | Path,
+    *,
+    address: str | None = None,
+    num_actors: int = 2,
+    batch_size: int = 256,
+    top_k: int = 3,
+    fmt: str = "jsonl",
+    precision: str = "fp32",
+    console=None,
+) -> dict[str, int]:
     """Route every record of the shards of ``inputs`` with Ray Data and write one output per shard to ``output``.
 
     Args:
@@ -151,10 +179,22 @@ def predict_ray(run: str | Path, inputs: str | Path, output: str | Path, *, addr
     ray = require_ray()
     if not ray.is_initialized():
         # One onnxruntime / torch thread per actor: the actors are the parallelism.
-        env = {"env_vars": {"TRIAGEKIT_ORT_THREADS": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-                            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}}
-        ray.init(address=address, runtime_env=env, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, **({} if address else {"num_cpus": max(num_actors, os.cpu_count() or 1)}))
+        env = {
+            "env_vars": {
+                "TRIAGEKIT_ORT_THREADS": "1",
+                "OMP_NUM_THREADS": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+                "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+            }
+        }
+        ray.init(
+            address=address,
+            runtime_env=env,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            **({} if address else {"num_cpus": max(num_actors, os.cpu_count() or 1)}),
+        )
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # the same order as the in-process predict
     ctx.enable_progress_bars = console is not None
@@ -163,9 +203,19 @@ def predict_ray(run: str | Path, inputs: str | Path, output: str | Path, *, addr
     # Reading takes no CPU reservation: with every CPU held by an actor, a reading task that needs one would
     # never be scheduled (the actors would wait for rows forever).
     ds = ds.flat_map(_read_shard, fn_kwargs={"text_fields": text_fields}, num_cpus=0)
-    ds = ds.map_batches(_Predictor, fn_constructor_kwargs={"run": str(run.resolve()), "top_k": top_k,
-                                                           "batch_size": batch_size, "precision": precision},
-                        batch_size=batch_size, concurrency=num_actors, num_cpus=1, batch_format="numpy")
+    ds = ds.map_batches(
+        _Predictor,
+        fn_constructor_kwargs={
+            "run": str(run.resolve()),
+            "top_k": top_k,
+            "batch_size": batch_size,
+            "precision": precision,
+        },
+        batch_size=batch_size,
+        concurrency=num_actors,
+        num_cpus=1,
+        batch_format="numpy",
+    )
     current, preds, rejs = 0, [], []
 
     def flush(upto: int) -> None:  # rows arrive in shard order: every shard before ``upto`` is complete
@@ -182,7 +232,9 @@ def predict_ray(run: str | Path, inputs: str | Path, output: str | Path, *, addr
             (rejs if rej else preds).append(str(rej or pred))
     flush(len(pending))
     if console is not None:
-        console.print(f"{counts['predicted']} predictions in {len(pending)} shards -> {out_dir}"
-                      + (f" ({counts['skipped']} shards already done)" if counts["skipped"] else "")
-                      + (f"; {counts['rejected']} rows rejected (see *.rejected.jsonl)" if counts["rejected"] else ""))
+        console.print(
+            f"{counts['predicted']} predictions in {len(pending)} shards -> {out_dir}"
+            + (f" ({counts['skipped']} shards already done)" if counts["skipped"] else "")
+            + (f"; {counts['rejected']} rows rejected (see *.rejected.jsonl)" if counts["rejected"] else "")
+        )
     return counts

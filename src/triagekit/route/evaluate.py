@@ -161,8 +161,11 @@ def _evaluate_head(head: HeadSpec, test: _Split, val: _Split | None, opts: Mappi
     curve = selective_curve(conf, correct)
     source = "val" if val_decisions is not None else "test"
     # The review threshold is fitted later, across heads (a review budget is shared by the review heads).
-    on_test = {"conf": decision_confidence(act(test.logits[head.name], temperature), head.multilabel),
-               "keep": keep, "correct": correct}
+    on_test = {
+        "conf": decision_confidence(act(test.logits[head.name], temperature), head.multilabel),
+        "keep": keep,
+        "correct": correct,
+    }
     opts["_review"][head.name] = {"val": val_decisions or on_test, "test": on_test}
     out.update(threshold_source=source)
 
@@ -182,9 +185,13 @@ def _apply_review(heads: list[HeadSpec], results: dict[str, dict], opts: Mapping
     side = opts["_review"]
     names = [h.name for h in heads if h.name in results]
     review_heads = check_review_heads(opts["review_heads"], [h for h in heads if h.name in results])
-    points = fit_operating_point({n: side[n]["val"]["conf"] for n in names},
-                                 {n: (side[n]["val"]["keep"], side[n]["val"]["correct"]) for n in names},
-                                 review_heads, opts["review_budget"], opts["target_precision"])
+    points = fit_operating_point(
+        {n: side[n]["val"]["conf"] for n in names},
+        {n: (side[n]["val"]["keep"], side[n]["val"]["correct"]) for n in names},
+        review_heads,
+        opts["review_budget"],
+        opts["target_precision"],
+    )
     warnings = []
     for n in names:
         thr = points[n]["review_threshold"]
@@ -196,11 +203,16 @@ def _apply_review(heads: list[HeadSpec], results: dict[str, dict], opts: Mapping
         m["accuracy_at_threshold"] = float(test["correct"][accepted].mean()) if accepted.any() else None
         if points[n]["rule"] == "target_precision" and not points[n]["precision_target"]["reachable"]:
             warnings.append(unreachable_message(n, opts["target_precision"], points[n]["precision_target"]))
-    flags = ticket_flags({n: side[n]["test"]["conf"] for n in names},
-                         {n: points[n]["review_threshold"] for n in names}, review_heads)
+    flags = ticket_flags(
+        {n: side[n]["test"]["conf"] for n in names}, {n: points[n]["review_threshold"] for n in names}, review_heads
+    )
     summary = review_summary(flags, {n: (side[n]["test"]["keep"], side[n]["test"]["correct"]) for n in names})
-    summary.update(budget=opts["review_budget"], review_heads=review_heads, target_precision=opts["target_precision"],
-                   warnings=warnings)
+    summary.update(
+        budget=opts["review_budget"],
+        review_heads=review_heads,
+        target_precision=opts["target_precision"],
+        warnings=warnings,
+    )
     return summary
 
 

@@ -32,12 +32,15 @@ def read_feedback(url: str) -> list[dict[str, Any]]:
         try:
             meta.reflect(engine, only=["predictions", "feedback"])
         except (NoSuchTableError, SQLAlchemyError) as exc:
-            raise ValueError(f"{url} is not a triagekit prediction log (no predictions/feedback tables): "
-                             f"{exc}") from None
+            raise ValueError(
+                f"{url} is not a triagekit prediction log (no predictions/feedback tables): {exc}"
+            ) from None
         p, f = meta.tables["predictions"], meta.tables["feedback"]
-        query = (select(f.c.id, f.c.prediction_id, f.c.head, f.c.correct_label, f.c.created_at, p.c.inputs,
-                        p.c.outputs).select_from(f.outerjoin(p, p.c.id == f.c.prediction_id))
-                 .order_by(f.c.created_at, f.c.id))
+        query = (
+            select(f.c.id, f.c.prediction_id, f.c.head, f.c.correct_label, f.c.created_at, p.c.inputs, p.c.outputs)
+            .select_from(f.outerjoin(p, p.c.id == f.c.prediction_id))
+            .order_by(f.c.created_at, f.c.id)
+        )
         with engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
     finally:
@@ -58,8 +61,11 @@ class Corrections:
     new_labels: dict[str, set[str]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"tickets": len(self.tickets), **dict(self.counts),
-                "new_labels": {h: sorted(v) for h, v in self.new_labels.items()}}
+        return {
+            "tickets": len(self.tickets),
+            **dict(self.counts),
+            "new_labels": {h: sorted(v) for h, v in self.new_labels.items()},
+        }
 
 
 def _normalise(label: Any, head: HeadSpec) -> Any:
@@ -72,8 +78,9 @@ def _normalise(label: Any, head: HeadSpec) -> Any:
     return label if isinstance(label, str) and label.strip() else None
 
 
-def merge_corrections(rows: Sequence[Mapping[str, Any]], heads: Sequence[HeadSpec],
-                      text_fields: Sequence[str]) -> Corrections:
+def merge_corrections(
+    rows: Sequence[Mapping[str, Any]], heads: Sequence[HeadSpec], text_fields: Sequence[str]
+) -> Corrections:
     """Check and merge raw feedback rows (oldest first): the latest correction of a ticket's head wins."""
     by_name = {h.name: h for h in heads}
     out = Corrections()

@@ -41,8 +41,12 @@ def _nll(head: HeadSpec, z: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(_log_softmax(z)[np.arange(len(y)), y]))
 
 
-def fit_fusion_weights(heads: list[HeadSpec], neural: Mapping[str, np.ndarray], lexical: Mapping[str, np.ndarray],
-                       targets: Mapping[str, np.ndarray]) -> dict[str, float]:
+def fit_fusion_weights(
+    heads: list[HeadSpec],
+    neural: Mapping[str, np.ndarray],
+    lexical: Mapping[str, np.ndarray],
+    targets: Mapping[str, np.ndarray],
+) -> dict[str, float]:
     """Per head, the lexical weight with the lowest validation negative log-likelihood (ties: smaller weight).
 
     Log-likelihood rather than accuracy: on a few hundred validation tickets accuracy is a step function that a
@@ -86,5 +90,7 @@ class HybridBackend:
             return z_n
         # Only the heads with a non-zero weight need their lexical logits (the char n-gram features are shared).
         z_l = self.lexical.logits(texts, heads=pooled)
-        return {h.name: fuse(h, z_n[h.name], z_l[h.name], self.weights[h.name]) if h.name in z_l else z_n[h.name]
-                for h in self.heads}
+        return {
+            h.name: fuse(h, z_n[h.name], z_l[h.name], self.weights[h.name]) if h.name in z_l else z_n[h.name]
+            for h in self.heads
+        }

@@ -14,7 +14,10 @@ __all__ = ["focal_loss", "head_loss", "balanced_weights"]
 
 
 def focal_loss(
-    logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, weight: torch.Tensor | None = None,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    gamma: float = 2.0,
+    weight: torch.Tensor | None = None,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Focal loss (Lin et al., 2017): cross-entropy scaled by (1 - p_t)^gamma; ignores targets equal to -100."""
@@ -28,8 +31,14 @@ def focal_loss(
 
 
 def head_loss(
-    logits: torch.Tensor, target: torch.Tensor, *, multilabel: bool, kind: str = "ce", gamma: float = 2.0,
-    weight: torch.Tensor | None = None, label_smoothing: float = 0.0,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    multilabel: bool,
+    kind: str = "ce",
+    gamma: float = 2.0,
+    weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """The loss of one head on a batch. Single-label targets use -100 for 'no label' (skipped)."""
     logits = logits.float()

@@ -48,8 +48,9 @@ class MultiHeadModel(nn.Module):
     def head(self, name: str) -> nn.Linear:
         return self.heads[_key(name)]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, owner: torch.Tensor | None = None,
-                **_: Any) -> dict[str, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, owner: torch.Tensor | None = None, **_: Any
+    ) -> dict[str, torch.Tensor]:
         """Logits per head; with ``owner`` (the example of each row, for tickets read as several windows) the
         rows of one example are averaged into one, as prediction does."""
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
@@ -60,12 +61,15 @@ class MultiHeadModel(nn.Module):
             return logits
         n = int(owner.max()) + 1
         counts = torch.bincount(owner, minlength=n).clamp(min=1).unsqueeze(1)
-        return {k: torch.zeros(n, v.shape[1], dtype=v.dtype, device=v.device).index_add_(0, owner, v) / counts
-                for k, v in logits.items()}
+        return {
+            k: torch.zeros(n, v.shape[1], dtype=v.dtype, device=v.device).index_add_(0, owner, v) / counts
+            for k, v in logits.items()
+        }
 
 
-def load_backbone(name_or_path: str, dtype: torch.dtype | None = None, quantization: str = "none",
-                  attn_implementation: str = "auto") -> nn.Module:
+def load_backbone(
+    name_or_path: str, dtype: torch.dtype | None = None, quantization: str = "none", attn_implementation: str = "auto"
+) -> nn.Module:
     """An ``AutoModel`` (bare encoder/decoder, no task head) from a local path or id.
 
     Args:
@@ -99,14 +103,18 @@ def save_model(model: MultiHeadModel, out: Path, *, adapter: bool) -> None:
         base.save_pretrained(out / "backbone", state_dict=state)
     else:
         backbone.save_pretrained(out / "backbone")
-    heads = {f"{h.name}.{k}": v.detach().contiguous().cpu() for h in model.head_specs
-             for k, v in model.head(h.name).state_dict().items()}
+    heads = {
+        f"{h.name}.{k}": v.detach().contiguous().cpu()
+        for h in model.head_specs
+        for k, v in model.head(h.name).state_dict().items()
+    }
     save_file(heads, str(out / "heads.safetensors"))
     (out / "model.json").write_text(json.dumps({"pooling": model.pooling, "adapter": adapter}, indent=2))
 
 
-def load_model(path: Path, heads: list[HeadSpec], *, merge: bool = True, dtype: torch.dtype | None = None
-               ) -> MultiHeadModel:
+def load_model(
+    path: Path, heads: list[HeadSpec], *, merge: bool = True, dtype: torch.dtype | None = None
+) -> MultiHeadModel:
     """Rebuild a saved ``MultiHeadModel``; LoRA adapters are merged into the base for inference by default."""
     meta = json.loads((path / "model.json").read_text())
     backbone = load_backbone(str(path / "backbone"), dtype=dtype)
@@ -120,7 +128,8 @@ def load_model(path: Path, heads: list[HeadSpec], *, merge: bool = True, dtype: 
     state = load_file(str(path / "heads.safetensors"))
     for h in heads:
         model.head(h.name).load_state_dict(
-            {k.rsplit(".", 1)[1]: v for k, v in state.items() if k.rsplit(".", 1)[0] == h.name})
+            {k.rsplit(".", 1)[1]: v for k, v in state.items() if k.rsplit(".", 1)[0] == h.name}
+        )
     if dtype is not None:
         model.heads.to(dtype)
     return model.eval()

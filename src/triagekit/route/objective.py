@@ -34,8 +34,12 @@ def score(y: np.ndarray, pred: np.ndarray, objective: str) -> float:
     return float(f1_score(y, pred, average="macro", zero_division=0))
 
 
-def head_scores(heads: list[HeadSpec], logits: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray],
-                objective: str = "macro_f1") -> dict[str, float]:
+def head_scores(
+    heads: list[HeadSpec],
+    logits: Mapping[str, np.ndarray],
+    targets: Mapping[str, np.ndarray],
+    objective: str = "macro_f1",
+) -> dict[str, float]:
     """Per head, the objective on rows with a label (multi-label heads: macro-F1 of the tag decisions)."""
     from sklearn.metrics import f1_score
 
@@ -56,9 +60,13 @@ def log_prior(train_targets: np.ndarray, n_classes: int) -> np.ndarray:
     return np.log(counts / counts.sum())
 
 
-def fit_prior_correction(heads: list[HeadSpec], val_logits: Mapping[str, np.ndarray],
-                         val_targets: Mapping[str, np.ndarray], train_targets: Mapping[str, np.ndarray],
-                         objective: str = "macro_f1") -> dict[str, dict]:
+def fit_prior_correction(
+    heads: list[HeadSpec],
+    val_logits: Mapping[str, np.ndarray],
+    val_targets: Mapping[str, np.ndarray],
+    train_targets: Mapping[str, np.ndarray],
+    objective: str = "macro_f1",
+) -> dict[str, dict]:
     """Per single-label head, ``{"tau", "logit_bias", "val_before", "val_after"}``; ``logit_bias`` is added to the
     raw logits (``-tau * log prior``), None when tau is 0."""
     out = {}
@@ -77,8 +85,13 @@ def fit_prior_correction(heads: list[HeadSpec], val_logits: Mapping[str, np.ndar
             s = score(y, (z - tau * prior).argmax(1), objective)
             if s > best + 1e-9 and s >= base + MIN_GAIN:
                 best_tau, best = float(tau), s
-        out[h.name] = {"tau": best_tau, "logit_bias": (-best_tau * prior).tolist() if best_tau else None,
-                       "val_before": base, "val_after": best, "objective": objective}
+        out[h.name] = {
+            "tau": best_tau,
+            "logit_bias": (-best_tau * prior).tolist() if best_tau else None,
+            "val_before": base,
+            "val_after": best,
+            "objective": objective,
+        }
     return out
 
 

@@ -71,9 +71,17 @@ class OnnxBackend:
         return ort.InferenceSession(str(file), sess_options=opts, providers=providers)
 
     @classmethod
-    def load(cls, path: str | Path, heads: list[HeadSpec], max_length: int, file: str = ONNX_FILE,
-             tokenizer_dir: str = "tokenizer", threads: int | None = None, device: str | None = None,
-             long_text: LongText | None = None) -> "OnnxBackend":
+    def load(
+        cls,
+        path: str | Path,
+        heads: list[HeadSpec],
+        max_length: int,
+        file: str = ONNX_FILE,
+        tokenizer_dir: str = "tokenizer",
+        threads: int | None = None,
+        device: str | None = None,
+        long_text: LongText | None = None,
+    ) -> "OnnxBackend":
         from transformers import AutoTokenizer
 
         path = Path(path)

@@ -9,8 +9,9 @@ from typing import Any, Iterable, Iterator
 __all__ = ["predict_texts", "predict_file", "interactive", "prediction_lines"]
 
 
-def prediction_lines(router, rows: list[dict[str, Any] | str], ids: list[Any], top_k: int = 3,
-                     batch_size: int = 64) -> list[dict[str, Any]]:
+def prediction_lines(
+    router, rows: list[dict[str, Any] | str], ids: list[Any], top_k: int = 3, batch_size: int = 64
+) -> list[dict[str, Any]]:
     """One output record per input: ``{"id", <head>: {label, confidence, top_k, requires_review}, "requires_review",
     "model_version"}``; the top-level ``requires_review`` is true when any head needs a human."""
     out = []
@@ -24,8 +25,9 @@ def predict_texts(router, texts: list[str], top_k: int = 3) -> list[dict[str, An
     """Predictions for ``--text`` values; a text that is empty after stripping is an error, never a guess."""
     empty = [i + 1 for i, t in enumerate(texts) if not str(t).strip()]
     if empty:
-        raise ValueError(f"--text number {', '.join(map(str, empty))} has no text after cleaning; give the ticket's "
-                         f"subject or body")
+        raise ValueError(
+            f"--text number {', '.join(map(str, empty))} has no text after cleaning; give the ticket's subject or body"
+        )
     return prediction_lines(router, list(texts), list(range(len(texts))), top_k=top_k)
 
 
@@ -52,8 +54,16 @@ def _written(path: Path, field: str | None) -> list:
     return [json.loads(line).get(field) if field else None for line in data.splitlines() if line.strip()]
 
 
-def predict_file(router, input: str | Path, output: str | Path, batch_size: int = 64, top_k: int = 3,
-                 console=None, chunk_size: int = 1024, resume: bool = False) -> dict[str, int]:
+def predict_file(
+    router,
+    input: str | Path,
+    output: str | Path,
+    batch_size: int = 64,
+    top_k: int = 3,
+    console=None,
+    chunk_size: int = 1024,
+    resume: bool = False,
+) -> dict[str, int]:
     """Stream ``input`` (any supported format) to JSONL predictions in constant memory.
 
     Unreadable rows and rows without text are written to ``<output>.rejected.jsonl`` with file, line and reason.
@@ -71,8 +81,14 @@ def predict_file(router, input: str | Path, output: str | Path, batch_size: int 
     counts = {"predicted": 0, "rejected": 0}
     done = _written(output, "id") if resume else []
     skip_rejected = len(_written(rejected_path, None)) if resume else 0
-    progress = Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, disable=console is None)
+    progress = Progress(
+        TextColumn("[bold]predict"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=console is None,
+    )
     mode = "a" if resume else "w"
     with progress, output.open(mode) as out, rejected_path.open(mode) as rej:
         task = progress.add_task("predict", total=None)

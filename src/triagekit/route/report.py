@@ -167,14 +167,21 @@ def _review(review: Mapping) -> list[str]:
     """The ticket-level operating point: how many tickets are automated and how good the automated ones are."""
     if not review.get("heads"):
         return []
-    lines = ["## Review", "",
-             f"**{_fmt(review.get('auto_routed'))} % of the {review.get('n')} test tickets are auto-routed** "
-             f"(flagged when any of {', '.join(f'`{h}`' for h in review.get('review_heads', []))} is in doubt). "
-             f"All heads right: {_fmt(review.get('all_heads_auto_accuracy'))} % of the auto-routed tickets vs "
-             f"{_fmt(review.get('all_heads_review_accuracy'))} % of the flagged ones.", "",
-             "| Head | Accuracy, auto-routed | Accuracy, flagged for review |", "|---|---|---|"]
-    lines += [f"| `{h}` | {_fmt(m.get('auto_accuracy'))} | {_fmt(m.get('review_accuracy'))} |"
-              for h, m in review["heads"].items()]
+    lines = [
+        "## Review",
+        "",
+        f"**{_fmt(review.get('auto_routed'))} % of the {review.get('n')} test tickets are auto-routed** "
+        f"(flagged when any of {', '.join(f'`{h}`' for h in review.get('review_heads', []))} is in doubt). "
+        f"All heads right: {_fmt(review.get('all_heads_auto_accuracy'))} % of the auto-routed tickets vs "
+        f"{_fmt(review.get('all_heads_review_accuracy'))} % of the flagged ones.",
+        "",
+        "| Head | Accuracy, auto-routed | Accuracy, flagged for review |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `{h}` | {_fmt(m.get('auto_accuracy'))} | {_fmt(m.get('review_accuracy'))} |"
+        for h, m in review["heads"].items()
+    ]
     lines.append("")
     for w in review.get("warnings") or []:
         lines += [f"> **Warning:** {w}", ""]
@@ -188,8 +195,9 @@ def _per_language(heads: Mapping[str, Mapping]) -> list[str]:
         if not groups:
             continue
         lines += [f"**`{name}`**", "", "| Language | n | Accuracy | Macro-F1 |", "|---|---|---|---|"]
-        lines += [f"| {_cell(g)} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} |"
-                  for g, m in groups.items()]
+        lines += [
+            f"| {_cell(g)} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} |" for g, m in groups.items()
+        ]
         lines.append("")
     return lines
 
@@ -253,8 +261,11 @@ def write_report(
     if "n_test" in metrics:
         lines += [f"Test rows: {metrics['n_test']}. Metrics in %, on temperature-calibrated probabilities.", ""]
     if metrics.get("review_budget") is not None:
-        lines += [f"Review thresholds: fitted on validation so that at most {metrics['review_budget']:.0%} of tickets "
-                  f"are flagged for human review (the least confident ones across the review heads).", ""]
+        lines += [
+            f"Review thresholds: fitted on validation so that at most {metrics['review_budget']:.0%} of tickets "
+            f"are flagged for human review (the least confident ones across the review heads).",
+            "",
+        ]
     elif "target_precision" in metrics:
         lines += [f"Review threshold: the lowest confidence at which auto-routed tickets reach "
                   f"{metrics['target_precision']:.0%} accuracy; tickets below it go to human review.", ""]  # fmt: skip

@@ -24,8 +24,15 @@ from typing import Any, Mapping, Sequence
 
 from triagekit.route.feedback import Corrections, feedback_url, merge_corrections, read_feedback, ticket_key
 
-__all__ = ["retrain_command", "gate", "build_training_rows", "label_metrics", "EXIT_PROMOTED", "EXIT_NOT_PROMOTED",
-           "EXIT_NO_FEEDBACK"]
+__all__ = [
+    "retrain_command",
+    "gate",
+    "build_training_rows",
+    "label_metrics",
+    "EXIT_PROMOTED",
+    "EXIT_NOT_PROMOTED",
+    "EXIT_NO_FEEDBACK",
+]
 
 EXIT_PROMOTED = 0
 EXIT_NOT_PROMOTED = 3
@@ -38,8 +45,9 @@ def _held_out(key: str, fraction: float, seed: int) -> bool:
     return h / 0xFFFFFFFF < fraction
 
 
-def split_corrections(corr: Corrections, test_keys: set[str], fraction: float, seed: int
-                      ) -> tuple[dict[str, dict], dict[str, dict]]:
+def split_corrections(
+    corr: Corrections, test_keys: set[str], fraction: float, seed: int
+) -> tuple[dict[str, dict], dict[str, dict]]:
     """(train, held-out) corrected tickets; test-split tickets always held out; at least one of each when there
     are two or more tickets."""
     train, held = {}, {}
@@ -55,8 +63,14 @@ def split_corrections(corr: Corrections, test_keys: set[str], fraction: float, s
     return train, held
 
 
-def build_training_rows(rows: Sequence[Mapping[str, Any]], train_corr: Mapping[str, dict], held_keys: set[str],
-                        text_fields: Sequence[str], changed: list[dict], counts: dict) -> list[dict]:
+def build_training_rows(
+    rows: Sequence[Mapping[str, Any]],
+    train_corr: Mapping[str, dict],
+    held_keys: set[str],
+    text_fields: Sequence[str],
+    changed: list[dict],
+    counts: dict,
+) -> list[dict]:
     """``rows`` with corrections applied, held-out tickets dropped; records each changed label in ``changed``."""
     out = []
     for row in rows:
@@ -70,8 +84,15 @@ def build_training_rows(rows: Sequence[Mapping[str, Any]], train_corr: Mapping[s
             counts["rows_overridden"] = counts.get("rows_overridden", 0) + 1
             for head, label in fix["labels"].items():
                 if row.get(head) != label:
-                    changed.append({"key": key[:12], "text": _snippet(row, text_fields), "head": head,
-                                    "old": row.get(head), "new": label})
+                    changed.append(
+                        {
+                            "key": key[:12],
+                            "text": _snippet(row, text_fields),
+                            "head": head,
+                            "old": row.get(head),
+                            "new": label,
+                        }
+                    )
                 row[head] = label
             fix["seen"] = True
         out.append(row)
@@ -93,8 +114,16 @@ def _new_rows(train_corr: Mapping[str, dict], text_fields: Sequence[str], change
             continue
         rows.append({**t["inputs"], **t["labels"]})
         for head, label in t["labels"].items():
-            changed.append({"key": key[:12], "text": _snippet(t["inputs"], text_fields), "head": head,
-                            "old": t["predicted"].get(head), "new": label, "added": True})
+            changed.append(
+                {
+                    "key": key[:12],
+                    "text": _snippet(t["inputs"], text_fields),
+                    "head": head,
+                    "old": t["predicted"].get(head),
+                    "new": label,
+                    "added": True,
+                }
+            )
     return rows
 
 
@@ -109,15 +138,20 @@ def label_metrics(router, tickets: Sequence[Mapping[str, Any]]) -> dict[str, dic
     preds = router.predict([t["inputs"] for t in tickets], top_k=1) if tickets else []
     out = {}
     for head in router.heads:
-        pairs = [(t["labels"][head.name], p[head.name]) for t, p in zip(tickets, preds)
-                 if t["labels"].get(head.name) not in (None, [])]
+        pairs = [
+            (t["labels"][head.name], p[head.name])
+            for t, p in zip(tickets, preds)
+            if t["labels"].get(head.name) not in (None, [])
+        ]
         if not pairs:
             continue
         gold = [json.dumps(sorted(g)) if head.multilabel else str(g) for g, _ in pairs]
         got = [json.dumps(sorted(p["labels"])) if head.multilabel else p["label"] for _, p in pairs]
-        out[head.name] = {"n": len(pairs), "accuracy": sum(g == p for g, p in zip(gold, got)) / len(pairs),
-                          "macro_f1": float(f1_score(gold, got, labels=sorted(set(gold)), average="macro",
-                                                     zero_division=0))}
+        out[head.name] = {
+            "n": len(pairs),
+            "accuracy": sum(g == p for g, p in zip(gold, got)) / len(pairs),
+            "macro_f1": float(f1_score(gold, got, labels=sorted(set(gold)), average="macro", zero_division=0)),
+        }
     return out
 
 
@@ -136,8 +170,10 @@ def gate(base: Mapping[str, Any], cand: Mapping[str, Any], max_regression: float
             continue
         drop = 100 * (b["macro_f1"] - c["macro_f1"])
         if drop > max_regression:
-            reasons.append(f"{head}: test macro-F1 {100 * b['macro_f1']:.2f} -> {100 * c['macro_f1']:.2f} "
-                           f"(-{drop:.2f} points, more than --max-regression {max_regression})")
+            reasons.append(
+                f"{head}: test macro-F1 {100 * b['macro_f1']:.2f} -> {100 * c['macro_f1']:.2f} "
+                f"(-{drop:.2f} points, more than --max-regression {max_regression})"
+            )
     heads = sorted(set(base["corrections"]) & set(cand["corrections"]))
     if not heads:
         reasons.append("no held-out corrections to compare on (more corrections, or a larger --holdout)")
@@ -145,8 +181,10 @@ def gate(base: Mapping[str, Any], cand: Mapping[str, Any], max_regression: float
         mb = sum(base["corrections"][h]["accuracy"] for h in heads) / len(heads)
         mc = sum(cand["corrections"][h]["accuracy"] for h in heads) / len(heads)
         if mc <= mb:
-            reasons.append(f"held-out corrections: candidate accuracy {100 * mc:.2f} % is not better than the "
-                           f"base's {100 * mb:.2f} %")
+            reasons.append(
+                f"held-out corrections: candidate accuracy {100 * mc:.2f} % is not better than the "
+                f"base's {100 * mb:.2f} %"
+            )
     return not reasons, reasons
 
 
@@ -156,10 +194,13 @@ def _test_summary(metrics: Mapping[str, Any], labelled: Mapping[str, dict]) -> d
     for head, m in metrics["heads"].items():
         cov = m.get("coverage_at_threshold")
         own = labelled.get(head, {})
-        out[head] = {"accuracy": own.get("accuracy", m.get("accuracy")), "macro_f1": own.get("macro_f1",
-                                                                                              m.get("macro_f1")),
-                     "ece": m.get("ece"), "review_rate": None if cov is None else 1 - cov,
-                     "unknown_labels": m.get("unknown_labels")}
+        out[head] = {
+            "accuracy": own.get("accuracy", m.get("accuracy")),
+            "macro_f1": own.get("macro_f1", m.get("macro_f1")),
+            "ece": m.get("ece"),
+            "review_rate": None if cov is None else 1 - cov,
+            "unknown_labels": m.get("unknown_labels"),
+        }
     return out
 
 
@@ -169,8 +210,11 @@ def _base_config(base_files: Path, args: argparse.Namespace, heads) -> Any:
     from triagekit.route.config import TrainConfig, load_config, parse_overrides
 
     overrides = parse_overrides(args.set or [])
-    overrides.update(labels=[h.name for h in heads if not h.multilabel],
-                     multilabel=[h.name for h in heads if h.multilabel], seed=args.seed)
+    overrides.update(
+        labels=[h.name for h in heads if not h.multilabel],
+        multilabel=[h.name for h in heads if h.multilabel],
+        seed=args.seed,
+    )
     if args.config:
         return load_config(args.config, **overrides)
     saved = base_files / "config.yaml"
@@ -186,8 +230,10 @@ def _base_data(base, args: argparse.Namespace) -> dict[str, list[dict]]:
 
     data = Path(args.data) if args.data else Path(base.meta.get("data_dir") or "")
     if not (data / "train.jsonl").exists() or not (data / "test.jsonl").exists():
-        raise FileNotFoundError(f"the base's prepared data ({data}) has no train.jsonl and test.jsonl; give it with "
-                                f"--data DIR (a `triagekit data prepare` output)")
+        raise FileNotFoundError(
+            f"the base's prepared data ({data}) has no train.jsonl and test.jsonl; give it with "
+            f"--data DIR (a `triagekit data prepare` output)"
+        )
     return load_prepared(data)
 
 
@@ -214,13 +260,14 @@ def retrain_command(args: argparse.Namespace) -> int:
     base_files, _ = resolve_model_path(args.base)
     corr = merge_corrections(read_feedback(feedback_url(args.feedback)), base.heads, base.text_fields)
     if not corr.tickets:
-        console.print(f"[red]no usable correction[/] in {args.feedback}: {json.dumps(corr.summary())}; nothing "
-                      f"trained")
+        console.print(f"[red]no usable correction[/] in {args.feedback}: {json.dumps(corr.summary())}; nothing trained")
         return EXIT_NO_FEEDBACK
     if corr.new_labels and args.new_labels == "refuse":
-        raise ValueError(f"corrections name labels the base does not know: {corr.summary()['new_labels']}. To add "
-                         f"them, rerun with --new-labels grow (the head learns them from the corrections), or add "
-                         f"labelled examples to the data and train a new base")
+        raise ValueError(
+            f"corrections name labels the base does not know: {corr.summary()['new_labels']}. To add "
+            f"them, rerun with --new-labels grow (the head learns them from the corrections), or add "
+            f"labelled examples to the data and train a new base"
+        )
     splits = _base_data(base, args)
     output = Path(args.output)
     _prepare_output(output, args.overwrite)
@@ -228,21 +275,30 @@ def retrain_command(args: argparse.Namespace) -> int:
     train_corr, held = split_corrections(corr, test_keys, args.holdout, args.seed)
     counts: dict[str, int] = {}
     changed: list[dict] = []
-    rows = {s: build_training_rows(splits.get(s) or [], train_corr, set(held), base.text_fields, changed, counts)
-            for s in ("train", "val")}
+    rows = {
+        s: build_training_rows(splits.get(s) or [], train_corr, set(held), base.text_fields, changed, counts)
+        for s in ("train", "val")
+    }
     rows["train"] += _new_rows(train_corr, base.text_fields, changed)
     for split in ("train", "val"):
         write_jsonl(output / "data" / f"{split}.jsonl", rows[split])
     write_jsonl(output / "data" / "test.jsonl", splits["test"])
     cfg = _base_config(base_files, args, base.heads)
-    console.print(f"retrain: {len(corr.tickets)} corrected tickets ({len(train_corr)} to train on, {len(held)} held "
-                  f"out); {json.dumps(corr.summary())}")
+    console.print(
+        f"retrain: {len(corr.tickets)} corrected tickets ({len(train_corr)} to train on, {len(held)} held "
+        f"out); {json.dumps(corr.summary())}"
+    )
     train(cfg, output / "data", output, console=console)
     candidate = Router.load(output)
     report = _compare(base, candidate, splits, rows["val"], held, output)
     passed, reasons = gate(report["base"], report["candidate"], args.max_regression)
-    report.update(base_model=base.model_version, feedback=corr.summary(), data=counts, changed=changed,
-                  gate={"passed": passed, "reasons": reasons, "max_regression": args.max_regression})
+    report.update(
+        base_model=base.model_version,
+        feedback=corr.summary(),
+        data=counts,
+        changed=changed,
+        gate={"passed": passed, "reasons": reasons, "max_regression": args.max_regression},
+    )
     code = EXIT_PROMOTED
     if args.promote_if_better:
         code = _maybe_promote(args, base, output, report, passed, console)
@@ -256,8 +312,10 @@ def _compare(base, candidate, splits, val_rows, held, output: Path) -> dict[str,
     from triagekit.route.evaluate import evaluate
 
     out = {}
-    for name, router, where in (("base", base, output / "retrain" / "base-eval"), ("candidate", candidate,
-                                                                                   output / "eval")):
+    for name, router, where in (
+        ("base", base, output / "retrain" / "base-eval"),
+        ("candidate", candidate, output / "eval"),
+    ):
         metrics = evaluate(router, splits["test"], where, val_rows=val_rows or None, plots=False)
         test = _test_summary(metrics, label_metrics(router, _as_tickets(splits["test"], router.heads)))
         out[name] = {"test": test, "corrections": label_metrics(router, list(held.values()))}
@@ -291,28 +349,56 @@ def _pct(x: float | None) -> str:
 def _write_report(output: Path, report: dict) -> None:
     (output / f"{REPORT}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     b, c = report["base"], report["candidate"]
-    lines = [f"# Retrain report: candidate vs {report['base_model']}", "",
-             f"Gate: **{'passed' if report['gate']['passed'] else 'not passed'}**"
-             + "".join(f"\n- {r}" for r in report["gate"]["reasons"]), ""]
+    lines = [
+        f"# Retrain report: candidate vs {report['base_model']}",
+        "",
+        f"Gate: **{'passed' if report['gate']['passed'] else 'not passed'}**"
+        + "".join(f"\n- {r}" for r in report["gate"]["reasons"]),
+        "",
+    ]
     if report.get("promoted"):
         p = report["promoted"]
         lines += [f"Promoted as {p['name']}@v{p['version']} ({p['alias']}).", ""]
-    lines += ["## Test split (the base's, unchanged)", "",
-              "| head | acc base | acc cand | macro-F1 base | macro-F1 cand | ECE base | ECE cand | review base | "
-              "review cand |", "|---|" + "---:|" * 8]
+    lines += [
+        "## Test split (the base's, unchanged)",
+        "",
+        "| head | acc base | acc cand | macro-F1 base | macro-F1 cand | ECE base | ECE cand | review base | "
+        "review cand |",
+        "|---|" + "---:|" * 8,
+    ]
     for head, m in b["test"].items():
         n = c["test"].get(head, {})
-        lines.append(f"| {head} | " + " | ".join(_pct(v) if k != "ece" else f"{v:.3f}" if v is not None else "-"
-                                                for k, v in _pairs(m, n)) + " |")
-    lines += ["", "## Held-out corrections", "", "| head | n | acc base | acc cand | macro-F1 base | macro-F1 cand |",
-              "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {head} | "
+            + " | ".join(_pct(v) if k != "ece" else f"{v:.3f}" if v is not None else "-" for k, v in _pairs(m, n))
+            + " |"
+        )
+    lines += [
+        "",
+        "## Held-out corrections",
+        "",
+        "| head | n | acc base | acc cand | macro-F1 base | macro-F1 cand |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for head, m in c["corrections"].items():
         o = b["corrections"].get(head, {})
-        lines.append(f"| {head} | {m['n']} | {_pct(o.get('accuracy'))} | {_pct(m['accuracy'])} | "
-                     f"{_pct(o.get('macro_f1'))} | {_pct(m['macro_f1'])} |")
-    lines += ["", "## Feedback", "", "```", json.dumps({**report["feedback"], **report["data"]}, indent=1), "```", "",
-              f"## Tickets whose label changed ({len(report['changed'])})", "", "| ticket | head | old | new |",
-              "|---|---|---|---|"]
+        lines.append(
+            f"| {head} | {m['n']} | {_pct(o.get('accuracy'))} | {_pct(m['accuracy'])} | "
+            f"{_pct(o.get('macro_f1'))} | {_pct(m['macro_f1'])} |"
+        )
+    lines += [
+        "",
+        "## Feedback",
+        "",
+        "```",
+        json.dumps({**report["feedback"], **report["data"]}, indent=1),
+        "```",
+        "",
+        f"## Tickets whose label changed ({len(report['changed'])})",
+        "",
+        "| ticket | head | old | new |",
+        "|---|---|---|---|",
+    ]
     for ch in report["changed"][:200]:
         text = str(ch["text"]).replace("|", "\\|")
         lines.append(f"| {text} | {ch['head']} | {ch['old']} | {ch['new']}{' (added)' if ch.get('added') else ''} |")

@@ -22,8 +22,17 @@ import numpy as np
 from triagekit.route.calibration import selective_curve, threshold_for_precision
 from triagekit.route.heads import HeadSpec
 
-__all__ = ["decision_confidence", "budget_thresholds", "precision_threshold", "ticket_flags", "review_summary",
-           "check_review_heads", "check_budget", "unreachable_message", "fit_operating_point"]
+__all__ = [
+    "decision_confidence",
+    "budget_thresholds",
+    "precision_threshold",
+    "ticket_flags",
+    "review_summary",
+    "check_review_heads",
+    "check_budget",
+    "unreachable_message",
+    "fit_operating_point",
+]
 
 
 def check_budget(budget: float | None) -> None:
@@ -103,21 +112,28 @@ def precision_threshold(conf: np.ndarray, correct: np.ndarray, target: float) ->
     ok = np.flatnonzero(curve["coverage"] >= 0.1)
     ok = ok if ok.size else np.arange(len(curve["accuracy"]))
     i = ok[np.argmax(curve["accuracy"][ok])]
-    return None, {"reachable": False, "best_precision": float(curve["accuracy"][i]),
-                  "best_coverage": float(curve["coverage"][i]), "best_threshold": float(curve["threshold"][i])}
+    return None, {
+        "reachable": False,
+        "best_precision": float(curve["accuracy"][i]),
+        "best_coverage": float(curve["coverage"][i]),
+        "best_threshold": float(curve["threshold"][i]),
+    }
 
 
 def unreachable_message(head: str, target: float, info: Mapping) -> str:
     """The plain warning for a head that cannot reach its target precision."""
     if info.get("best_precision") is None:
         return f"head {head!r}: no validation tickets to fit a review threshold on; it will not flag tickets"
-    return (f"head {head!r} cannot reach {100 * target:.0f} % precision at any threshold on validation; best "
-            f"reachable: {100 * info['best_precision']:.1f} % precision auto-routing {100 * info['best_coverage']:.0f} "
-            f"% of tickets. It will not flag tickets (set a lower target_precision, or use review_budget)")
+    return (
+        f"head {head!r} cannot reach {100 * target:.0f} % precision at any threshold on validation; best "
+        f"reachable: {100 * info['best_precision']:.1f} % precision auto-routing {100 * info['best_coverage']:.0f} "
+        f"% of tickets. It will not flag tickets (set a lower target_precision, or use review_budget)"
+    )
 
 
-def ticket_flags(conf: Mapping[str, np.ndarray], thresholds: Mapping[str, float | None],
-                 review_heads: Sequence[str]) -> np.ndarray:
+def ticket_flags(
+    conf: Mapping[str, np.ndarray], thresholds: Mapping[str, float | None], review_heads: Sequence[str]
+) -> np.ndarray:
     """True for tickets where any review head's confidence is below its threshold (heads without one never flag)."""
     n = len(next(iter(conf.values()))) if conf else 0
     flags = np.zeros(n, dtype=bool)
@@ -139,8 +155,10 @@ def review_summary(flags: np.ndarray, correct: Mapping[str, tuple[np.ndarray, np
     labelled = np.ones(len(flags), dtype=bool)
     for h, (keep, ok) in correct.items():
         auto = ~flags[keep]
-        out["heads"][h] = {"auto_accuracy": float(ok[auto].mean()) if auto.any() else None,
-                           "review_accuracy": float(ok[~auto].mean()) if (~auto).any() else None}
+        out["heads"][h] = {
+            "auto_accuracy": float(ok[auto].mean()) if auto.any() else None,
+            "review_accuracy": float(ok[~auto].mean()) if (~auto).any() else None,
+        }
         mask = np.zeros(len(flags), dtype=bool)
         mask[keep] = True
         labelled &= mask
@@ -154,8 +172,13 @@ def review_summary(flags: np.ndarray, correct: Mapping[str, tuple[np.ndarray, np
     return out
 
 
-def fit_operating_point(conf: Mapping[str, np.ndarray], correct: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                        review_heads: Sequence[str], budget: float | None, target: float) -> dict[str, dict]:
+def fit_operating_point(
+    conf: Mapping[str, np.ndarray],
+    correct: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    review_heads: Sequence[str],
+    budget: float | None,
+    target: float,
+) -> dict[str, dict]:
     """Per head ``{"review_threshold", "rule", "precision_target"}`` fitted on validation.
 
     Args:

@@ -34,9 +34,11 @@ def resolve_model_path(path: str | Path) -> tuple[Path, dict[str, Any] | None]:
 
 def registered_as(files: Path, registered: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
     """Metadata a registry version adds to its router: its ``NAME@vK`` as ``model_version`` and its own data."""
-    out: dict[str, Any] = {"model_version": f"{registered['name']}@v{registered['version']}",
-                           "run_model_version": meta.get("model_version"),
-                           "registry": {"name": registered["name"], "version": registered["version"]}}
+    out: dict[str, Any] = {
+        "model_version": f"{registered['name']}@v{registered['version']}",
+        "run_model_version": meta.get("model_version"),
+        "registry": {"name": registered["name"], "version": registered["version"]},
+    }
     if (files / "data" / "train.jsonl").exists():  # the registered copy of the run's prepared data
         out["data_dir"] = str(files / "data")
     return out
@@ -57,8 +59,16 @@ class EncoderBackend:
     stay fp32 and the logits come back as fp32).
     """
 
-    def __init__(self, model, tokenizer, heads: list[HeadSpec], max_length: int, device: str = "cpu",
-                 precision: str = "fp32", long_text=None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        heads: list[HeadSpec],
+        max_length: int,
+        device: str = "cpu",
+        precision: str = "fp32",
+        long_text=None,
+    ):
         from triagekit.route.windows import LongText
 
         if precision not in PRECISIONS:
@@ -68,8 +78,15 @@ class EncoderBackend:
         self.long_text = long_text or LongText()
 
     @classmethod
-    def load(cls, path: Path, heads: list[HeadSpec], max_length: int, device: str | None = None,
-             precision: str = "fp32", long_text=None) -> "EncoderBackend":
+    def load(
+        cls,
+        path: Path,
+        heads: list[HeadSpec],
+        max_length: int,
+        device: str | None = None,
+        precision: str = "fp32",
+        long_text=None,
+    ) -> "EncoderBackend":
         import torch
         from transformers import AutoTokenizer
 
@@ -91,12 +108,15 @@ class EncoderBackend:
             return out
         pad_id = self.tokenizer.pad_token_id or 0
         self.model.eval()
-        autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
-                                  enabled=self.precision == "bf16")
+        autocast = torch.autocast(
+            torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
         with torch.inference_mode(), autocast:
             for idx, ids, mask in padded_batches(windows, batch_size, pad_id):
-                logits = self.model(input_ids=torch.from_numpy(ids).to(self.device),
-                                    attention_mask=torch.from_numpy(mask).to(self.device))
+                logits = self.model(
+                    input_ids=torch.from_numpy(ids).to(self.device),
+                    attention_mask=torch.from_numpy(mask).to(self.device),
+                )
                 for name, value in logits.items():
                     out[name][idx] = value.float().cpu().numpy()
         # Long texts read as several windows (long_text: chunks): the ticket's logits are their mean.
@@ -111,8 +131,14 @@ class Router:
     the threshold fitted for the target precision at training or evaluation time.
     """
 
-    def __init__(self, backend: Backend, heads: list[HeadSpec], text_fields: Sequence[str] = DEFAULT_TEXT_FIELDS,
-                 calibration: Mapping[str, Mapping[str, Any]] | None = None, meta: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        heads: list[HeadSpec],
+        text_fields: Sequence[str] = DEFAULT_TEXT_FIELDS,
+        calibration: Mapping[str, Mapping[str, Any]] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ):
         self.backend, self.heads, self.text_fields = backend, list(heads), list(text_fields)
         self.calibration = {k: dict(v) for k, v in (calibration or {}).items()}
         self.meta = dict(meta or {})
@@ -145,8 +171,14 @@ class Router:
 
             backend = TfidfBackend.load(path)
         elif kind == "encoder":
-            backend = EncoderBackend.load(path / info.get("model_dir", "."), heads, info["max_length"], device=device,
-                                          precision=precision, long_text=long_text)
+            backend = EncoderBackend.load(
+                path / info.get("model_dir", "."),
+                heads,
+                info["max_length"],
+                device=device,
+                precision=precision,
+                long_text=long_text,
+            )
             if info.get("lexical"):
                 from triagekit.route.hybrid import HybridBackend
 
@@ -155,8 +187,9 @@ class Router:
             from triagekit.route.hybrid import HybridBackend
             from triagekit.route.onnx import OnnxBackend
 
-            backend = OnnxBackend.load(path, heads, info["max_length"], file=info["onnx_file"], device=device,
-                                       long_text=long_text)
+            backend = OnnxBackend.load(
+                path, heads, info["max_length"], file=info["onnx_file"], device=device, long_text=long_text
+            )
             if info.get("lexical"):
                 backend = HybridBackend.load(backend, path, info["lexical"]["weights"])
         else:
@@ -181,8 +214,9 @@ class Router:
         }
         Path(path, ROUTER_FILE).write_text(json.dumps(info, indent=2))
 
-    def set_calibration(self, path: str | Path, calibration: Mapping[str, Mapping[str, Any]],
-                        review: Mapping[str, Any] | None = None) -> None:
+    def set_calibration(
+        self, path: str | Path, calibration: Mapping[str, Mapping[str, Any]], review: Mapping[str, Any] | None = None
+    ) -> None:
         """Store new temperatures / review thresholds in memory and in ``path/router.json``; the keys not given
         (e.g. the prior correction fitted at training) are kept."""
         for k, v in calibration.items():
@@ -233,8 +267,9 @@ class Router:
         """Calibrated probabilities per head, shape (n, n_classes), columns in ``head.labels`` order."""
         return self.probs_from_logits(self.logits(inputs, batch_size=batch_size))
 
-    def predict(self, inputs: Sequence[str | Mapping[str, Any]], top_k: int = 3, batch_size: int = 64
-                ) -> list[dict[str, Any]]:
+    def predict(
+        self, inputs: Sequence[str | Mapping[str, Any]], top_k: int = 3, batch_size: int = 64
+    ) -> list[dict[str, Any]]:
         """One dict per input: ``{head: {label, confidence, top_k, requires_review}}`` (tags: ``labels``)."""
         probs = self.predict_proba(inputs, batch_size=batch_size)
         results: list[dict[str, Any]] = [{} for _ in inputs]

@@ -44,8 +44,9 @@ def _head_uncertainty(p: np.ndarray, strategy: str, multilabel: bool) -> np.ndar
     return 1 - p.max(axis=1)
 
 
-def uncertainty(probs: Mapping[str, np.ndarray], strategy: str, multilabel: Sequence[str] = (),
-                head: str | None = None) -> np.ndarray:
+def uncertainty(
+    probs: Mapping[str, np.ndarray], strategy: str, multilabel: Sequence[str] = (), head: str | None = None
+) -> np.ndarray:
     """Mean uncertainty over the heads in ``probs`` (or only ``head``) under ``strategy``."""
     _check(strategy)
     names = [head] if head else list(probs)
@@ -60,9 +61,16 @@ def _check(strategy: str) -> None:
         raise ValueError(f"unknown selection strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
 
 
-def select(probs: Mapping[str, np.ndarray], n: int, strategy: str, embeddings: np.ndarray | None = None,
-           multilabel: Sequence[str] = (), head: str | None = None, seed: int = 0,
-           pool_factor: int = POOL_FACTOR) -> np.ndarray:
+def select(
+    probs: Mapping[str, np.ndarray],
+    n: int,
+    strategy: str,
+    embeddings: np.ndarray | None = None,
+    multilabel: Sequence[str] = (),
+    head: str | None = None,
+    seed: int = 0,
+    pool_factor: int = POOL_FACTOR,
+) -> np.ndarray:
     """Indices of the ``n`` pool rows to label next, most useful first.
 
     Args:
@@ -156,8 +164,14 @@ def _record_text(record: Mapping[str, Any]) -> str:
     return " ".join(str(v) for k, v in inputs.items() if isinstance(v, str) and k not in ("id", "prediction_id"))
 
 
-def order(pool: Sequence[Mapping[str, Any]], strategy: str = "least-confidence", batch: int = 50,
-          embed: Callable[[list[str]], Any] | None = None, head: str | None = None, seed: int = 0) -> list:
+def order(
+    pool: Sequence[Mapping[str, Any]],
+    strategy: str = "least-confidence",
+    batch: int = 50,
+    embed: Callable[[list[str]], Any] | None = None,
+    head: str | None = None,
+    seed: int = 0,
+) -> list:
     """``pool`` (prediction records, e.g. ``GET /review`` items) in the order a reviewer should see them.
 
     ``diverse`` puts a diverse batch of ``batch`` records first, then the rest by margin; its vectors come from
@@ -179,8 +193,15 @@ def order(pool: Sequence[Mapping[str, Any]], strategy: str = "least-confidence",
             from sklearn.feature_extraction.text import TfidfVectorizer
 
             embeddings = TfidfVectorizer(sublinear_tf=True).fit_transform(texts)
-    first = select(probs, min(batch, len(pool)) if strategy == "diverse" else len(pool), strategy, embeddings,
-                   multilabel, head, seed)
+    first = select(
+        probs,
+        min(batch, len(pool)) if strategy == "diverse" else len(pool),
+        strategy,
+        embeddings,
+        multilabel,
+        head,
+        seed,
+    )
     seen = set(int(i) for i in first)
     rest = [int(i) for i in select(probs, len(pool), "margin", None, multilabel, head) if int(i) not in seen]
     return [pool[i] for i in list(first) + rest]

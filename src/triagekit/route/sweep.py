@@ -10,10 +10,21 @@ from typing import Any, Mapping
 __all__ = ["sweep_router", "sweep_router_workers"]
 
 
-def sweep_router(space: str | Path | Mapping[str, Any], data: str | Path, study_dir: str | Path, *,
-                 config: str | Path | None = None, n_trials: int = 12, storage: str | None = None,
-                 name: str | None = None, pruner: str = "median", seed: int = 0, val: str | Path | None = None,
-                 overrides: Mapping[str, Any] | None = None, console=None) -> dict[str, Any]:
+def sweep_router(
+    space: str | Path | Mapping[str, Any],
+    data: str | Path,
+    study_dir: str | Path,
+    *,
+    config: str | Path | None = None,
+    n_trials: int = 12,
+    storage: str | None = None,
+    name: str | None = None,
+    pruner: str = "median",
+    seed: int = 0,
+    val: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    console=None,
+) -> dict[str, Any]:
     """Run (or join) a sweep of router trials until the study holds ``n_trials`` finished ones.
 
     Args:
@@ -36,14 +47,21 @@ def sweep_router(space: str | Path | Mapping[str, Any], data: str | Path, study_
     sp = load_space(space, valid_keys=valid)
     preset = config or sp.base
     base = load_config(preset, **dict(overrides or {}))
-    study = open_study(name or Path(study_dir).resolve().name, study_dir, storage=storage, direction="maximize",
-                       pruner=pruner, seed=seed)
+    study = open_study(
+        name or Path(study_dir).resolve().name,
+        study_dir,
+        storage=storage,
+        direction="maximize",
+        pruner=pruner,
+        seed=seed,
+    )
 
     def objective(params: dict[str, Any], folder: Path, report) -> float:
         cfg = base.replace(**params, tensorboard=False)
         resume = latest_checkpoint(folder) is not None
-        result = train(cfg, data, folder, val=val, resume=resume, overwrite=not resume, console=console,
-                       on_validate=report)
+        result = train(
+            cfg, data, folder, val=val, resume=resume, overwrite=not resume, console=console, on_validate=report
+        )
         return result.best_score
 
     run_trials(study, sp, objective, study_dir, n_trials)
@@ -70,14 +88,20 @@ def sweep_router_workers(workers: int, **kwargs: Any) -> dict[str, Any]:
     if workers == 1:
         return sweep_router(**kwargs)
     study_dir = kwargs["study_dir"]
-    open_study(kwargs.get("name") or Path(study_dir).resolve().name, study_dir, storage=kwargs.get("storage"),
-               pruner=kwargs.get("pruner", "median"), seed=kwargs.get("seed", 0))
+    open_study(
+        kwargs.get("name") or Path(study_dir).resolve().name,
+        study_dir,
+        storage=kwargs.get("storage"),
+        pruner=kwargs.get("pruner", "median"),
+        seed=kwargs.get("seed", 0),
+    )
     ctx = multiprocessing.get_context("spawn")
     procs = []
     for i in range(workers):
         # Different sampler seeds, so two workers starting together do not draw the same first points.
-        procs.append(ctx.Process(target=_worker, args=({**kwargs, "seed": kwargs.get("seed", 0) + i,
-                                                        "console": None},)))
+        procs.append(
+            ctx.Process(target=_worker, args=({**kwargs, "seed": kwargs.get("seed", 0) + i, "console": None},))
+        )
         procs[-1].start()
     for proc in procs:
         proc.join()

@@ -93,12 +93,19 @@ class TfidfBackend:
             grid = C_GRID if C is None and x_val is not None else (C or 10.0,)
             val = (x_val, row_targets(val_rows, [head])[head.name]) if len(grid) > 1 else None
             self.models[head.name], self.chosen_C[head.name] = self._fit_single(
-                x, rows, head, seed, grid, class_weight, val, objective)
+                x, rows, head, seed, grid, class_weight, val, objective
+            )
         return self
 
     @classmethod
-    def baseline(cls, rows: list[dict], heads: list[HeadSpec], text_fields: Sequence[str] = DEFAULT_TEXT_FIELDS,
-                 val_rows: list[dict] | None = None, seed: int = 0) -> "TfidfBackend":
+    def baseline(
+        cls,
+        rows: list[dict],
+        heads: list[HeadSpec],
+        text_fields: Sequence[str] = DEFAULT_TEXT_FIELDS,
+        val_rows: list[dict] | None = None,
+        seed: int = 0,
+    ) -> "TfidfBackend":
         """The tuned baseline every comparison shows: class-balanced, C chosen per head on validation macro-F1.
 
         This is what a careful engineer would put up against a fine-tuned model; an unweighted C = 10 model
@@ -126,8 +133,15 @@ class TfidfBackend:
             x_val, y_val = val
             ok = y_val >= 0
             pred = model.predict(x_val[np.flatnonzero(ok)])
-            score = (f1_score(y_val[ok], pred, average="macro", zero_division=0) if objective == "macro_f1"
-                     else accuracy_score(y_val[ok], pred)) if ok.any() else 0.0
+            score = (
+                (
+                    f1_score(y_val[ok], pred, average="macro", zero_division=0)
+                    if objective == "macro_f1"
+                    else accuracy_score(y_val[ok], pred)
+                )
+                if ok.any()
+                else 0.0
+            )
             if best is None or score > best[0] + 1e-9:
                 best = (score, model, float(c))
         return best[1], best[2]
@@ -143,8 +157,9 @@ class TfidfBackend:
             warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
             return OneVsRestClassifier(LogisticRegression(C=C, max_iter=2000, random_state=seed)).fit(x, y)
 
-    def logits(self, inputs: list[str | dict], batch_size: int = 64,
-               heads: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    def logits(
+        self, inputs: list[str | dict], batch_size: int = 64, heads: Collection[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Raw logits per head name, shape (n, len(head.labels)), columns in ``head.labels`` order.
 
         Single-label heads return ``log(proba)`` (softmax gives the probabilities back; classes unseen in

@@ -37,8 +37,9 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------------------------------------------
 # data
-def load_training_splits(cfg: TrainConfig, data: str | Path, output: Path, val: str | Path | None = None,
-                         log=print) -> dict[str, list[dict]]:
+def load_training_splits(
+    cfg: TrainConfig, data: str | Path, output: Path, val: str | Path | None = None, log=print
+) -> dict[str, list[dict]]:
     """Train/val(/test) rows from a prepared directory, or from a raw file prepared into ``output/data``."""
     from triagekit.data import load_prepared, load_records, prepare
 
@@ -49,12 +50,22 @@ def load_training_splits(cfg: TrainConfig, data: str | Path, output: Path, val: 
             raise FileNotFoundError(f"{data} has no train.jsonl: run `triagekit data prepare` first")
     else:
         summary = prepare(
-            data, output / "data", text_fields=cfg.text_fields, label_fields=cfg.labels,
-            multilabel_fields=cfg.multilabel, split=cfg.split, time_field=cfg.time_field,
-            val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, redact_pii=cfg.redact_pii, seed=cfg.seed,
+            data,
+            output / "data",
+            text_fields=cfg.text_fields,
+            label_fields=cfg.labels,
+            multilabel_fields=cfg.multilabel,
+            split=cfg.split,
+            time_field=cfg.time_field,
+            val_fraction=cfg.val_fraction,
+            test_fraction=cfg.test_fraction,
+            redact_pii=cfg.redact_pii,
+            seed=cfg.seed,
         )
-        log(f"prepared {summary.valid} rows from {data} ({summary.rejected} rejected -> {summary.rejected_path}, "
-            f"{summary.duplicates} duplicates removed): {summary.splits}")
+        log(
+            f"prepared {summary.valid} rows from {data} ({summary.rejected} rejected -> {summary.rejected_path}, "
+            f"{summary.duplicates} duplicates removed): {summary.splits}"
+        )
         splits = load_prepared(output / "data")
     if val is not None:
         rows, errors = load_records(val, cfg.text_fields, cfg.labels, cfg.multilabel)
@@ -67,21 +78,25 @@ def load_training_splits(cfg: TrainConfig, data: str | Path, output: Path, val: 
         from triagekit.data.audit import drop_suspect_labels
 
         splits["train"], dropped = drop_suspect_labels(splits["train"], cfg.exclude_suspects, cfg.text_fields)
-        log(f"exclude_suspects: dropped {sum(dropped.values())} training labels listed in {cfg.exclude_suspects} "
-            f"({', '.join(f'{h} {n}' for h, n in dropped.items()) or 'none matched'})")
+        log(
+            f"exclude_suspects: dropped {sum(dropped.values())} training labels listed in {cfg.exclude_suspects} "
+            f"({', '.join(f'{h} {n}' for h, n in dropped.items()) or 'none matched'})"
+        )
     return splits
 
 
-def _macro_f1(heads: list[HeadSpec], logits: dict[str, np.ndarray], targets: dict[str, np.ndarray],
-              objective: str = "macro_f1") -> dict[str, float]:
+def _macro_f1(
+    heads: list[HeadSpec], logits: dict[str, np.ndarray], targets: dict[str, np.ndarray], objective: str = "macro_f1"
+) -> dict[str, float]:
     """Per head, the validation objective (macro-F1 by default)."""
     from triagekit.route.objective import head_scores
 
     return head_scores(heads, logits, targets, objective)
 
 
-def _calibrate(cfg: TrainConfig, heads: list[HeadSpec], logits: dict[str, np.ndarray],
-               targets: dict[str, np.ndarray], console=None) -> dict[str, dict[str, Any]]:
+def _calibrate(
+    cfg: TrainConfig, heads: list[HeadSpec], logits: dict[str, np.ndarray], targets: dict[str, np.ndarray], console=None
+) -> dict[str, dict[str, Any]]:
     """Temperature per head and the review thresholds (budget or target precision), on validation."""
     from triagekit.route.calibration import fit_temperature, sigmoid, softmax
     from triagekit.route.review import (
@@ -98,15 +113,21 @@ def _calibrate(cfg: TrainConfig, heads: list[HeadSpec], logits: dict[str, np.nda
         t = fit_temperature(z[keep], y[keep], multilabel=h.multilabel) if len(keep) else 1.0
         p = (sigmoid if h.multilabel else softmax)(z, t)
         conf[h.name] = decision_confidence(p, h.multilabel)
-        correct[h.name] = (keep, np.all((p[keep] >= 0.5) == (y[keep] > 0.5), axis=1) if h.multilabel
-                           else p[keep].argmax(1) == y[keep])
+        correct[h.name] = (
+            keep,
+            np.all((p[keep] >= 0.5) == (y[keep] > 0.5), axis=1) if h.multilabel else p[keep].argmax(1) == y[keep],
+        )
         out[h.name] = {"temperature": float(t), "fitted_on": "val"}
     review = check_review_heads(cfg.review_heads, heads)
     points = fit_operating_point(conf, correct, review, cfg.review_budget, cfg.target_precision)
     for h in heads:
         info = points[h.name]
-        out[h.name].update(review_threshold=info["review_threshold"], target_precision=cfg.target_precision,
-                           review_rule=info["rule"], precision_target=info["precision_target"])
+        out[h.name].update(
+            review_threshold=info["review_threshold"],
+            target_precision=cfg.target_precision,
+            review_rule=info["rule"],
+            precision_target=info["precision_target"],
+        )
         if console is not None and info["rule"] == "target_precision" and not info["precision_target"]["reachable"]:
             console.print(f"[yellow]{unreachable_message(h.name, cfg.target_precision, info['precision_target'])}")
     return out
@@ -119,8 +140,9 @@ def build_model(cfg: TrainConfig, heads: list[HeadSpec]):
     from triagekit.core.backbones import is_decoder, lora_targets, resolve_backbone
     from triagekit.route.modeling import MultiHeadModel, load_backbone
 
-    backbone = load_backbone(resolve_backbone(cfg.backbone), quantization=cfg.quantization,
-                             attn_implementation=cfg.attn_implementation)
+    backbone = load_backbone(
+        resolve_backbone(cfg.backbone), quantization=cfg.quantization, attn_implementation=cfg.attn_implementation
+    )
     if cfg.quantization != "none":
         from peft import prepare_model_for_kbit_training
 
@@ -135,8 +157,9 @@ def build_model(cfg: TrainConfig, heads: list[HeadSpec]):
         if cfg.gradient_checkpointing:
             backbone.enable_input_require_grads()
         targets = cfg.lora_target_modules or lora_targets(backbone.config.model_type)
-        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=targets, bias="none")
+        lora = LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets, bias="none"
+        )
         backbone = get_peft_model(backbone, lora)
     elif cfg.method == "head":
         for p in backbone.parameters():
@@ -175,8 +198,7 @@ def val_logits(accelerator, model, loader, heads: list[HeadSpec], n: int) -> dic
     puts the model in eval mode)."""
     out = {h.name: np.zeros((n, len(h.labels)), dtype=np.float32) for h in heads}
     for batch in loader:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       owner=batch.get("owner"))
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], owner=batch.get("owner"))
         index = accelerator.gather_for_metrics(batch["index"]).cpu().numpy()
         for h in heads:
             out[h.name][index] = accelerator.gather_for_metrics(logits[h.name]).float().cpu().numpy()
@@ -188,20 +210,50 @@ def _batch_loss(cfg: TrainConfig, heads: list[HeadSpec], logits, batch, weights)
 
     total = 0.0
     for h in heads:
-        loss = head_loss(logits[h.name], batch[f"target.{h.name}"], multilabel=h.multilabel, kind=cfg.loss,
-                         gamma=cfg.focal_gamma, weight=weights.get(h.name), label_smoothing=cfg.label_smoothing)
+        loss = head_loss(
+            logits[h.name],
+            batch[f"target.{h.name}"],
+            multilabel=h.multilabel,
+            kind=cfg.loss,
+            gamma=cfg.focal_gamma,
+            weight=weights.get(h.name),
+            label_smoothing=cfg.label_smoothing,
+        )
         total = total + cfg.head_weights.get(h.name, 1.0) * loss
     return total
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # fit
-RUN_ARTIFACTS = ("router.json", "config.yaml", "metrics.jsonl", "parameters.json", "val_logits.npz", CHECKPOINTS,
-                 "model", "model.tmp", "model.old", "lexical", "tb", "eval", "data", "tfidf.joblib")
+RUN_ARTIFACTS = (
+    "router.json",
+    "config.yaml",
+    "metrics.jsonl",
+    "parameters.json",
+    "val_logits.npz",
+    CHECKPOINTS,
+    "model",
+    "model.tmp",
+    "model.old",
+    "lexical",
+    "tb",
+    "eval",
+    "data",
+    "tfidf.joblib",
+)
 
 
-def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | Path | None = None,
-          resume: bool = False, overwrite: bool = False, console=None, on_validate=None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    data: str | Path,
+    output: str | Path,
+    *,
+    val: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    console=None,
+    on_validate=None,
+) -> TrainResult:
     """Train a router on ``data`` (prepared dir or raw file) into ``output``; see ``TrainConfig`` for knobs.
 
     Args:
@@ -232,8 +284,9 @@ def train(cfg: TrainConfig, data: str | Path, output: str | Path, *, val: str | 
     data_dir = output / "data" if resume and (output / "data" / "train.jsonl").exists() else data
     with accelerator.main_process_first() if accelerator else contextlib.nullcontext():
         if is_main:
-            check_output(output, resume or Path(data).resolve() == (output / "data").resolve(), overwrite,
-                         RUN_ARTIFACTS)
+            check_output(
+                output, resume or Path(data).resolve() == (output / "data").resolve(), overwrite, RUN_ARTIFACTS
+            )
             output.mkdir(parents=True, exist_ok=True)
             splits = load_training_splits(cfg, data_dir, output, val=val, log=console.print)
             cfg.save(output / "config.yaml")
@@ -267,8 +320,11 @@ def _resolve_auto(cfg: TrainConfig, data: str | Path, console) -> TrainConfig:
     from triagekit.route.auto import resolve_auto
 
     data = Path(data)
-    rows = load_prepared(data).get("train", []) if data.is_dir() else load_records(
-        data, cfg.text_fields, cfg.labels, cfg.multilabel)[0]
+    rows = (
+        load_prepared(data).get("train", [])
+        if data.is_dir()
+        else load_records(data, cfg.text_fields, cfg.labels, cfg.multilabel)[0]
+    )
     return resolve_auto(cfg, rows, log=console.print)
 
 
@@ -276,8 +332,7 @@ class _RouterTask:
     """The router's hooks for ``core.loop``: summed head losses, mean validation macro-F1 (higher is better), the
     best model with its validation logits, and ``router.json`` at the end."""
 
-    def __init__(self, cfg: TrainConfig, accelerator, splits, heads: list[HeadSpec], output: Path, meta: dict,
-                 console):
+    def __init__(self, cfg: TrainConfig, accelerator, splits, heads: list[HeadSpec], output: Path, meta: dict, console):
         import torch
         from transformers import AutoTokenizer
 
@@ -303,21 +358,29 @@ class _RouterTask:
         long_text = LongText(cfg.long_text, cfg.chunk_stride, cfg.max_chunks)
         train_ex = encode_rows(splits["train"], self.tokenizer, heads, cfg.text_fields, cfg.max_length, long_text)
         val_rows = splits.get("val") or []
-        self.val_ex = encode_rows(val_rows, self.tokenizer, heads, cfg.text_fields, cfg.max_length,
-                                  long_text) if val_rows else []
+        self.val_ex = (
+            encode_rows(val_rows, self.tokenizer, heads, cfg.text_fields, cfg.max_length, long_text) if val_rows else []
+        )
         self.val_targets = row_targets(val_rows, heads) if self.val_ex else {}
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         collate = Collator(heads, pad_id)
         self.train_loader = torch.utils.data.DataLoader(
-            IndexedDataset(train_ex), collate_fn=collate,
-            batch_sampler=BucketBatchSampler([e["length"] for e in train_ex], cfg.batch_size, seed=cfg.seed))
+            IndexedDataset(train_ex),
+            collate_fn=collate,
+            batch_sampler=BucketBatchSampler([e["length"] for e in train_ex], cfg.batch_size, seed=cfg.seed),
+        )
         self.val_loader = torch.utils.data.DataLoader(
-            IndexedDataset(self.val_ex), collate_fn=collate,
-            batch_sampler=SequentialLengthSampler([e["length"] for e in self.val_ex], cfg.eval_batch_size))
+            IndexedDataset(self.val_ex),
+            collate_fn=collate,
+            batch_sampler=SequentialLengthSampler([e["length"] for e in self.val_ex], cfg.eval_batch_size),
+        )
         self.weights = {}
         if cfg.class_weights:
-            self.weights = {h.name: balanced_weights([e[h.name] for e in train_ex], len(h.labels)).to(
-                accelerator.device) for h in heads if not h.multilabel}
+            self.weights = {
+                h.name: balanced_weights([e[h.name] for e in train_ex], len(h.labels)).to(accelerator.device)
+                for h in heads
+                if not h.multilabel
+            }
         self.logits: dict[str, np.ndarray] = {}
         self.best_logits: dict[str, np.ndarray] = {}
         self.on_validate, self.validations = None, 0
@@ -340,10 +403,12 @@ class _RouterTask:
         self.validations += 1
         if self.on_validate is not None:
             self.on_validate(self.validations, score)
-        return Score(score, higher_is_better=True,
-                     metrics={"val_macro_f1": score, **{f"val_macro_f1/{k}": v for k, v in f1.items()}},
-                     text=f"val {self.cfg.objective} {score:.4f} "
-                          f"({', '.join(f'{k} {v:.3f}' for k, v in f1.items())})")
+        return Score(
+            score,
+            higher_is_better=True,
+            metrics={"val_macro_f1": score, **{f"val_macro_f1/{k}": v for k, v in f1.items()}},
+            text=f"val {self.cfg.objective} {score:.4f} ({', '.join(f'{k} {v:.3f}' for k, v in f1.items())})",
+        )
 
     def save_best(self, model) -> None:
         _save_best(self.accelerator, model, self.tokenizer, self.output, self.cfg.method == "lora")
@@ -353,8 +418,18 @@ class _RouterTask:
                 np.savez(self.output / "val_logits.npz", **self.logits)
 
     def finish(self, state: dict[str, Any], parameters: dict[str, Any]) -> TrainResult:
-        return _finish(self.cfg, self.accelerator, self.heads, self.output, state, parameters, self.best_logits,
-                       self.splits, self.meta, self.console)
+        return _finish(
+            self.cfg,
+            self.accelerator,
+            self.heads,
+            self.output,
+            state,
+            parameters,
+            self.best_logits,
+            self.splits,
+            self.meta,
+            self.console,
+        )
 
 
 def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits, meta, console) -> TrainResult:
@@ -371,22 +446,50 @@ def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits,
         val_targets = row_targets(splits.get("val") or [], heads)
         if cfg.hybrid and best_logits:
             best_logits, extra["lexical"] = _fit_lexical(cfg, heads, splits, output, best_logits, val_targets, console)
-        calibration = _correct_and_calibrate(cfg, heads, best_logits, val_targets, splits, console
-                                             ) if best_logits else {}
+        calibration = (
+            _correct_and_calibrate(cfg, heads, best_logits, val_targets, splits, console) if best_logits else {}
+        )
         digest = hashlib.sha256((output / "model" / "heads.safetensors").read_bytes()).hexdigest()[:12]
-        router = Router(None, heads, cfg.text_fields, calibration, meta={
-            **meta, "model_version": f"{Path(cfg.backbone).name}-{cfg.method}-{digest}", "method": cfg.method,
-            "parameters": params, "best_step": state["best_step"], "best_val_macro_f1": best_score})
-        router.save_info(output, "encoder", model_dir="model", max_length=cfg.max_length, review=_review_info(cfg),
-                         long_text=_long_text_info(cfg), **extra)
+        router = Router(
+            None,
+            heads,
+            cfg.text_fields,
+            calibration,
+            meta={
+                **meta,
+                "model_version": f"{Path(cfg.backbone).name}-{cfg.method}-{digest}",
+                "method": cfg.method,
+                "parameters": params,
+                "best_step": state["best_step"],
+                "best_val_macro_f1": best_score,
+            },
+        )
+        router.save_info(
+            output,
+            "encoder",
+            model_dir="model",
+            max_length=cfg.max_length,
+            review=_review_info(cfg),
+            long_text=_long_text_info(cfg),
+            **extra,
+        )
     accelerator.wait_for_everyone()
     best_val = {k.split("/", 1)[1]: v for k, v in state["best_metrics"].items() if "/" in k}
-    return TrainResult(str(output), best_score, state["best_step"], state["global_step"], state["stopped_early"],
-                       state["train_seconds"], params, best_val)
+    return TrainResult(
+        str(output),
+        best_score,
+        state["best_step"],
+        state["global_step"],
+        state["stopped_early"],
+        state["train_seconds"],
+        params,
+        best_val,
+    )
 
 
-def _fit_lexical(cfg, heads, splits, output: Path, neural_val: dict[str, np.ndarray],
-                 val_targets: dict[str, np.ndarray], console) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _fit_lexical(
+    cfg, heads, splits, output: Path, neural_val: dict[str, np.ndarray], val_targets: dict[str, np.ndarray], console
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """TF-IDF on the training split, its pooling weight per head on validation; returns the pooled val logits."""
     from triagekit.data.text import build_text
     from triagekit.route.hybrid import LEXICAL_DIR, fit_fusion_weights, fuse
@@ -414,9 +517,16 @@ def _fit_tfidf(cfg, splits, heads):
     """TF-IDF for ``cfg.objective``: class-balanced for macro-F1, C from ``cfg.tfidf_C`` or chosen on validation."""
     from triagekit.route.tfidf import TfidfBackend
 
-    return TfidfBackend().fit(splits["train"], heads, cfg.text_fields, seed=cfg.seed, C=cfg.tfidf_C,
-                              class_weight="balanced" if cfg.objective == "macro_f1" else None,
-                              val_rows=splits.get("val"), objective=cfg.objective)
+    return TfidfBackend().fit(
+        splits["train"],
+        heads,
+        cfg.text_fields,
+        seed=cfg.seed,
+        C=cfg.tfidf_C,
+        class_weight="balanced" if cfg.objective == "macro_f1" else None,
+        val_rows=splits.get("val"),
+        objective=cfg.objective,
+    )
 
 
 def _correct_and_calibrate(cfg, heads, logits, val_targets, splits, console) -> dict[str, dict[str, Any]]:
@@ -427,11 +537,11 @@ def _correct_and_calibrate(cfg, heads, logits, val_targets, splits, console) -> 
 
     correction = {}
     if cfg.prior_correction and splits.get("val"):
-        correction = fit_prior_correction(heads, logits, val_targets, row_targets(splits["train"], heads),
-                                          cfg.objective)
+        correction = fit_prior_correction(
+            heads, logits, val_targets, row_targets(splits["train"], heads), cfg.objective
+        )
         taus = {h: c["tau"] for h, c in correction.items()}
-        gains = ", ".join(f"{h} {c['val_before']:.3f}->{c['val_after']:.3f}" for h, c in correction.items()
-                          if c["tau"])
+        gains = ", ".join(f"{h} {c['val_before']:.3f}->{c['val_after']:.3f}" for h, c in correction.items() if c["tau"])
         console.print(f"prior correction ({cfg.objective}, on val): tau {taus}" + (f"; {gains}" if gains else ""))
     calibration = {h: {"logit_bias": c["logit_bias"], "prior_tau": c["tau"]} for h, c in correction.items()}
     fitted = _calibrate(cfg, heads, apply_bias(logits, calibration), val_targets, console)
@@ -443,10 +553,15 @@ def _correct_and_calibrate(cfg, heads, logits, val_targets, splits, console) -> 
 
 def _print_review(cfg, heads, calibration, console) -> None:
     if cfg.review_budget is not None:
-        console.print(f"review: at most {100 * cfg.review_budget:.0f} % of tickets flagged "
-                      f"(heads {', '.join(cfg.review_heads or [h.name for h in heads])}); thresholds "
-                      + ", ".join(f"{h} {c['review_threshold']:.3f}" for h, c in calibration.items()
-                                  if c.get("review_threshold") is not None))
+        console.print(
+            f"review: at most {100 * cfg.review_budget:.0f} % of tickets flagged "
+            f"(heads {', '.join(cfg.review_heads or [h.name for h in heads])}); thresholds "
+            + ", ".join(
+                f"{h} {c['review_threshold']:.3f}"
+                for h, c in calibration.items()
+                if c.get("review_threshold") is not None
+            )
+        )
 
 
 def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> TrainResult:
@@ -467,8 +582,13 @@ def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> Train
         f1 = _macro_f1(heads, apply_bias(logits, calibration), targets)
     score = float(np.mean(list(f1.values()))) if f1 else -1.0
     digest = hashlib.sha256((output / "tfidf.joblib").read_bytes()).hexdigest()[:12]
-    router = Router(backend, heads, cfg.text_fields, calibration, meta={
-        **meta, "model_version": f"tfidf-{digest}", "method": "tfidf", "best_val_macro_f1": score})
+    router = Router(
+        backend,
+        heads,
+        cfg.text_fields,
+        calibration,
+        meta={**meta, "model_version": f"tfidf-{digest}", "method": "tfidf", "best_val_macro_f1": score},
+    )
     router.save_info(output, "tfidf", review=_review_info(cfg))
     console.print(f"tfidf: fitted in {seconds:.1f}s (C per head {backend.chosen_C}); val macro-F1 {score:.4f}")
     return TrainResult(str(output), score, 0, 0, False, seconds, {"trainable": 0, "total": 0}, f1)

@@ -44,11 +44,11 @@ def _body_windows(ids: list[int], body: int, mode: str, stride: int, max_chunks:
         return [ids]
     if mode == "head_tail":
         head = body // 4
-        return [ids[:head] + ids[len(ids) - (body - head):]]
+        return [ids[:head] + ids[len(ids) - (body - head) :]]
     step = stride if 0 < stride <= body else max(1, body * 3 // 4)
     out = []
     for start in range(0, len(ids), step):
-        out.append(ids[start:start + body])
+        out.append(ids[start : start + body])
         if start + body >= len(ids) or len(out) == max_chunks:
             break
     return out
@@ -63,13 +63,14 @@ def _special_frame(tokenizer) -> tuple[list[int], list[int]]:
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]
     full = tokenizer("a", add_special_tokens=True)["input_ids"]
     for start in range(len(full) - len(plain) + 1):
-        if full[start:start + len(plain)] == plain:
-            return list(full[:start]), list(full[start + len(plain):])
+        if full[start : start + len(plain)] == plain:
+            return list(full[:start]), list(full[start + len(plain) :])
     return [], []
 
 
-def encode_windows(tokenizer, texts: Sequence[str], max_length: int, long_text: LongText | None = None
-                   ) -> tuple[list[list[int]], np.ndarray]:
+def encode_windows(
+    tokenizer, texts: Sequence[str], max_length: int, long_text: LongText | None = None
+) -> tuple[list[list[int]], np.ndarray]:
     """Token ids of every window and the index of the text it belongs to (one window per text unless chunks).
 
     Args:
@@ -113,7 +114,7 @@ def padded_batches(windows: Sequence[Sequence[int]], batch_size: int, pad_id: in
     lengths = np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows))
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         width = int(lengths[idx].max())
         ids = np.full((len(idx), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(idx), width), dtype=np.int64)

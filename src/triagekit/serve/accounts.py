@@ -22,15 +22,32 @@ from sqlalchemy.engine import Engine
 from triagekit.serve.db import metadata, utcnow
 
 __all__ = [
-    "reviewers", "ui_sessions", "login_failures", "Principal", "hash_password", "verify_password", "add_reviewer",
-    "remove_reviewer", "list_reviewers", "has_reviewers", "check_reviewer", "reviewer_exists", "open_session",
-    "read_session", "close_session", "failures", "record_failure", "clear_failures", "ROLES",
+    "reviewers",
+    "ui_sessions",
+    "login_failures",
+    "Principal",
+    "hash_password",
+    "verify_password",
+    "add_reviewer",
+    "remove_reviewer",
+    "list_reviewers",
+    "has_reviewers",
+    "check_reviewer",
+    "reviewer_exists",
+    "open_session",
+    "read_session",
+    "close_session",
+    "failures",
+    "record_failure",
+    "clear_failures",
+    "ROLES",
 ]
 
 ROLES = ("reviewer", "admin")
 
 reviewers = Table(
-    "reviewers", metadata,
+    "reviewers",
+    metadata,
     Column("name", String(200), primary_key=True),
     Column("password_hash", String(300), nullable=False, comment="scrypt$n$r$p$salt$hash (base64)"),
     Column("role", String(20), nullable=False, comment="reviewer or admin"),
@@ -38,7 +55,8 @@ reviewers = Table(
 )
 
 ui_sessions = Table(
-    "ui_sessions", metadata,
+    "ui_sessions",
+    metadata,
     Column("token_hash", String(64), primary_key=True, comment="sha256 of the cookie value"),
     Column("reviewer", String(200), nullable=False),
     Column("role", String(20), nullable=False),
@@ -48,14 +66,15 @@ ui_sessions = Table(
 )
 
 login_failures = Table(
-    "login_failures", metadata,
+    "login_failures",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("key", String(300), nullable=False, index=True, comment="user:<name> or ip:<address>"),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 # scrypt cost: n=2**14, r=8 is the interactive-login setting of the scrypt paper (16 MiB, ~50 ms here).
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _DUMMY = None  # a hash to check unknown names against, so they take as long as known ones
 
 
@@ -90,8 +109,14 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(digest)
-        got = hashlib.scrypt(password.encode("utf-8", "replace"), salt=base64.b64decode(salt), n=int(n), r=int(r),
-                             p=int(p), dklen=len(expected))
+        got = hashlib.scrypt(
+            password.encode("utf-8", "replace"),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
@@ -136,8 +161,11 @@ def remove_reviewer(engine: Engine, name: str) -> bool:
 
 def list_reviewers(engine: Engine) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(select(reviewers.c.name, reviewers.c.role, reviewers.c.created_at)
-                            .order_by(reviewers.c.name)).mappings().all()
+        rows = (
+            conn.execute(select(reviewers.c.name, reviewers.c.role, reviewers.c.created_at).order_by(reviewers.c.name))
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]
 
 
@@ -149,8 +177,7 @@ def has_reviewers(engine: Engine) -> bool:
 def check_reviewer(engine: Engine, name: str, password: str) -> Optional[str]:
     """The role of ``name`` when ``password`` is right, else None (unknown names cost the same scrypt)."""
     with engine.connect() as conn:
-        row = conn.execute(select(reviewers.c.password_hash, reviewers.c.role)
-                           .where(reviewers.c.name == name)).first()
+        row = conn.execute(select(reviewers.c.password_hash, reviewers.c.role).where(reviewers.c.name == name)).first()
     ok = verify_password(password, row[0] if row else _dummy_hash())
     return row[1] if row and ok else None
 
@@ -170,17 +197,22 @@ def open_session(engine: Engine, name: str, role: str, ttl: timedelta) -> tuple[
     token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), utcnow()
     with engine.begin() as conn:
         conn.execute(delete(ui_sessions).where(ui_sessions.c.expires_at < now))
-        conn.execute(insert(ui_sessions).values(token_hash=_token_hash(token), reviewer=name, role=role, csrf=csrf,
-                                                created_at=now, expires_at=now + ttl))
+        conn.execute(
+            insert(ui_sessions).values(
+                token_hash=_token_hash(token), reviewer=name, role=role, csrf=csrf, created_at=now, expires_at=now + ttl
+            )
+        )
     return token, Principal(name, role, csrf)
 
 
 def read_session(engine: Engine, token: str) -> Optional[Principal]:
     """The principal of a live session cookie, else None."""
     with engine.connect() as conn:
-        row = conn.execute(select(ui_sessions.c.reviewer, ui_sessions.c.role, ui_sessions.c.csrf,
-                                  ui_sessions.c.expires_at)
-                           .where(ui_sessions.c.token_hash == _token_hash(token))).first()
+        row = conn.execute(
+            select(ui_sessions.c.reviewer, ui_sessions.c.role, ui_sessions.c.csrf, ui_sessions.c.expires_at).where(
+                ui_sessions.c.token_hash == _token_hash(token)
+            )
+        ).first()
     if row is None or _aware(row[3]) < utcnow():
         return None
     return Principal(row[0], row[1], row[2])
@@ -200,9 +232,11 @@ def failures(engine: Engine, keys: list[str], window: timedelta) -> tuple[int, O
     """Failed logins under any of ``keys`` within ``window``: (count, time of the oldest of them)."""
     since = utcnow() - window
     with engine.connect() as conn:
-        n, oldest = conn.execute(select(func.count(), func.min(login_failures.c.created_at))
-                                 .where(or_(*[login_failures.c.key == k for k in keys]),
-                                        login_failures.c.created_at >= since)).one()
+        n, oldest = conn.execute(
+            select(func.count(), func.min(login_failures.c.created_at)).where(
+                or_(*[login_failures.c.key == k for k in keys]), login_failures.c.created_at >= since
+            )
+        ).one()
     return int(n), (_aware(oldest) if oldest is not None else None)
 
 

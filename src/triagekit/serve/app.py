@@ -65,16 +65,26 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
     if settings.answer_model:  # POST /generate with an answer model beside the router
         from triagekit.serve.generate import AnswerService, chain_lifespans
 
-        answers = AnswerService(settings.answer_model, settings.guardrails, settings.device, settings.max_new_tokens,
-                                settings.max_text_chars)
+        answers = AnswerService(
+            settings.answer_model,
+            settings.guardrails,
+            settings.device,
+            settings.max_new_tokens,
+            settings.max_text_chars,
+        )
     triage = None
     if settings.triage_model:  # POST /triage with a triage model beside the router
         from triagekit.serve.triage import TriageService
 
-        triage = TriageService(settings.triage_model, settings.device, settings.max_text_chars,
-                               router=settings.triage_router)
-    app = FastAPI(title="triagekit router", version=__version__, description=DESCRIPTION,
-                  lifespan=chain_lifespans(service.lifespan, answers.lifespan) if answers else service.lifespan)
+        triage = TriageService(
+            settings.triage_model, settings.device, settings.max_text_chars, router=settings.triage_router
+        )
+    app = FastAPI(
+        title="triagekit router",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=chain_lifespans(service.lifespan, answers.lifespan) if answers else service.lifespan,
+    )
     if triage is not None:
         from triagekit.serve.generate import chain_lifespans
 
@@ -88,8 +98,11 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
             return
         # Header values arrive latin-1 decoded; compare bytes in constant time.
         if key is None or not hmac.compare_digest(key.encode("latin-1", "replace"), api_key.encode("utf-8")):
-            raise HTTPException(401, f"missing or wrong API key (send it in the {API_KEY_HEADER} header)",
-                                headers={"WWW-Authenticate": "APIKey"})
+            raise HTTPException(
+                401,
+                f"missing or wrong API key (send it in the {API_KEY_HEADER} header)",
+                headers={"WWW-Authenticate": "APIKey"},
+            )
 
     guarded = [Depends(require_key)]
 
@@ -101,16 +114,26 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready", response_model=Ready, tags=["ops"], responses={503: {"model": Ready}},
-             summary="Readiness: 200 once the model is loaded and the database reachable, 503 with the reason")
+    @app.get(
+        "/ready",
+        response_model=Ready,
+        tags=["ops"],
+        responses={503: {"model": Ready}},
+        summary="Readiness: 200 once the model is loaded and the database reachable, 503 with the reason",
+    )
     async def ready():
         reason = service.not_ready_reason()
         if reason is not None:
             return JSONResponse(status_code=503, content={"status": "not_ready", "reason": reason})
         return {"status": "ready", "model_version": service.router.model_version}
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response,
-             responses={200: {"content": {"text/plain": {}}}})
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
     async def metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -118,56 +141,103 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
             await service.drift_report()  # refresh the drift gauges at scrape time
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True, tags=["routing"],
-              dependencies=guarded, responses=_errors(401, 413, 422, 503), summary="Route one ticket")
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        response_model_exclude_none=True,
+        tags=["routing"],
+        dependencies=guarded,
+        responses=_errors(401, 413, 422, 503),
+        summary="Route one ticket",
+    )
     async def predict(ticket: Ticket) -> dict:
         return (await service.predict([ticket]))[0]
 
-    @app.post("/predict_batch", response_model=PredictBatchResponse, response_model_exclude_none=True,
-              tags=["routing"], dependencies=guarded, responses=_errors(401, 413, 422, 503),
-              summary="Route several tickets in one request: {\"items\": [...]} or a bare JSON array of tickets")
+    @app.post(
+        "/predict_batch",
+        response_model=PredictBatchResponse,
+        response_model_exclude_none=True,
+        tags=["routing"],
+        dependencies=guarded,
+        responses=_errors(401, 413, 422, 503),
+        summary='Route several tickets in one request: {"items": [...]} or a bare JSON array of tickets',
+    )
     async def predict_batch(request: Union[PredictBatchRequest, list[Ticket]]) -> dict:
         if isinstance(request, list):  # the bare-array shape other routing services document
             if not request:
                 raise HTTPException(422, "empty batch: give at least one ticket")
             request = PredictBatchRequest.model_construct(items=request, top_k=None)
         if len(request.items) > settings.max_batch_items:
-            raise HTTPException(413, f"too many items: {len(request.items)}, the limit is {settings.max_batch_items}"
-                                     f" per request")
+            raise HTTPException(
+                413, f"too many items: {len(request.items)}, the limit is {settings.max_batch_items} per request"
+            )
         items = await service.predict(request.items, default_top_k=request.top_k, batch=True)
         return {"items": items, "model_version": items[0]["model_version"] if items else service.router.model_version}
 
-    @app.get("/review", response_model=ReviewResponse, tags=["feedback"], dependencies=guarded,
-             responses=_errors(401, 422), summary="Predictions waiting for a human (requires_review, no feedback)")
+    @app.get(
+        "/review",
+        response_model=ReviewResponse,
+        tags=["feedback"],
+        dependencies=guarded,
+        responses=_errors(401, 422),
+        summary="Predictions waiting for a human (requires_review, no feedback)",
+    )
     async def review(limit: Annotated[int, Query(ge=1, le=1000, description="Most items to return")] = 50) -> dict:
         items = await service.review_queue(limit)
         return {"items": items, "count": len(items)}
 
-    @app.post("/feedback", response_model=FeedbackResponse, tags=["feedback"], dependencies=guarded,
-              responses=_errors(401, 404, 413, 422, 503), summary="Record the correct label of one head")
+    @app.post(
+        "/feedback",
+        response_model=FeedbackResponse,
+        tags=["feedback"],
+        dependencies=guarded,
+        responses=_errors(401, 404, 413, 422, 503),
+        summary="Record the correct label of one head",
+    )
     async def feedback(body: FeedbackRequest) -> dict:
         label = service.check_label(body.head, body.correct_label)
         await service.add_feedback(body.prediction_id, body.head, label)
         return {"prediction_id": body.prediction_id, "head": body.head, "correct_label": label, "recorded": True}
 
-    @app.post("/admin/reload", tags=["ops"], dependencies=guarded, responses={**_errors(401, 403), 409: {}},
-              summary="Load what the served path or registry alias points at now and swap it in without downtime")
-    async def admin_reload(force: Annotated[bool, Query(description="reload even when the version is unchanged")]
-                           = False):
+    @app.post(
+        "/admin/reload",
+        tags=["ops"],
+        dependencies=guarded,
+        responses={**_errors(401, 403), 409: {}},
+        summary="Load what the served path or registry alias points at now and swap it in without downtime",
+    )
+    async def admin_reload(
+        force: Annotated[bool, Query(description="reload even when the version is unchanged")] = False,
+    ):
         if api_key is None:
-            raise HTTPException(403, "POST /admin/reload needs the server to run with --api-key-env (an admin "
-                                     "endpoint is never open); or use --watch SECONDS to follow the alias")
+            raise HTTPException(
+                403,
+                "POST /admin/reload needs the server to run with --api-key-env (an admin "
+                "endpoint is never open); or use --watch SECONDS to follow the alias",
+            )
         result = await service.reload(force=force)
         # 409: the new version did not load; the old one is still serving (the body says which, and why).
         return JSONResponse(status_code=409 if result["status"] == "failed" else 200, content=result)
 
-    @app.get("/drift", response_model=DriftResponse, tags=["monitoring"], dependencies=guarded,
-             responses=_errors(401, 503), summary="PSI of recent predictions against the reference distribution")
+    @app.get(
+        "/drift",
+        response_model=DriftResponse,
+        tags=["monitoring"],
+        dependencies=guarded,
+        responses=_errors(401, 503),
+        summary="PSI of recent predictions against the reference distribution",
+    )
     async def drift() -> dict:
         return await service.drift_report()
 
-    @app.get("/overview", response_model=Overview, tags=["monitoring"], dependencies=guarded,
-             responses=_errors(401, 503), summary="Counts over the shared prediction log")
+    @app.get(
+        "/overview",
+        response_model=Overview,
+        tags=["monitoring"],
+        dependencies=guarded,
+        responses=_errors(401, 503),
+        summary="Counts over the shared prediction log",
+    )
     async def overview() -> dict:
         return await service.overview()
 
@@ -205,8 +275,20 @@ def run_server(model_dir: str | Path, settings: ServeSettings, log_level: str = 
     if settings.workers > 1:
         os.environ[MODEL_DIR_ENV] = str(model_dir) if registry else str(Path(model_dir).resolve())
         os.environ[SETTINGS_ENV] = settings.to_json()
-        uvicorn.run("triagekit.serve.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
-                    workers=settings.workers, log_level=log_level, timeout_graceful_shutdown=30)
+        uvicorn.run(
+            "triagekit.serve.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=log_level,
+            timeout_graceful_shutdown=30,
+        )
     else:
-        uvicorn.run(create_app(model_dir, settings), host=settings.host, port=settings.port, log_level=log_level,
-                    timeout_graceful_shutdown=30)
+        uvicorn.run(
+            create_app(model_dir, settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            timeout_graceful_shutdown=30,
+        )

@@ -55,8 +55,10 @@ def resolve_model_dir(model_dir: str | Path, backend: str = "auto") -> Path:
     if kind == "onnx":  # already an ONNX export: serve it as it is
         return model_dir
     if kind != "encoder":
-        raise ValueError(f"--backend {backend} needs an encoder run to export; {model_dir} is a {kind!r} model "
-                         f"(serve it with --backend auto)")
+        raise ValueError(
+            f"--backend {backend} needs an encoder run to export; {model_dir} is a {kind!r} model "
+            f"(serve it with --backend auto)"
+        )
     out = onnx_dir(model_dir, backend)
     stamp = _source_stamp(model_dir)
     with _lock(model_dir / f".{out.name}.lock"):  # several workers or servers may start at once
@@ -98,8 +100,12 @@ def _source_stamp(run_dir: Path) -> dict:
 
 def _ignored(rel: Path) -> bool:
     top = rel.parts[0]
-    return top in ("checkpoints", "tb", "eval") or top.startswith(("onnx-", ".onnx-")) or rel.suffix in (
-        ".db", ".db-wal", ".db-shm", ".lock", ".jsonl") or rel.name == "reference.json"
+    return (
+        top in ("checkpoints", "tb", "eval")
+        or top.startswith(("onnx-", ".onnx-"))
+        or rel.suffix in (".db", ".db-wal", ".db-shm", ".lock", ".jsonl")
+        or rel.name == "reference.json"
+    )
 
 
 def _read_stamp(out: Path) -> dict | None:

@@ -44,9 +44,15 @@ class MicroBatcher:
         initializer: run once on the worker thread (e.g. to set torch's thread count there).
     """
 
-    def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], max_batch: int = 32, max_wait_ms: float = 5.0,
-                 enabled: bool = True, on_batch: Callable[[int, float], None] | None = None,
-                 initializer: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        fn: Callable[[list[Any]], Sequence[Any]],
+        max_batch: int = 32,
+        max_wait_ms: float = 5.0,
+        enabled: bool = True,
+        on_batch: Callable[[int, float], None] | None = None,
+        initializer: Callable[[], None] | None = None,
+    ):
         self.fn, self.max_batch, self.max_wait = fn, max(1, int(max_batch)), max(0.0, max_wait_ms) / 1000
         self.enabled, self.on_batch = enabled, on_batch
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="triagekit-infer", initializer=initializer)

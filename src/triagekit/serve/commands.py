@@ -22,13 +22,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from triagekit.serve.app import run_server
 
     settings = ServeSettings(
-        host=args.host, port=args.port, workers=args.workers, db=args.db, api_key_env=args.api_key_env,
-        batching=args.batching, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-        max_batch_items=args.max_batch_items, max_body_bytes=args.max_body_bytes, max_text_chars=args.max_text_chars,
-        drift_window=args.drift_window, drift_threshold=args.drift_threshold,
-        drift_min_samples=min(args.drift_min_samples, args.drift_window), device=args.device,
-        threads=args.threads, backend=args.backend, answer_model=args.answer_model, guardrails=args.guardrails,
-        max_new_tokens=args.max_new_tokens, watch_seconds=args.watch)
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        db=args.db,
+        api_key_env=args.api_key_env,
+        batching=args.batching,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_batch_items=args.max_batch_items,
+        max_body_bytes=args.max_body_bytes,
+        max_text_chars=args.max_text_chars,
+        drift_window=args.drift_window,
+        drift_threshold=args.drift_threshold,
+        drift_min_samples=min(args.drift_min_samples, args.drift_window),
+        device=args.device,
+        threads=args.threads,
+        backend=args.backend,
+        answer_model=args.answer_model,
+        guardrails=args.guardrails,
+        max_new_tokens=args.max_new_tokens,
+        watch_seconds=args.watch,
+    )
     settings.triage_model = args.triage_model
     settings.triage_router = args.triage_router
     settings.api_key()  # fail before binding the port when the key variable is unset
@@ -62,8 +77,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.reference if not ref_rows else args.current} has no predictions")
     heads = prediction_heads(ref_rows[0])
     if not heads:
-        raise ValueError(f"{args.reference}: no head predictions in the first line (expected `triagekit route "
-                         f"predict` output)")
+        raise ValueError(
+            f"{args.reference}: no head predictions in the first line (expected `triagekit route predict` output)"
+        )
     reference, current = distribution(ref_rows, heads, args.bins), distribution(cur_rows, heads, args.bins)
     report = drift_report(reference, current, args.threshold, args.min_samples)
     report.update(n_reference=len(ref_rows), n_current=len(cur_rows))
@@ -72,8 +88,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**report, "plot": str(plot)}, indent=2))
     else:
-        table = Table(title=f"drift: {len(cur_rows)} current vs {len(ref_rows)} reference predictions "
-                            f"(alert at PSI >= {args.threshold})")
+        table = Table(
+            title=f"drift: {len(cur_rows)} current vs {len(ref_rows)} reference predictions "
+            f"(alert at PSI >= {args.threshold})"
+        )
         for col in ("head", "PSI labels", "PSI confidence", "status"):
             table.add_column(col, justify="left" if col in ("head", "status") else "right")
         for head, r in report["heads"].items():
@@ -96,15 +114,27 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run or export directory (router.json), or registry:NAME@alias")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--db", default=None, help="SQLAlchemy URL of the prediction log (default sqlite:///DIR/"
-                                              "predictions.db; PostgreSQL: postgresql+psycopg://...)")
-    p.add_argument("--api-key-env", default=None, metavar="NAME",
-                   help="require header X-API-Key equal to this environment variable")
+    p.add_argument(
+        "--db",
+        default=None,
+        help="SQLAlchemy URL of the prediction log (default sqlite:///DIR/"
+        "predictions.db; PostgreSQL: postgresql+psycopg://...)",
+    )
+    p.add_argument(
+        "--api-key-env",
+        default=None,
+        metavar="NAME",
+        help="require header X-API-Key equal to this environment variable",
+    )
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each loads the model)")
     p.add_argument("--max-batch", type=int, default=32, help="most inputs per model call")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill up")
-    p.add_argument("--batching", action=argparse.BooleanOptionalAction, default=True,
-                   help="micro-batch concurrent requests (--no-batching: one model call per request)")
+    p.add_argument(
+        "--batching",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="micro-batch concurrent requests (--no-batching: one model call per request)",
+    )
     p.add_argument("--max-batch-items", type=int, default=64, help="most items in one POST /predict_batch")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000)
     p.add_argument("--max-text-chars", type=int, default=20_000)
@@ -112,23 +142,47 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drift-threshold", type=float, default=0.2, help="PSI alert threshold")
     p.add_argument("--drift-min-samples", type=int, default=100)
     p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads for inference (default: one per core; 1 is often faster on shared cores)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnx", "onnx-fp32"],
-                   help="auto: the directory as it is (PyTorch for a run); onnx: the run's int8 ONNX graph on "
-                        "onnxruntime, the fast path on CPU (exported into DIR/onnx-int8 on first start, reused "
-                        "while the run is unchanged); onnx-fp32: the float32 graph")
-    p.add_argument("--answer-model", default=None, metavar="DIR",
-                   help="also serve POST /generate with this answer model (an `answer train` run, or smollm2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for inference (default: one per core; 1 is often faster on shared cores)",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "onnx", "onnx-fp32"],
+        help="auto: the directory as it is (PyTorch for a run); onnx: the run's int8 ONNX graph on "
+        "onnxruntime, the fast path on CPU (exported into DIR/onnx-int8 on first start, reused "
+        "while the run is unchanged); onnx-fp32: the float32 graph",
+    )
+    p.add_argument(
+        "--answer-model",
+        default=None,
+        metavar="DIR",
+        help="also serve POST /generate with this answer model (an `answer train` run, or smollm2)",
+    )
     p.add_argument("--guardrails", default=None, help="YAML guardrail rules for /generate (default: built-in)")
     p.add_argument("--max-new-tokens", type=int, default=512, help="most tokens a /generate client may ask for")
-    p.add_argument("--triage-model", default=None, metavar="DIR",
-                   help="also serve POST /triage with this triage model (a `triage train` run, or smollm2)")
-    p.add_argument("--watch", type=float, default=0.0, metavar="SECONDS",
-                   help="poll a registry alias this often and hot-reload when it moves (default 0: only on "
-                        "POST /admin/reload)")
-    p.add_argument("--triage-router", default=None, metavar="DIR",
-                   help="router run that fills the triage schema's enum fields (router-guided POST /triage)")
+    p.add_argument(
+        "--triage-model",
+        default=None,
+        metavar="DIR",
+        help="also serve POST /triage with this triage model (a `triage train` run, or smollm2)",
+    )
+    p.add_argument(
+        "--watch",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="poll a registry alias this often and hot-reload when it moves (default 0: only on POST /admin/reload)",
+    )
+    p.add_argument(
+        "--triage-router",
+        default=None,
+        metavar="DIR",
+        help="router run that fills the triage schema's enum fields (router-guided POST /triage)",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -149,12 +203,22 @@ def _drift_arguments(p: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = {
-    "serve": Verb(cmd_serve, _serve_arguments,
-                  "serve a router over HTTP, with optional /triage and /generate models (needs the serve extra)"),
-    "feedback": Group("work with the feedback collected by the service", {
-        "export": Verb(cmd_feedback_export, _feedback_export_arguments,
-                       "write corrected examples (text fields + corrected labels) as JSONL"),
-    }),
-    "drift": Verb(cmd_drift, _drift_arguments,
-                  "PSI drift report between two prediction files (triagekit route predict --output)"),
+    "serve": Verb(
+        cmd_serve,
+        _serve_arguments,
+        "serve a router over HTTP, with optional /triage and /generate models (needs the serve extra)",
+    ),
+    "feedback": Group(
+        "work with the feedback collected by the service",
+        {
+            "export": Verb(
+                cmd_feedback_export,
+                _feedback_export_arguments,
+                "write corrected examples (text fields + corrected labels) as JSONL",
+            ),
+        },
+    ),
+    "drift": Verb(
+        cmd_drift, _drift_arguments, "PSI drift report between two prediction files (triagekit route predict --output)"
+    ),
 }

@@ -36,7 +36,8 @@ __all__ = ["PredictionStore", "predictions", "feedback", "metadata", "make_engin
 metadata = MetaData()
 
 predictions = Table(
-    "predictions", metadata,
+    "predictions",
+    metadata,
     Column("id", String(64), primary_key=True, comment="prediction id (uuid4 hex) returned to the client"),
     Column("request_id", String(200), nullable=True, comment="the client's own ticket id, if given"),
     Column("input_hash", String(64), nullable=False, index=True, comment="sha256 of the model input text"),
@@ -49,7 +50,8 @@ predictions = Table(
 )
 
 feedback = Table(
-    "feedback", metadata,
+    "feedback",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("prediction_id", String(64), ForeignKey("predictions.id"), nullable=False, index=True),
     Column("head", String(200), nullable=False),
@@ -131,19 +133,35 @@ class PredictionStore:
     def review_queue(self, limit: int = 50) -> list[dict[str, Any]]:
         """Oldest predictions that need a human and have no feedback yet."""
         answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
-        query = (select(predictions).where(predictions.c.requires_review, ~answered)
-                 .order_by(predictions.c.created_at, predictions.c.id).limit(limit))
+        query = (
+            select(predictions)
+            .where(predictions.c.requires_review, ~answered)
+            .order_by(predictions.c.created_at, predictions.c.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [{"prediction_id": r["id"], "id": r["request_id"], "created_at": _iso(r["created_at"]),
-                 "inputs": r["inputs"], "heads": r["outputs"], "model_version": r["model_version"]}
-                for r in rows]
+        return [
+            {
+                "prediction_id": r["id"],
+                "id": r["request_id"],
+                "created_at": _iso(r["created_at"]),
+                "inputs": r["inputs"],
+                "heads": r["outputs"],
+                "model_version": r["model_version"],
+            }
+            for r in rows
+        ]
 
     def recent_outputs(self, model_version: str, limit: int) -> list[dict[str, Any]]:
         """Outputs of the latest ``limit`` predictions of ``model_version``, oldest first: the drift window, the same
         for every replica that shares the log."""
-        query = (select(predictions.c.outputs).where(predictions.c.model_version == model_version)
-                 .order_by(predictions.c.created_at.desc(), predictions.c.id.desc()).limit(limit))
+        query = (
+            select(predictions.c.outputs)
+            .where(predictions.c.model_version == model_version)
+            .order_by(predictions.c.created_at.desc(), predictions.c.id.desc())
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query)][::-1]
 
@@ -154,29 +172,47 @@ class PredictionStore:
         query = select(
             select(func.count()).select_from(predictions).scalar_subquery(),
             select(func.count()).select_from(predictions).where(predictions.c.requires_review).scalar_subquery(),
-            select(func.count()).select_from(predictions).where(predictions.c.requires_review, ~answered)
+            select(func.count())
+            .select_from(predictions)
+            .where(predictions.c.requires_review, ~answered)
             .scalar_subquery(),
             select(func.count()).select_from(feedback).scalar_subquery(),
         )
         with self.engine.connect() as conn:
             total, review, waiting, fb = conn.execute(query).one()
-        return {"predictions": int(total), "requires_review": int(review), "awaiting_review": int(waiting),
-                "feedback": int(fb)}
+        return {
+            "predictions": int(total),
+            "requires_review": int(review),
+            "awaiting_review": int(waiting),
+            "feedback": int(fb),
+        }
 
     def corrected_examples(self) -> Iterator[dict[str, Any]]:
         """One training row per prediction with feedback: its text fields and the latest correction per head."""
-        query = (select(predictions.c.id, predictions.c.request_id, predictions.c.inputs, predictions.c.model_version,
-                        feedback.c.head, feedback.c.correct_label)
-                 .join(feedback, feedback.c.prediction_id == predictions.c.id)
-                 .order_by(predictions.c.created_at, predictions.c.id, feedback.c.id))
+        query = (
+            select(
+                predictions.c.id,
+                predictions.c.request_id,
+                predictions.c.inputs,
+                predictions.c.model_version,
+                feedback.c.head,
+                feedback.c.correct_label,
+            )
+            .join(feedback, feedback.c.prediction_id == predictions.c.id)
+            .order_by(predictions.c.created_at, predictions.c.id, feedback.c.id)
+        )
         current: dict[str, Any] | None = None
         with self.engine.connect() as conn:
             for r in conn.execution_options(yield_per=1000).execute(query).mappings():
                 if current is None or current["prediction_id"] != r["id"]:
                     if current is not None:
                         yield current
-                    current = {"id": r["request_id"] if r["request_id"] is not None else r["id"],
-                               "prediction_id": r["id"], **r["inputs"], "model_version": r["model_version"]}
+                    current = {
+                        "id": r["request_id"] if r["request_id"] is not None else r["id"],
+                        "prediction_id": r["id"],
+                        **r["inputs"],
+                        "model_version": r["model_version"],
+                    }
                 current[r["head"]] = r["correct_label"]  # later feedback on the same head wins
         if current is not None:
             yield current

@@ -16,8 +16,18 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["psi", "distribution", "drift_report", "DriftMonitor", "load_or_build_reference", "read_predictions",
-           "prediction_heads", "plot_drift", "REFERENCE_FILE", "BINS"]
+__all__ = [
+    "psi",
+    "distribution",
+    "drift_report",
+    "DriftMonitor",
+    "load_or_build_reference",
+    "read_predictions",
+    "prediction_heads",
+    "plot_drift",
+    "REFERENCE_FILE",
+    "BINS",
+]
 
 REFERENCE_FILE = "reference.json"
 BINS = 10
@@ -51,8 +61,9 @@ def prediction_heads(record: Mapping[str, Any]) -> list[str]:
     return [k for k, v in record.items() if isinstance(v, Mapping) and ("label" in v or "labels" in v)]
 
 
-def distribution(outputs: Iterable[Mapping[str, Any]], heads: Sequence[str] | None = None,
-                 bins: int = BINS) -> dict[str, dict[str, Any]]:
+def distribution(
+    outputs: Iterable[Mapping[str, Any]], heads: Sequence[str] | None = None, bins: int = BINS
+) -> dict[str, dict[str, Any]]:
     """Per head: label counts, a ``bins``-bin confidence histogram on [0, 1] and the number of predictions."""
     labels: dict[str, Counter] = {}
     conf: dict[str, list[float]] = {}
@@ -64,13 +75,22 @@ def distribution(outputs: Iterable[Mapping[str, Any]], heads: Sequence[str] | No
             tags, c = _head_values(result)
             labels.setdefault(head, Counter()).update(tags)
             conf.setdefault(head, []).append(c)
-    return {h: {"labels": dict(sorted(labels[h].items())), "n": len(conf[h]),
-                "confidence": np.histogram(np.clip(conf[h], 0.0, 1.0), bins=bins, range=(0.0, 1.0))[0].tolist()}
-            for h in labels}
+    return {
+        h: {
+            "labels": dict(sorted(labels[h].items())),
+            "n": len(conf[h]),
+            "confidence": np.histogram(np.clip(conf[h], 0.0, 1.0), bins=bins, range=(0.0, 1.0))[0].tolist(),
+        }
+        for h in labels
+    }
 
 
-def drift_report(reference: Mapping[str, Mapping[str, Any]], current: Mapping[str, Mapping[str, Any]],
-                 threshold: float = 0.2, min_samples: int = 100) -> dict[str, Any]:
+def drift_report(
+    reference: Mapping[str, Mapping[str, Any]],
+    current: Mapping[str, Mapping[str, Any]],
+    threshold: float = 0.2,
+    min_samples: int = 100,
+) -> dict[str, Any]:
     """Compare two ``distribution`` results head by head.
 
     A head is ``insufficient_data`` when either side has fewer than ``min_samples`` predictions (its PSI is still
@@ -82,8 +102,9 @@ def drift_report(reference: Mapping[str, Mapping[str, Any]], current: Mapping[st
         out: dict[str, Any] = {"psi_label": None, "psi_confidence": None, "n": int(cur["n"])}
         if cur["n"] > 0 and ref["n"] > 0:
             keys = sorted(set(ref["labels"]) | set(cur["labels"]))
-            out["psi_label"] = round(psi([ref["labels"].get(k, 0) for k in keys],
-                                         [cur["labels"].get(k, 0) for k in keys]), 6)
+            out["psi_label"] = round(
+                psi([ref["labels"].get(k, 0) for k in keys], [cur["labels"].get(k, 0) for k in keys]), 6
+            )
             out["psi_confidence"] = round(psi(ref["confidence"], cur["confidence"]), 6)
         if cur["n"] < min_samples or ref["n"] < min_samples:
             out["status"] = "insufficient_data"
@@ -92,8 +113,13 @@ def drift_report(reference: Mapping[str, Mapping[str, Any]], current: Mapping[st
             out["status"] = "alert" if worst >= threshold else "ok"
         heads[head] = out
     statuses = {h["status"] for h in heads.values()}
-    status = "alert" if "alert" in statuses else "insufficient_data" if "insufficient_data" in statuses or not heads \
+    status = (
+        "alert"
+        if "alert" in statuses
+        else "insufficient_data"
+        if "insufficient_data" in statuses or not heads
         else "ok"
+    )
     return {"status": status, "threshold": threshold, "heads": heads}
 
 
@@ -118,15 +144,25 @@ class DriftMonitor:
 
     def report(self, recent: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
         """Drift of ``recent`` (outputs, oldest first; only the latest ``window`` count) against the reference."""
-        recent = list(recent)[-self.window:]
+        recent = list(recent)[-self.window :]
         n = len(recent)
         if self.reference is None:
-            return {"status": "insufficient_data", "n": n, "window": self.window, "threshold": self.threshold,
-                    "reference": None, "reason": self.reason, "heads": {}}
+            return {
+                "status": "insufficient_data",
+                "n": n,
+                "window": self.window,
+                "threshold": self.threshold,
+                "reference": None,
+                "reason": self.reason,
+                "heads": {},
+            }
         current = distribution(recent, self.heads, bins=self.bins)
         report = drift_report(self.reference["heads"], current, self.threshold, self.min_samples)
-        reason = f"{n} predictions in the window, {self.min_samples} needed" \
-            if report["status"] == "insufficient_data" else None
+        reason = (
+            f"{n} predictions in the window, {self.min_samples} needed"
+            if report["status"] == "insufficient_data"
+            else None
+        )
         return {**report, "n": n, "window": self.window, "reference": self.source, "reason": reason}
 
 
@@ -165,8 +201,13 @@ def load_or_build_reference(router, model_dir: str | Path, max_rows: int = 5000)
     rows = read_predictions(val)[:max_rows]
     heads = [h.name for h in router.heads]
     outputs = router.predict(rows, top_k=1) if rows else []
-    ref = {"model_version": router.model_version, "source": str(val), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "n": len(outputs), "heads": distribution(outputs, heads)}
+    ref = {
+        "model_version": router.model_version,
+        "source": str(val),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "n": len(outputs),
+        "heads": distribution(outputs, heads),
+    }
     try:  # atomically: several worker processes may compute it at the same time
         tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(ref, indent=2))
@@ -176,8 +217,9 @@ def load_or_build_reference(router, model_dir: str | Path, max_rows: int = 5000)
     return ref, str(val)
 
 
-def plot_drift(reference: Mapping[str, Any], current: Mapping[str, Any], report: Mapping[str, Any],
-               out: str | Path) -> Path:
+def plot_drift(
+    reference: Mapping[str, Any], current: Mapping[str, Any], report: Mapping[str, Any], out: str | Path
+) -> Path:
     """One row per head: label shares and confidence histograms, reference beside current."""
     import matplotlib
 
@@ -205,8 +247,9 @@ def plot_drift(reference: Mapping[str, Any], current: Mapping[str, Any], report:
         rc, cc = np.array(ref["confidence"], float), np.array(cur["confidence"], float)
         ax.bar(edges, rc / max(rc.sum(), 1), width * 0.45, align="edge", label="reference")
         ax.bar(edges + width * 0.45, cc / max(cc.sum(), 1), width * 0.45, align="edge", label="current")
-        ax.set_title(f"{head}: confidence (PSI {_fmt(r.get('psi_confidence'))}); head status: "
-                     f"{r.get('status', '-')}", fontsize=9)
+        ax.set_title(
+            f"{head}: confidence (PSI {_fmt(r.get('psi_confidence'))}); head status: {r.get('status', '-')}", fontsize=9
+        )
         ax.set_xlim(0, 1)
     fig.tight_layout()
     out = Path(out)

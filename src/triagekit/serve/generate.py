@@ -24,12 +24,22 @@ __all__ = ["GenerateRequest", "GenerateResponse", "AnswerService", "add_generate
 class GenerateRequest(BaseModel):
     """A customer's message to answer."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"prompt": "I was charged twice for my subscription this month.", "max_new_tokens": 128,
-                      "temperature": 0.0}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "I was charged twice for my subscription this month.",
+                    "max_new_tokens": 128,
+                    "temperature": 0.0,
+                }
+            ]
+        },
+    )
     prompt: Text = Field(..., description="The customer's message (subject and body, or a question).")
-    max_new_tokens: Optional[int] = Field(None, ge=1, description="Most tokens to generate (default 128, or the "
-                                                                   "server's limit when lower).")
+    max_new_tokens: Optional[int] = Field(
+        None, ge=1, description="Most tokens to generate (default 128, or the server's limit when lower)."
+    )
     temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False, description="0 = greedy decoding.")
 
 
@@ -46,8 +56,14 @@ class AnswerService(LazyModel):
 
     kind = "answer model"
 
-    def __init__(self, model_dir: str | Path, guardrails: str | Path | None, device: str | None,
-                 max_new_tokens: int, max_chars: int):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        guardrails: str | Path | None,
+        device: str | None,
+        max_new_tokens: int,
+        max_chars: int,
+    ):
         super().__init__(model_dir, device)
         self.guardrails_path, self.max_new_tokens, self.max_chars = guardrails, max_new_tokens, max_chars
 
@@ -67,20 +83,40 @@ class AnswerService(LazyModel):
             raise HTTPException(422, f"prompt too long: {len(prompt)} characters, the limit is {self.max_chars}")
         max_new_tokens = min(128, self.max_new_tokens) if req.max_new_tokens is None else req.max_new_tokens
         if max_new_tokens > self.max_new_tokens:
-            raise HTTPException(422, f"max_new_tokens {req.max_new_tokens} is above this server's limit "
-                                     f"{self.max_new_tokens}")
-        out = (await self.call(model.answer, [prompt], max_new_tokens=max_new_tokens, temperature=req.temperature,
-                               batch_size=1, seed=None))[0]
-        return {"text": out["text"], "refused": out["refused"], "category": out["category"], "model": model.name,
-                "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
+            raise HTTPException(
+                422, f"max_new_tokens {req.max_new_tokens} is above this server's limit {self.max_new_tokens}"
+            )
+        out = (
+            await self.call(
+                model.answer,
+                [prompt],
+                max_new_tokens=max_new_tokens,
+                temperature=req.temperature,
+                batch_size=1,
+                seed=None,
+            )
+        )[0]
+        return {
+            "text": out["text"],
+            "refused": out["refused"],
+            "category": out["category"],
+            "model": model.name,
+            "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+        }
 
 
 def add_generate_route(app: FastAPI, answers: AnswerService, dependencies: list) -> None:
     """Register ``POST /generate`` on ``app``."""
     errors = {code: {"model": ErrorResponse} for code in (401, 413, 422, 503)}
 
-    @app.post("/generate", response_model=GenerateResponse, tags=["answers"], dependencies=dependencies,
-              responses=errors, summary="Draft a reply to a customer's message (guardrails first)")
+    @app.post(
+        "/generate",
+        response_model=GenerateResponse,
+        tags=["answers"],
+        dependencies=dependencies,
+        responses=errors,
+        summary="Draft a reply to a customer's message (guardrails first)",
+    )
     async def generate(body: GenerateRequest) -> dict:
         return await answers.generate(body)
 

@@ -68,8 +68,9 @@ class GuardMiddleware:
                 await _reply(send, 400, "invalid Content-Length header")
                 return None
             if declared > self.max_body_bytes:
-                await _reply(send, 413, f"request body too large: {declared} bytes, the limit is "
-                                        f"{self.max_body_bytes} bytes")
+                await _reply(
+                    send, 413, f"request body too large: {declared} bytes, the limit is {self.max_body_bytes} bytes"
+                )
                 return None
         chunks, size = [], 0
         while True:
@@ -103,15 +104,23 @@ class GuardMiddleware:
 
 async def _reply(send, status: int, detail: str) -> None:
     payload = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
 def _clean_error(e: dict[str, Any]) -> dict[str, Any]:
     # Drop pydantic's union-member tags ("constrained-int", "function-after[...]"): they name no input field.
-    loc = [x if isinstance(x, int) else safe_text(x) for x in e.get("loc", ())
-           if not (isinstance(x, str) and ("[" in x or x.startswith(("constrained-", "function-"))))]
+    loc = [
+        x if isinstance(x, int) else safe_text(x)
+        for x in e.get("loc", ())
+        if not (isinstance(x, str) and ("[" in x or x.startswith(("constrained-", "function-"))))
+    ]
     msg = safe_text(e.get("msg", "invalid value"))
     if e.get("type") == "json_invalid":
         ctx = e.get("ctx") or {}

@@ -43,8 +43,12 @@ class LazyModel:
     def require(self) -> Any:
         """The loaded model, or a 503 saying why there is none."""
         if self.model is None:
-            raise HTTPException(503, f"{self.kind} failed to load: {self.load_error}" if self.load_error
-                                else f"{self.kind} is still loading")
+            raise HTTPException(
+                503,
+                f"{self.kind} failed to load: {self.load_error}"
+                if self.load_error
+                else f"{self.kind} is still loading",
+            )
         return self.model
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -18,31 +18,44 @@ class ServeMetrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("triagekit_requests", "HTTP requests by endpoint, method and status code",
-                                ["endpoint", "method", "status"], registry=r)
-        self.latency = Histogram("triagekit_request_duration_seconds", "HTTP request latency by endpoint",
-                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("triagekit_batch_size", "Inputs per model call (micro-batch size)",
-                                    buckets=BATCH_BUCKETS, registry=r)
-        self.inference = Histogram("triagekit_inference_duration_seconds", "Duration of one model call",
-                                   buckets=LATENCY_BUCKETS, registry=r)
+        self.requests = Counter(
+            "triagekit_requests",
+            "HTTP requests by endpoint, method and status code",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "triagekit_request_duration_seconds",
+            "HTTP request latency by endpoint",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "triagekit_batch_size", "Inputs per model call (micro-batch size)", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.inference = Histogram(
+            "triagekit_inference_duration_seconds", "Duration of one model call", buckets=LATENCY_BUCKETS, registry=r
+        )
         self.predictions = Counter("triagekit_predictions", "Predicted labels by head", ["head", "label"], registry=r)
         self.review = Counter("triagekit_review_required", "Predictions sent to human review", registry=r)
         self.feedback = Counter("triagekit_feedback", "Feedback rows stored, by head", ["head"], registry=r)
         self.log_rows = Counter("triagekit_log_rows_written", "Prediction-log rows written", ["table"], registry=r)
-        self.log_dropped = Counter("triagekit_log_rows_dropped", "Prediction-log rows given up after retries",
-                                   registry=r)
-        self.log_pending = Gauge("triagekit_log_rows_pending", "Prediction-log rows waiting to be written",
-                                 registry=r)
+        self.log_dropped = Counter(
+            "triagekit_log_rows_dropped", "Prediction-log rows given up after retries", registry=r
+        )
+        self.log_pending = Gauge("triagekit_log_rows_pending", "Prediction-log rows waiting to be written", registry=r)
         self.model_loaded = Gauge("triagekit_model_loaded", "1 when the model is loaded and serving", registry=r)
-        self.reloads = Counter("triagekit_model_reloads", "Model reloads by result (reloaded, unchanged, failed)",
-                               ["result"], registry=r)
-        self.drift_psi = Gauge("triagekit_drift_psi", "PSI of the recent window against the reference",
-                               ["head", "kind"], registry=r)
-        self.drift_alert = Gauge("triagekit_drift_alert", "1 when the head's drift status is alert", ["head"],
-                                 registry=r)
-        self.drift_window = Gauge("triagekit_drift_window_predictions", "Predictions in the drift window",
-                                  registry=r)
+        self.reloads = Counter(
+            "triagekit_model_reloads", "Model reloads by result (reloaded, unchanged, failed)", ["result"], registry=r
+        )
+        self.drift_psi = Gauge(
+            "triagekit_drift_psi", "PSI of the recent window against the reference", ["head", "kind"], registry=r
+        )
+        self.drift_alert = Gauge(
+            "triagekit_drift_alert", "1 when the head's drift status is alert", ["head"], registry=r
+        )
+        self.drift_window = Gauge("triagekit_drift_window_predictions", "Predictions in the drift window", registry=r)
 
     def observe_prediction(self, heads: Mapping[str, Mapping[str, Any]], review: bool) -> None:
         for head, result in heads.items():

@@ -31,8 +31,10 @@ def add_missing_columns(engine: Engine, metadata: MetaData) -> list[str]:
             if column.name in have:
                 continue
             if not column.nullable:
-                raise RuntimeError(f"table {table.name} lacks the NOT NULL column {column.name}: migrate the "
-                                   f"database by hand or start with a new one")
+                raise RuntimeError(
+                    f"table {table.name} lacks the NOT NULL column {column.name}: migrate the "
+                    f"database by hand or start with a new one"
+                )
             kind = column.type.compile(dialect=engine.dialect)
             prep = engine.dialect.identifier_preparer
             with engine.begin() as conn:

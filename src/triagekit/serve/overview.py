@@ -28,12 +28,16 @@ def day_starts(now: Optional[datetime] = None) -> tuple[datetime, datetime]:
 def reviewed_since(engine: Engine, since: datetime) -> int:
     """Tickets that got their feedback at or after ``since``."""
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count(func.distinct(feedback.c.prediction_id)))
-                                .where(feedback.c.created_at >= since)).scalar_one())
+        return int(
+            conn.execute(
+                select(func.count(func.distinct(feedback.c.prediction_id))).where(feedback.c.created_at >= since)
+            ).scalar_one()
+        )
 
 
-def agreement(engine: Engine, single: Sequence[str], multi: Sequence[str], since: datetime,
-              limit: int = 50_000) -> dict[str, Any]:
+def agreement(
+    engine: Engine, single: Sequence[str], multi: Sequence[str], since: datetime, limit: int = 50_000
+) -> dict[str, Any]:
     """How often reviewers kept the model's answer, per head and per (head, predicted label), since ``since``.
 
     Returns:
@@ -43,9 +47,13 @@ def agreement(engine: Engine, single: Sequence[str], multi: Sequence[str], since
     paths = {h: predictions.c.outputs[(h, "label")].as_string() for h in single}
     paths.update({h: predictions.c.outputs[(h, "labels")] for h in multi})
     heads = list(paths)
-    query = (select(feedback.c.head, feedback.c.correct_label, *[paths[h].label(f"p{i}") for i, h in enumerate(heads)])
-             .join(predictions, predictions.c.id == feedback.c.prediction_id)
-             .where(feedback.c.created_at >= since).order_by(feedback.c.id.desc()).limit(limit))
+    query = (
+        select(feedback.c.head, feedback.c.correct_label, *[paths[h].label(f"p{i}") for i, h in enumerate(heads)])
+        .join(predictions, predictions.c.id == feedback.c.prediction_id)
+        .where(feedback.c.created_at >= since)
+        .order_by(feedback.c.id.desc())
+        .limit(limit)
+    )
     per_head: dict[str, Counter] = defaultdict(Counter)
     per_label: dict[tuple[str, str], Counter] = defaultdict(Counter)
     corrected: dict[tuple[str, str], Counter] = defaultdict(Counter)
@@ -65,24 +73,44 @@ def agreement(engine: Engine, single: Sequence[str], multi: Sequence[str], since
             if not agreed:
                 shown = ", ".join(correct) if isinstance(correct, list) else str(correct)
                 corrected[(head, str(predicted))][shown or "(none)"] += 1
-    labels = [{"head": h, "label": lab, "n": c["n"], "agreed": c["agreed"], "rate": c["agreed"] / c["n"],
-               "corrected_to": corrected[(h, lab)].most_common(1)[0][0] if corrected[(h, lab)] else None}
-              for (h, lab), c in per_label.items()]
+    labels = [
+        {
+            "head": h,
+            "label": lab,
+            "n": c["n"],
+            "agreed": c["agreed"],
+            "rate": c["agreed"] / c["n"],
+            "corrected_to": corrected[(h, lab)].most_common(1)[0][0] if corrected[(h, lab)] else None,
+        }
+        for (h, lab), c in per_label.items()
+    ]
     labels.sort(key=lambda x: (-(x["n"] - x["agreed"]), x["rate"], x["head"], x["label"]))
-    return {"heads": {h: {"n": per_head[h]["n"], "agreed": per_head[h]["agreed"],
-                          "rate": per_head[h]["agreed"] / per_head[h]["n"] if per_head[h]["n"] else None}
-                      for h in heads},
-            "labels": labels}
+    return {
+        "heads": {
+            h: {
+                "n": per_head[h]["n"],
+                "agreed": per_head[h]["agreed"],
+                "rate": per_head[h]["agreed"] / per_head[h]["n"] if per_head[h]["n"] else None,
+            }
+            for h in heads
+        },
+        "labels": labels,
+    }
 
 
 def queue_size_series(engine: Engine, times: Sequence[datetime]) -> list[tuple[datetime, int]]:
     """How many tickets waited for review at each of ``times``: predictions needing review made by then, minus
     those whose first feedback came by then. Two scans of the log, whatever the number of points."""
-    made = select(*[func.sum(case((predictions.c.created_at <= t, 1), else_=0)) for t in times]) \
+    made = select(*[func.sum(case((predictions.c.created_at <= t, 1), else_=0)) for t in times]).where(
+        predictions.c.requires_review
+    )
+    first = (
+        select(func.min(feedback.c.created_at).label("at"))
+        .join(predictions, predictions.c.id == feedback.c.prediction_id)
         .where(predictions.c.requires_review)
-    first = (select(func.min(feedback.c.created_at).label("at")).join(predictions, predictions.c.id ==
-                                                                       feedback.c.prediction_id)
-             .where(predictions.c.requires_review).group_by(feedback.c.prediction_id).subquery())
+        .group_by(feedback.c.prediction_id)
+        .subquery()
+    )
     answered = select(*[func.sum(case((first.c.at <= t, 1), else_=0)) for t in times])
     with engine.connect() as conn:
         a = conn.execute(made).one()

@@ -38,11 +38,25 @@ from sqlalchemy.engine import Engine
 
 from triagekit.serve.db import feedback, metadata, predictions, utcnow
 
-__all__ = ["review_actions", "QueueFilter", "AlreadyReviewed", "queue_page", "queue_count", "queue_facets",
-           "neighbour", "get_prediction", "reviewed_by", "save_review", "record_skip", "undo_last", "last_action"]
+__all__ = [
+    "review_actions",
+    "QueueFilter",
+    "AlreadyReviewed",
+    "queue_page",
+    "queue_count",
+    "queue_facets",
+    "neighbour",
+    "get_prediction",
+    "reviewed_by",
+    "save_review",
+    "record_skip",
+    "undo_last",
+    "last_action",
+]
 
 review_actions = Table(
-    "review_actions", metadata,
+    "review_actions",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("reviewer", String(200), nullable=False, index=True),
     Column("action", String(20), nullable=False, comment="save or skip"),
@@ -68,8 +82,16 @@ class QueueFilter:
     model_version: str = ""
 
     def params(self) -> dict[str, str]:
-        return {k: v for k, v in (("head", self.head), ("label", self.label), ("language", self.language),
-                                  ("model_version", self.model_version)) if v}
+        return {
+            k: v
+            for k, v in (
+                ("head", self.head),
+                ("label", self.label),
+                ("language", self.language),
+                ("model_version", self.model_version),
+            )
+            if v
+        }
 
 
 @dataclass(frozen=True)
@@ -118,9 +140,15 @@ def _row(r: Any) -> dict[str, Any]:
     created = r["created_at"]
     if created is not None and created.tzinfo is None:
         created = created.replace(tzinfo=timezone.utc)
-    return {"prediction_id": r["id"], "id": r["request_id"], "created_at": created, "inputs": r["inputs"] or {},
-            "heads": r["outputs"] or {}, "model_version": r["model_version"],
-            "language": (r["inputs"] or {}).get("language") or ""}
+    return {
+        "prediction_id": r["id"],
+        "id": r["request_id"],
+        "created_at": created,
+        "inputs": r["inputs"] or {},
+        "heads": r["outputs"] or {},
+        "model_version": r["model_version"],
+        "language": (r["inputs"] or {}).get("language") or "",
+    }
 
 
 def queue_count(engine: Engine, f: QueueFilter, heads: Heads) -> int:
@@ -133,8 +161,13 @@ def queue_page(engine: Engine, f: QueueFilter, heads: Heads, offset: int, limit:
     key = _order_key(engine, heads)
     # Sort and skip over the narrow (key, id) rows only, then fetch the page's full rows: a deep page of 10,000
     # waiting tickets took 73 ms sorting whole rows and 20 ms this way (SQLite, 2 shared cores).
-    ids = (select(predictions.c.id).where(*_where(f, heads))
-           .order_by(key, predictions.c.created_at, predictions.c.id).offset(offset).limit(limit))
+    ids = (
+        select(predictions.c.id)
+        .where(*_where(f, heads))
+        .order_by(key, predictions.c.created_at, predictions.c.id)
+        .offset(offset)
+        .limit(limit)
+    )
     with engine.connect() as conn:
         order = list(conn.execute(ids).scalars())
         rows = {r["id"]: r for r in conn.execute(select(predictions).where(predictions.c.id.in_(order))).mappings()}
@@ -146,13 +179,13 @@ def queue_facets(engine: Engine, limit: int = 100) -> dict[str, list[str]]:
     lang = predictions.c.inputs["language"].as_string()
     with engine.connect() as conn:
         langs = conn.execute(select(lang).where(_waiting(), lang.is_not(None)).distinct().limit(limit)).scalars()
-        versions = conn.execute(select(predictions.c.model_version).where(_waiting()).distinct()
-                                .limit(limit)).scalars()
+        versions = conn.execute(select(predictions.c.model_version).where(_waiting()).distinct().limit(limit)).scalars()
         return {"languages": sorted(x for x in langs if x), "model_versions": sorted(versions)}
 
 
-def neighbour(engine: Engine, f: QueueFilter, heads: Heads, after: Optional[str], backwards: bool = False
-              ) -> Optional[str]:
+def neighbour(
+    engine: Engine, f: QueueFilter, heads: Heads, after: Optional[str], backwards: bool = False
+) -> Optional[str]:
     """The waiting ticket after (or before) ``after`` in queue order (keyset); the first one when ``after`` is None.
 
     ``after`` itself may have left the queue already (just saved): its place in the order is still known.
@@ -178,13 +211,16 @@ def get_prediction(engine: Engine, prediction_id: str) -> Optional[dict[str, Any
 def reviewed_by(engine: Engine, prediction_id: str) -> Optional[dict[str, Any]]:
     """Who gave feedback on ``prediction_id`` first, and when (None while it has none)."""
     with engine.connect() as conn:
-        r = conn.execute(select(feedback.c.reviewer, feedback.c.created_at)
-                         .where(feedback.c.prediction_id == prediction_id).order_by(feedback.c.id).limit(1)).first()
+        r = conn.execute(
+            select(feedback.c.reviewer, feedback.c.created_at)
+            .where(feedback.c.prediction_id == prediction_id)
+            .order_by(feedback.c.id)
+            .limit(1)
+        ).first()
     return None if r is None else {"reviewer": r[0] or "the API", "created_at": r[1]}
 
 
-def save_review(engine: Engine, prediction_id: str, labels: dict[str, Any], reviewer: str,
-                note: Optional[str]) -> int:
+def save_review(engine: Engine, prediction_id: str, labels: dict[str, Any], reviewer: str, note: Optional[str]) -> int:
     """Write one feedback row per head (the rows ``POST /feedback`` writes, plus reviewer and note) and the action,
     in one transaction; returns the action id.
 
@@ -199,25 +235,53 @@ def save_review(engine: Engine, prediction_id: str, labels: dict[str, Any], revi
             raise AlreadyReviewed(prediction_id)
         ids = []
         for head, label in labels.items():
-            res = conn.execute(insert(feedback).values(prediction_id=prediction_id, head=head, correct_label=label,
-                                                       created_at=now, reviewer=reviewer, note=note))
+            res = conn.execute(
+                insert(feedback).values(
+                    prediction_id=prediction_id,
+                    head=head,
+                    correct_label=label,
+                    created_at=now,
+                    reviewer=reviewer,
+                    note=note,
+                )
+            )
             ids.append(int(res.inserted_primary_key[0]))
-        res = conn.execute(insert(review_actions).values(reviewer=reviewer, action="save", prediction_id=prediction_id,
-                                                         feedback_ids=ids, note=note, created_at=now))
+        res = conn.execute(
+            insert(review_actions).values(
+                reviewer=reviewer,
+                action="save",
+                prediction_id=prediction_id,
+                feedback_ids=ids,
+                note=note,
+                created_at=now,
+            )
+        )
         return int(res.inserted_primary_key[0])
 
 
 def record_skip(engine: Engine, prediction_id: str, reviewer: str) -> int:
     with engine.begin() as conn:
-        res = conn.execute(insert(review_actions).values(reviewer=reviewer, action="skip", prediction_id=prediction_id,
-                                                         feedback_ids=None, note=None, created_at=utcnow()))
+        res = conn.execute(
+            insert(review_actions).values(
+                reviewer=reviewer,
+                action="skip",
+                prediction_id=prediction_id,
+                feedback_ids=None,
+                note=None,
+                created_at=utcnow(),
+            )
+        )
         return int(res.inserted_primary_key[0])
 
 
 def last_action(engine: Engine, reviewer: str) -> Optional[dict[str, Any]]:
     """The reviewer's latest action that is not undone (what undo would take back)."""
-    query = (select(review_actions).where(review_actions.c.reviewer == reviewer, review_actions.c.undone_at.is_(None))
-             .order_by(review_actions.c.id.desc()).limit(1))
+    query = (
+        select(review_actions)
+        .where(review_actions.c.reviewer == reviewer, review_actions.c.undone_at.is_(None))
+        .order_by(review_actions.c.id.desc())
+        .limit(1)
+    )
     with engine.connect() as conn:
         r = conn.execute(query).mappings().first()
     return None if r is None else dict(r)
@@ -230,14 +294,20 @@ def undo_last(engine: Engine, reviewer: str) -> Optional[dict[str, Any]]:
         The action undone, or None when there was nothing to undo.
     """
     with engine.begin() as conn:
-        r = conn.execute(select(review_actions).where(review_actions.c.reviewer == reviewer,
-                                                      review_actions.c.undone_at.is_(None))
-                         .order_by(review_actions.c.id.desc()).limit(1).with_for_update()).mappings().first()
+        r = (
+            conn.execute(
+                select(review_actions)
+                .where(review_actions.c.reviewer == reviewer, review_actions.c.undone_at.is_(None))
+                .order_by(review_actions.c.id.desc())
+                .limit(1)
+                .with_for_update()
+            )
+            .mappings()
+            .first()
+        )
         if r is None:
             return None
         if r["feedback_ids"]:
             conn.execute(delete(feedback).where(feedback.c.id.in_(list(r["feedback_ids"]))))
         conn.execute(update(review_actions).where(review_actions.c.id == r["id"]).values(undone_at=utcnow()))
         return dict(r)
-
-

@@ -7,9 +7,22 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
-    "Ticket", "PredictBatchRequest", "HeadResult", "PredictResponse", "PredictBatchResponse", "ReviewItem",
-    "ReviewResponse", "FeedbackRequest", "FeedbackResponse", "HeadDrift", "DriftResponse", "Health", "Ready",
-    "ErrorResponse", "Overview", "clean_text",
+    "Ticket",
+    "PredictBatchRequest",
+    "HeadResult",
+    "PredictResponse",
+    "PredictBatchResponse",
+    "ReviewItem",
+    "ReviewResponse",
+    "FeedbackRequest",
+    "FeedbackResponse",
+    "HeadDrift",
+    "DriftResponse",
+    "Health",
+    "Ready",
+    "ErrorResponse",
+    "Overview",
+    "clean_text",
 ]
 
 
@@ -25,15 +38,21 @@ def clean_text(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(clean_text)]
-ClientId = Union[Annotated[str, Field(max_length=200), AfterValidator(clean_text)],
-                 Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]]
+ClientId = Union[
+    Annotated[str, Field(max_length=200), AfterValidator(clean_text)],
+    Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)],
+]
 
 
 class Ticket(BaseModel):
     """One ticket: its text fields (``subject``/``body``, or the router's own ``text_fields`` by name), or ``text``."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={
-        "examples": [{"id": "T-1001", "subject": "Invoice charged twice", "body": "My card was billed twice."}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"id": "T-1001", "subject": "Invoice charged twice", "body": "My card was billed twice."}]
+        },
+    )
 
     id: Optional[ClientId] = Field(None, description="Your ticket id, echoed back and stored with the prediction.")
     subject: Optional[Text] = None
@@ -113,9 +132,10 @@ class FeedbackRequest(BaseModel):
 
     prediction_id: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(clean_text)]
     head: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(clean_text)]
-    correct_label: Union[Annotated[str, Field(min_length=1, max_length=500), AfterValidator(clean_text)],
-                         list[Annotated[str, Field(min_length=1, max_length=500), AfterValidator(clean_text)]]] = Field(
-        ..., description="The right label; a list of tags for a multi-label head.")
+    correct_label: Union[
+        Annotated[str, Field(min_length=1, max_length=500), AfterValidator(clean_text)],
+        list[Annotated[str, Field(min_length=1, max_length=500), AfterValidator(clean_text)]],
+    ] = Field(..., description="The right label; a list of tags for a multi-label head.")
 
 
 class FeedbackResponse(BaseModel):

@@ -67,8 +67,9 @@ class Service:
         if not await self._try_db(1, min(1.0, s.db_retry_max_s)):
             self._db_task = asyncio.create_task(self._connect_db(), name="triagekit-db-connect")
         await self._load_model()
-        self.batcher = MicroBatcher(self._predict_batch, s.max_batch, s.max_wait_ms, s.batching, self._on_batch,
-                                    initializer=self._set_threads)
+        self.batcher = MicroBatcher(
+            self._predict_batch, s.max_batch, s.max_wait_ms, s.batching, self._on_batch, initializer=self._set_threads
+        )
         self.writer = LogWriter(self.store, s.log_flush_ms, on_write=self._on_write)
         await self.batcher.start()
         await self.writer.start()
@@ -195,12 +196,18 @@ class Service:
             log.info("now serving %s (was %s)", router.model_version, previous)
             return self._reloaded("reloaded", router.model_version, previous, started)
 
-    def _reloaded(self, status: str, version: str | None, previous: str | None, started: float,
-                  error: str | None = None) -> dict[str, Any]:
+    def _reloaded(
+        self, status: str, version: str | None, previous: str | None, started: float, error: str | None = None
+    ) -> dict[str, Any]:
         self.metrics.reloads.labels(status).inc()
-        self.last_reload = {"status": status, "model_version": version, "previous_version": previous,
-                            "seconds": round(time.perf_counter() - started, 3), "at": utcnow().isoformat(),
-                            **({"error": error} if error else {})}
+        self.last_reload = {
+            "status": status,
+            "model_version": version,
+            "previous_version": previous,
+            "seconds": round(time.perf_counter() - started, 3),
+            "at": utcnow().isoformat(),
+            **({"error": error} if error else {}),
+        }
         return self.last_reload
 
     async def _watch(self, seconds: float) -> None:
@@ -214,8 +221,12 @@ class Service:
                 continue
             current = self.router.model_version if self.router is not None else None
             if target is None or target != current:
-                if self.last_reload and self.last_reload.get("status") == "failed" and target is not None \
-                        and self.last_reload.get("target") == target:
+                if (
+                    self.last_reload
+                    and self.last_reload.get("status") == "failed"
+                    and target is not None
+                    and self.last_reload.get("target") == target
+                ):
                     continue  # this version already failed to load; wait for the alias to move again
                 result = await self.reload()
                 if result["status"] == "failed":
@@ -269,32 +280,38 @@ class Service:
                 results[i] = _truncate(r, items[i][1]) if items[i][1] < k else r
         return results
 
-    def _prepare(self, router, ticket: Ticket, default_top_k: int | None, where: str
-                 ) -> tuple[str, int, dict[str, str]]:
+    def _prepare(
+        self, router, ticket: Ticket, default_top_k: int | None, where: str
+    ) -> tuple[str, int, dict[str, str]]:
         s = self.settings
         fields = ticket.fields()
         # "language" is kept beside the text fields (not part of the model input) for the review page's filter.
         inputs = {k: v for k, v in fields.items() if k in router.text_fields or k in ("text", "language")}
         text = build_text(inputs, router.text_fields)
         if not text.strip():
-            raise HTTPException(422, f"{where}empty ticket: give {' and/or '.join(router.text_fields)} "
-                                     f"(or text) with some non-blank text")
+            raise HTTPException(
+                422,
+                f"{where}empty ticket: give {' and/or '.join(router.text_fields)} (or text) with some non-blank text",
+            )
         if len(text) > s.max_text_chars:
-            raise HTTPException(422, f"{where}ticket text too long: {len(text)} characters, the limit is "
-                                     f"{s.max_text_chars}")
+            raise HTTPException(
+                422, f"{where}ticket text too long: {len(text)} characters, the limit is {s.max_text_chars}"
+            )
         top_k = ticket.top_k or default_top_k or DEFAULT_TOP_K
         if top_k > s.max_top_k:
             raise HTTPException(422, f"{where}top_k {top_k} is above the limit {s.max_top_k}")
         return text, top_k, inputs
 
-    async def predict(self, tickets: Sequence[Ticket], default_top_k: int | None = None,
-                      batch: bool = False) -> list[dict[str, Any]]:
+    async def predict(
+        self, tickets: Sequence[Ticket], default_top_k: int | None = None, batch: bool = False
+    ) -> list[dict[str, Any]]:
         """Route ``tickets`` (each goes through the micro-batcher), log them and return the response bodies."""
         router = self.require_router()
         self.require_db()  # a prediction that cannot be logged is refused, not lost
         start = time.perf_counter()
-        prepared = [self._prepare(router, t, default_top_k, f"items[{i}]: " if batch else "")
-                    for i, t in enumerate(tickets)]
+        prepared = [
+            self._prepare(router, t, default_top_k, f"items[{i}]: " if batch else "") for i, t in enumerate(tickets)
+        ]
         try:
             answers = await asyncio.gather(*(self.batcher.submit((text, k, router)) for text, k, _ in prepared))
         except BatcherClosed as exc:
@@ -303,17 +320,35 @@ class Service:
         out = []
         for ticket, (text, _, inputs), (heads, inference_ms) in zip(tickets, prepared, answers):
             pid = uuid.uuid4().hex
-            review = router.needs_review(heads) if hasattr(router, "needs_review") else any(
-                bool(v.get("requires_review")) for v in heads.values())
-            self.writer.add_prediction({
-                "id": pid, "request_id": None if ticket.id is None else str(ticket.id)[:200],
-                "input_hash": hashlib.sha256(text.encode("utf-8")).hexdigest(), "inputs": inputs, "outputs": heads,
-                "requires_review": review, "latency_ms": round(latency_ms, 3), "model_version": router.model_version,
-                "created_at": utcnow()})
+            review = (
+                router.needs_review(heads)
+                if hasattr(router, "needs_review")
+                else any(bool(v.get("requires_review")) for v in heads.values())
+            )
+            self.writer.add_prediction(
+                {
+                    "id": pid,
+                    "request_id": None if ticket.id is None else str(ticket.id)[:200],
+                    "input_hash": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    "inputs": inputs,
+                    "outputs": heads,
+                    "requires_review": review,
+                    "latency_ms": round(latency_ms, 3),
+                    "model_version": router.model_version,
+                    "created_at": utcnow(),
+                }
+            )
             self.metrics.observe_prediction(heads, review)
-            out.append({"id": ticket.id if ticket.id is not None else pid, "prediction_id": pid, "heads": heads,
-                        "requires_review": review, "model_version": router.model_version,
-                        "inference_ms": round(inference_ms, 3)})
+            out.append(
+                {
+                    "id": ticket.id if ticket.id is not None else pid,
+                    "prediction_id": pid,
+                    "heads": heads,
+                    "requires_review": review,
+                    "model_version": router.model_version,
+                    "inference_ms": round(inference_ms, 3),
+                }
+            )
         return out
 
     # -- feedback --------------------------------------------------------------------------------------------
@@ -347,8 +382,9 @@ class Service:
         if not exists:
             raise HTTPException(404, f"unknown prediction_id {prediction_id!r}")
         try:
-            await self.writer.add_feedback({"prediction_id": prediction_id, "head": head, "correct_label": label,
-                                            "created_at": utcnow()})
+            await self.writer.add_feedback(
+                {"prediction_id": prediction_id, "head": head, "correct_label": label, "created_at": utcnow()}
+            )
         except Exception as exc:
             log.error("storing feedback for %s failed: %s", prediction_id, exc)
             raise HTTPException(503, "could not store the feedback right now; please retry") from None
@@ -367,8 +403,9 @@ class Service:
         self.require_db()
         await self.writer.flush()
         version, window = router.model_version, self.settings.drift_window
-        report = await self.cache.get(("drift", version, window),
-                                      lambda: self.drift.report(self.store.recent_outputs(version, window)))
+        report = await self.cache.get(
+            ("drift", version, window), lambda: self.drift.report(self.store.recent_outputs(version, window))
+        )
         self.metrics.observe_drift(report)
         return report
 

@@ -94,8 +94,18 @@ class ServeSettings:
     """Router run that fills the triage schema's enum fields (router-guided triage; heads map to fields by name)."""
 
     def __post_init__(self) -> None:
-        for name in ("port", "workers", "max_batch", "max_batch_items", "max_body_bytes", "max_text_chars",
-                     "max_top_k", "drift_window", "drift_min_samples", "max_new_tokens"):
+        for name in (
+            "port",
+            "workers",
+            "max_batch",
+            "max_batch_items",
+            "max_body_bytes",
+            "max_text_chars",
+            "max_top_k",
+            "drift_window",
+            "drift_min_samples",
+            "max_new_tokens",
+        ):
             if int(getattr(self, name)) < (0 if name == "port" else 1):
                 raise ValueError(f"serve setting {name} must be positive, got {getattr(self, name)!r}")
         from triagekit.serve.backends import BACKENDS
@@ -113,8 +123,10 @@ class ServeSettings:
         if not 0 < self.drift_threshold:
             raise ValueError(f"drift_threshold must be > 0, got {self.drift_threshold}")
         if self.drift_min_samples > self.drift_window:
-            raise ValueError(f"drift_min_samples ({self.drift_min_samples}) cannot exceed drift_window "
-                             f"({self.drift_window}): drift would never be reported")
+            raise ValueError(
+                f"drift_min_samples ({self.drift_min_samples}) cannot exceed drift_window "
+                f"({self.drift_window}): drift would never be reported"
+            )
 
     def db_url(self, model_dir: str | Path) -> str:
         """``db``, or a SQLite file beside the model: in the run folder, or for ``registry:NAME@alias`` in the
@@ -134,8 +146,10 @@ class ServeSettings:
             return None
         key = env_or_file(self.api_key_env)
         if not key:
-            raise ValueError(f"--api-key-env {self.api_key_env}: that environment variable is not set or empty (nor "
-                             f"{self.api_key_env}_FILE, a file holding the key)")
+            raise ValueError(
+                f"--api-key-env {self.api_key_env}: that environment variable is not set or empty (nor "
+                f"{self.api_key_env}_FILE, a file holding the key)"
+            )
         return key
 
     def to_json(self) -> str:

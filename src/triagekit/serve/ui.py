@@ -41,8 +41,10 @@ log = logging.getLogger("triagekit.serve")
 HERE = Path(__file__).parent
 SESSION_COOKIE = "triagekit_session"
 LOGIN_CSRF_COOKIE = "triagekit_login_csrf"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 class UISettings:
@@ -75,8 +77,9 @@ class LoginRequired(Exception):
 def _templates():
     from jinja2 import Environment, FileSystemLoader
 
-    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True, trim_blocks=True,
-                      lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(str(HERE / "templates")), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
     env.filters["age"] = _age
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.0f}\u00a0%"  # no break inside "17 %"
     env.filters["short"] = lambda s, n=160: s if len(s) <= n else s[: n - 1] + "…"
@@ -124,15 +127,22 @@ class ReviewUI:
             raise UIError(503, f"no model to review against: {reason}")
         return router
 
-    def page(self, name: str, request: Request, status: int = 200, user: Optional[Principal] = None,
-             **ctx: Any) -> HTMLResponse:
+    def page(
+        self, name: str, request: Request, status: int = 200, user: Optional[Principal] = None, **ctx: Any
+    ) -> HTMLResponse:
         html = self.env.get_template(name).render(user=user, path=request.url.path, **ctx)
         return HTMLResponse(html, status_code=status, headers=_security_headers())
 
-    def set_cookie(self, response: Response, request: Request, name: str, value: str, path: str,
-                   max_age: int) -> None:
-        response.set_cookie(name, value, max_age=max_age, path=path, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+    def set_cookie(self, response: Response, request: Request, name: str, value: str, path: str, max_age: int) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path=path,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
 
     async def login_required(self) -> bool:
         return self.api_key is not None or await _run(accounts.has_reviewers, self.engine)
@@ -162,12 +172,20 @@ class ReviewUI:
     async def login_form(self, request: Request) -> HTMLResponse:
         return await self._login_page(request)
 
-    async def _login_page(self, request: Request, error: str = "", status: int = 200,
-                          headers: Optional[dict] = None) -> HTMLResponse:
+    async def _login_page(
+        self, request: Request, error: str = "", status: int = 200, headers: Optional[dict] = None
+    ) -> HTMLResponse:
         token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
         open_mode = not await self.login_required()
-        resp = self.page("login.html", request, status, csrf=token, error=error, open_mode=open_mode,
-                         next=_safe_next(request.query_params.get("next")))
+        resp = self.page(
+            "login.html",
+            request,
+            status,
+            csrf=token,
+            error=error,
+            open_mode=open_mode,
+            next=_safe_next(request.query_params.get("next")),
+        )
         resp.headers.update(headers or {})
         self.set_cookie(resp, request, LOGIN_CSRF_COOKIE, token, "/ui/login", 3600)
         return resp
@@ -185,8 +203,9 @@ class ReviewUI:
             n, oldest = await _run(accounts.failures, engine, [key], window)
             if n >= limit:
                 wait = max(1, math.ceil((oldest + window - utcnow()).total_seconds())) if oldest else 60
-                return await self._login_page(request, f"too many wrong passwords: try again in {wait} s", 429,
-                                             {"Retry-After": str(wait)})
+                return await self._login_page(
+                    request, f"too many wrong passwords: try again in {wait} s", 429, {"Retry-After": str(wait)}
+                )
         role = await self._check(name, password)
         if role is None:
             await _run(accounts.record_failure, engine, [user_key, ip_key], window)
@@ -228,16 +247,29 @@ class ReviewUI:
         n = await _run(reviewstore.queue_count, self.engine, f, heads) if f.params() else total
         pages = max(1, math.ceil(n / self.s.per_page))
         page = min(max(1, _int(request.query_params.get("page"), 1)), pages)
-        items = await _run(reviewstore.queue_page, self.engine, f, heads, (page - 1) * self.s.per_page,
-                           self.s.per_page)
+        items = await _run(reviewstore.queue_page, self.engine, f, heads, (page - 1) * self.s.per_page, self.s.per_page)
         facets = await _run(reviewstore.queue_facets, self.engine)
         router = self.router()
         label_heads = [h for h in router.heads if not h.multilabel and (not f.head or h.name == f.head)]
         labels = sorted({lab for h in label_heads for lab in h.labels})
-        return self.page("queue.html", request, user=user, items=items, total=total, count=n, page=page,
-                         pages=pages, per_page=self.s.per_page, f=f, q=urlencode(f.params()),
-                         head_names=heads.all, labels=labels, facets=facets,
-                         page_links=_page_links(page, pages), empty=request.query_params.get("empty"))
+        return self.page(
+            "queue.html",
+            request,
+            user=user,
+            items=items,
+            total=total,
+            count=n,
+            page=page,
+            pages=pages,
+            per_page=self.s.per_page,
+            f=f,
+            q=urlencode(f.params()),
+            head_names=heads.all,
+            labels=labels,
+            facets=facets,
+            page_links=_page_links(page, pages),
+            empty=request.query_params.get("empty"),
+        )
 
     # -- review ----------------------------------------------------------------------------------------------
     async def next_item(self, request: Request) -> Response:
@@ -257,8 +289,9 @@ class ReviewUI:
     async def review(self, request: Request, prediction_id: str) -> HTMLResponse:
         return await self._review_page(request, prediction_id)
 
-    async def _review_page(self, request: Request, prediction_id: str, error: str = "",
-                           status: int = 200) -> HTMLResponse:
+    async def _review_page(
+        self, request: Request, prediction_id: str, error: str = "", status: int = 200
+    ) -> HTMLResponse:
         user = await self.principal(request)
         engine, f, heads = self.engine, _filter(request), self.heads()
         item = await _run(reviewstore.get_prediction, engine, prediction_id)
@@ -267,10 +300,22 @@ class ReviewUI:
         done = await _run(reviewstore.reviewed_by, engine, prediction_id)
         count = await _run(reviewstore.queue_count, engine, f, heads)
         last = await _run(reviewstore.last_action, engine, user.name)
-        return self.page("review.html", request, status, user=user, item=item, heads=self._head_views(item),
-                         done=done, count=count, f=f, q=urlencode(f.params()), last=last, error=error,
-                         labels={h.name: list(h.labels) for h in self.router().heads},
-                         text_fields=[(k, v) for k, v in item["inputs"].items() if k != "language"])
+        return self.page(
+            "review.html",
+            request,
+            status,
+            user=user,
+            item=item,
+            heads=self._head_views(item),
+            done=done,
+            count=count,
+            f=f,
+            q=urlencode(f.params()),
+            last=last,
+            error=error,
+            labels={h.name: list(h.labels) for h in self.router().heads},
+            text_fields=[(k, v) for k, v in item["inputs"].items() if k != "language"],
+        )
 
     def _head_views(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
@@ -288,8 +333,16 @@ class ReviewUI:
                 options = [(x["label"], x["p"]) for x in (pred.get("top_k") or [])][:9]
                 if pred.get("label") not in dict(options):
                     options.insert(0, (pred.get("label"), pred.get("confidence")))
-            out.append({"name": head.name, "multilabel": head.multilabel, "chosen": chosen, "options": options,
-                        "confidence": pred.get("confidence"), "requires_review": bool(pred.get("requires_review"))})
+            out.append(
+                {
+                    "name": head.name,
+                    "multilabel": head.multilabel,
+                    "chosen": chosen,
+                    "options": options,
+                    "confidence": pred.get("confidence"),
+                    "requires_review": bool(pred.get("requires_review")),
+                }
+            )
         return out
 
     async def save(self, request: Request, prediction_id: str) -> Response:
@@ -310,8 +363,9 @@ class ReviewUI:
         except reviewstore.AlreadyReviewed:
             done = await _run(reviewstore.reviewed_by, engine, prediction_id)
             who = done["reviewer"] if done else "someone"
-            return await self._review_page(request, prediction_id, status=409,
-                                     error=f"{who} reviewed this ticket already; nothing was saved")
+            return await self._review_page(
+                request, prediction_id, status=409, error=f"{who} reviewed this ticket already; nothing was saved"
+            )
         for head in labels:
             self.service.metrics.feedback.labels(head).inc()
         return self._to_next(request, prediction_id)
@@ -364,19 +418,30 @@ class ReviewUI:
         times = [today - timedelta(days=d, microseconds=1) for d in range(12, -1, -1)] + [now]
         series = await _run(overview.queue_size_series, engine, times)
         drift = overview.drift_status(self.service)
-        head_rows = [(h, a["rate"], f"{a['agreed']}/{a['n']}" if a["n"] else "no reviews")
-                     for h, a in agree["heads"].items()]
+        head_rows = [
+            (h, a["rate"], f"{a['agreed']}/{a['n']}" if a["n"] else "no reviews") for h, a in agree["heads"].items()
+        ]
         worst = [x for x in agree["labels"] if x["n"] > x["agreed"]][:10]
-        label_rows = [(f"{x['head']}: {x['label']}", 1 - x["rate"], f"{x['n'] - x['agreed']} of {x['n']} corrected")
-                      for x in worst]
+        label_rows = [
+            (f"{x['head']}: {x['label']}", 1 - x["rate"], f"{x['n'] - x['agreed']} of {x['n']} corrected")
+            for x in worst
+        ]
         return self.page(
-            "overview.html", request, user=user, today=await _run(overview.reviewed_since, engine, today),
-            week=await _run(overview.reviewed_since, engine, week), waiting=series[-1][1], agree=agree, worst=worst,
+            "overview.html",
+            request,
+            user=user,
+            today=await _run(overview.reviewed_since, engine, today),
+            week=await _run(overview.reviewed_since, engine, week),
+            waiting=series[-1][1],
+            agree=agree,
+            worst=worst,
             head_chart=bar_chart(head_rows, "Agreement per head (last 30 days)"),
-            label_chart=bar_chart(label_rows, "Share corrected per predicted label (last 30 days)",
-                                  high_is_good=False) if label_rows else None,
+            label_chart=bar_chart(label_rows, "Share corrected per predicted label (last 30 days)", high_is_good=False)
+            if label_rows
+            else None,
             queue_chart=line_chart(series, "Tickets waiting for review at the end of each day, and now"),
-            drift=drift)
+            drift=drift,
+        )
 
     # -- admin -----------------------------------------------------------------------------------------------
     async def admin_page(self, request: Request) -> HTMLResponse:
@@ -392,8 +457,13 @@ class ReviewUI:
         form = await request.form()
         self.check_csrf(form, user, request)
         try:
-            await _run(accounts.add_reviewer, self.engine, _text(form.get("name"), 200),
-                       _text(form.get("password"), 1000), _text(form.get("role"), 20) or "reviewer")
+            await _run(
+                accounts.add_reviewer,
+                self.engine,
+                _text(form.get("name"), 200),
+                _text(form.get("password"), 1000),
+                _text(form.get("role"), 20) or "reviewer",
+            )
         except ValueError as exc:
             return await self._admin_page(request, str(exc), 422)
         return RedirectResponse("/ui/admin", status_code=303)
@@ -407,8 +477,13 @@ class ReviewUI:
 
 
 def _security_headers() -> dict[str, str]:
-    return {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-            "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
+    return {
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    }
 
 
 def _text(value: Any, limit: int) -> str:
@@ -465,14 +540,22 @@ def mount_ui(app: FastAPI, service, api_key: Optional[str], settings: type[UISet
     ui = ReviewUI(service, api_key, settings)
     app.state.review_ui = ui
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
-    routes = [("GET", "/ui", lambda: RedirectResponse("/ui/queue", status_code=303)),
-              ("GET", "/ui/login", ui.login_form), ("POST", "/ui/login", ui.login), ("POST", "/ui/logout", ui.logout),
-              ("GET", "/ui/queue", ui.queue), ("GET", "/ui/review/next", ui.next_item),
-              ("GET", "/ui/review/{prediction_id}", ui.review), ("POST", "/ui/review/{prediction_id}", ui.save),
-              ("POST", "/ui/review/{prediction_id}/skip", ui.skip), ("POST", "/ui/undo", ui.undo),
-              ("GET", "/ui/overview", ui.overview_page), ("GET", "/ui/admin", ui.admin_page),
-              ("POST", "/ui/admin/reviewers", ui.add_reviewer),
-              ("POST", "/ui/admin/reviewers/remove", ui.remove_reviewer)]
+    routes = [
+        ("GET", "/ui", lambda: RedirectResponse("/ui/queue", status_code=303)),
+        ("GET", "/ui/login", ui.login_form),
+        ("POST", "/ui/login", ui.login),
+        ("POST", "/ui/logout", ui.logout),
+        ("GET", "/ui/queue", ui.queue),
+        ("GET", "/ui/review/next", ui.next_item),
+        ("GET", "/ui/review/{prediction_id}", ui.review),
+        ("POST", "/ui/review/{prediction_id}", ui.save),
+        ("POST", "/ui/review/{prediction_id}/skip", ui.skip),
+        ("POST", "/ui/undo", ui.undo),
+        ("GET", "/ui/overview", ui.overview_page),
+        ("GET", "/ui/admin", ui.admin_page),
+        ("POST", "/ui/admin/reviewers", ui.add_reviewer),
+        ("POST", "/ui/admin/reviewers/remove", ui.remove_reviewer),
+    ]
     for method, path, handler in routes:
         app.add_api_route(path, handler, methods=[method], include_in_schema=False)
 

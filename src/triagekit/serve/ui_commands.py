@@ -63,17 +63,23 @@ def _db_for_add(value: str) -> str:
 
 
 def _db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", required=True,
-                   help="SQLAlchemy URL, SQLite file or model dir (predictions.db) of the service")
+    p.add_argument(
+        "--db", required=True, help="SQLAlchemy URL, SQLite file or model dir (predictions.db) of the service"
+    )
 
 
 def _add_arguments(a: argparse.ArgumentParser) -> None:
     a.add_argument("name")
     _db(a)
-    a.add_argument("--role", choices=["reviewer", "admin"], default="reviewer",
-                   help="admin: may also manage accounts on /ui/admin")
-    a.add_argument("--password-env", default=None, metavar="NAME",
-                   help="read the password from this environment variable (default: ask twice)")
+    a.add_argument(
+        "--role", choices=["reviewer", "admin"], default="reviewer", help="admin: may also manage accounts on /ui/admin"
+    )
+    a.add_argument(
+        "--password-env",
+        default=None,
+        metavar="NAME",
+        help="read the password from this environment variable (default: ask twice)",
+    )
 
 
 def _remove_arguments(r: argparse.ArgumentParser) -> None:
@@ -85,11 +91,19 @@ def _verb(name: str):
     def run(args: argparse.Namespace) -> int:
         args.reviewers_command = name
         return cmd_reviewers(args)
+
     return run
 
 
-COMMANDS = {"reviewers": Group("reviewer accounts of the /ui review page (serve extra)", {
-    "add": Verb(_verb("add"), _add_arguments, "create an account, or set a new password/role (logs its sessions out)"),
-    "remove": Verb(_verb("remove"), _remove_arguments, "delete an account and its sessions"),
-    "list": Verb(_verb("list"), _db, "names and roles"),
-})}
+COMMANDS = {
+    "reviewers": Group(
+        "reviewer accounts of the /ui review page (serve extra)",
+        {
+            "add": Verb(
+                _verb("add"), _add_arguments, "create an account, or set a new password/role (logs its sessions out)"
+            ),
+            "remove": Verb(_verb("remove"), _remove_arguments, "delete an account and its sessions"),
+            "list": Verb(_verb("list"), _db, "names and roles"),
+        },
+    )
+}

@@ -29,8 +29,13 @@ class LogWriter:
         on_write: called on the event loop with (predictions written, feedback written, rows dropped).
     """
 
-    def __init__(self, store: Any, flush_ms: float = 50.0, max_rows: int = 1000,
-                 on_write: Callable[[int, int, int], None] | None = None):
+    def __init__(
+        self,
+        store: Any,
+        flush_ms: float = 50.0,
+        max_rows: int = 1000,
+        on_write: Callable[[int, int, int], None] | None = None,
+    ):
         self.store, self.flush_s, self.max_rows, self.on_write = store, flush_ms / 1000, max_rows, on_write
         self.pending_ids: set[str] = set()
         self._preds: list[tuple[dict[str, Any], int]] = []
@@ -103,11 +108,13 @@ class LogWriter:
             return
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self.store.write, [r for r, _ in preds],
-                                       [r for r, _ in feedback])
+            await loop.run_in_executor(
+                self._executor, self.store.write, [r for r, _ in preds], [r for r, _ in feedback]
+            )
         except Exception:
-            log.exception("writing %d predictions / %d feedback rows failed; retrying row by row",
-                          len(preds), len(feedback))
+            log.exception(
+                "writing %d predictions / %d feedback rows failed; retrying row by row", len(preds), len(feedback)
+            )
             await self._write_one_by_one(preds, feedback)
             return
         for row, _ in preds:

@@ -29,6 +29,21 @@ from triagekit.sft.decode import Constraint, DecodeStats, decode
 from triagekit.sft.generate import CausalLM, load
 from triagekit.sft.train import SFTResult, load_causal_lm, train_sft
 
-__all__ = ["SFTConfig", "load_sft_config", "parse_sft_overrides", "IGNORE_INDEX", "EncodeStats", "encode_pair",
-           "encode_pairs", "prompt_text", "Constraint", "DecodeStats", "decode", "CausalLM", "load", "SFTResult",
-           "load_causal_lm", "train_sft"]
+__all__ = [
+    "SFTConfig",
+    "load_sft_config",
+    "parse_sft_overrides",
+    "IGNORE_INDEX",
+    "EncodeStats",
+    "encode_pair",
+    "encode_pairs",
+    "prompt_text",
+    "Constraint",
+    "DecodeStats",
+    "decode",
+    "CausalLM",
+    "load",
+    "SFTResult",
+    "load_causal_lm",
+    "train_sft",
+]

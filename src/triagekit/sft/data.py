@@ -12,8 +12,7 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["IGNORE_INDEX", "EncodeStats", "to_messages", "prompt_text", "encode_pair", "encode_pairs",
-           "SFTCollator"]
+__all__ = ["IGNORE_INDEX", "EncodeStats", "to_messages", "prompt_text", "encode_pair", "encode_pairs", "SFTCollator"]
 
 IGNORE_INDEX = -100
 """Label of every token the loss skips (prompt and padding)."""
@@ -23,8 +22,10 @@ _PROBE = "\x00ANSWER\x00"
 def to_messages(prompt: str | Sequence[dict], system: str | None = None) -> list[dict[str, str]]:
     """A chat: a plain string becomes one user turn; ``system`` is prepended unless the chat already has one."""
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
-    if not messages or any(not isinstance(m.get("content"), str) or m.get("role") not in
-                           ("system", "user", "assistant", "tool") for m in messages):
+    if not messages or any(
+        not isinstance(m.get("content"), str) or m.get("role") not in ("system", "user", "assistant", "tool")
+        for m in messages
+    ):
         raise ValueError("a prompt is a string or a list of {role: system|user|assistant, content: str} messages")
     if system is not None and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system})
@@ -47,7 +48,7 @@ def answer_suffix(tokenizer, prompt: str | Sequence[dict], system: str | None = 
         return tokenizer.eos_token or ""
     messages = to_messages(prompt, system) + [{"role": "assistant", "content": _PROBE}]
     full = tokenizer.apply_chat_template(messages, tokenize=False)
-    tail = full[full.index(_PROBE) + len(_PROBE):]
+    tail = full[full.index(_PROBE) + len(_PROBE) :]
     # The end-of-turn token is what teaches the model to stop; trailing newlines after it are not needed.
     return tail.rstrip("\n") or (tokenizer.eos_token or "")
 
@@ -63,14 +64,22 @@ class EncodeStats:
     answer_tokens: int = 0
 
     def summary(self) -> str:
-        return (f"{self.examples} examples ({self.prompt_tokens} prompt + {self.answer_tokens} answer tokens); "
-                f"{self.prompt_truncated} prompts cut in the middle to fit; {len(self.dropped_answer_too_long)} "
-                f"dropped because the answer alone does not fit"
-                + (f" (rows {self.dropped_answer_too_long[:10]})" if self.dropped_answer_too_long else ""))
+        return (
+            f"{self.examples} examples ({self.prompt_tokens} prompt + {self.answer_tokens} answer tokens); "
+            f"{self.prompt_truncated} prompts cut in the middle to fit; {len(self.dropped_answer_too_long)} "
+            f"dropped because the answer alone does not fit"
+            + (f" (rows {self.dropped_answer_too_long[:10]})" if self.dropped_answer_too_long else "")
+        )
 
 
-def encode_pair(tokenizer, prompt: str | Sequence[dict], answer: str, max_length: int, system: str | None = None,
-                keep_tail: int = 24) -> dict[str, Any] | None:
+def encode_pair(
+    tokenizer,
+    prompt: str | Sequence[dict],
+    answer: str,
+    max_length: int,
+    system: str | None = None,
+    keep_tail: int = 24,
+) -> dict[str, Any] | None:
     """``input_ids`` and ``labels`` (``IGNORE_INDEX`` on the prompt) of one example, or None when the answer alone
     (plus ``keep_tail`` prompt tokens) exceeds ``max_length``.
 
@@ -85,13 +94,18 @@ def encode_pair(tokenizer, prompt: str | Sequence[dict], answer: str, max_length
     truncated = len(p_ids) > budget
     if truncated:
         tail = min(keep_tail, budget - 1)
-        p_ids = p_ids[:budget - tail] + p_ids[len(p_ids) - tail:]
-    return {"input_ids": p_ids + a_ids, "labels": [IGNORE_INDEX] * len(p_ids) + a_ids, "truncated": truncated,
-            "n_prompt": len(p_ids)}
+        p_ids = p_ids[: budget - tail] + p_ids[len(p_ids) - tail :]
+    return {
+        "input_ids": p_ids + a_ids,
+        "labels": [IGNORE_INDEX] * len(p_ids) + a_ids,
+        "truncated": truncated,
+        "n_prompt": len(p_ids),
+    }
 
 
-def encode_pairs(tokenizer, pairs: Sequence[tuple[Any, str]], max_length: int, system: str | None = None
-                 ) -> tuple[list[dict[str, Any]], EncodeStats]:
+def encode_pairs(
+    tokenizer, pairs: Sequence[tuple[Any, str]], max_length: int, system: str | None = None
+) -> tuple[list[dict[str, Any]], EncodeStats]:
     """Encode ``(prompt, answer)`` pairs; returns the examples kept and the counts of what was cut or dropped."""
     stats, out = EncodeStats(), []
     for i, (prompt, answer) in enumerate(pairs):
@@ -124,5 +138,9 @@ class SFTCollator:
             ids[row, :n] = torch.tensor(ex["input_ids"])
             labels[row, :n] = torch.tensor(ex["labels"])
             mask[row, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels,
-                "index": torch.tensor([i for i, _ in items])}
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": labels,
+            "index": torch.tensor([i for i, _ in items]),
+        }

@@ -51,8 +51,9 @@ class DecodeStats:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
-def pick(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0,
-         generator: torch.Generator | None = None) -> torch.Tensor:
+def pick(
+    logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Greedy (temperature 0) or nucleus sampling over ``logits`` of shape (rows, vocab)."""
     if temperature <= 0:
         return logits.argmax(-1)
@@ -69,10 +70,20 @@ _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triagekit-mask")
 
 
 @torch.inference_mode()
-def decode(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, stop_ids: set[int], pad_id: int,
-           temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
-           constraint: Constraint | None = None, overlap: bool = True, stats: DecodeStats | None = None
-           ) -> list[list[int]]:
+def decode(
+    model,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    stop_ids: set[int],
+    pad_id: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    constraint: Constraint | None = None,
+    overlap: bool = True,
+    stats: DecodeStats | None = None,
+) -> list[list[int]]:
     """New token ids for each prompt (stop token excluded).
 
     Args:
@@ -92,8 +103,8 @@ def decode(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, stop
     ids = torch.full((n, width), pad_id, dtype=torch.long)
     mask = torch.zeros((n, width), dtype=torch.long)
     for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
-        mask[i, width - len(p):] = 1
+        ids[i, width - len(p) :] = torch.tensor(list(p), dtype=torch.long)
+        mask[i, width - len(p) :] = 1
     ids, mask = ids.to(device), mask.to(device)
     position = (mask.cumsum(1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, logits_to_keep=1)
@@ -113,7 +124,7 @@ def decode(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, stop
             if tokens[i] in stop_ids:
                 continue
             forced = constraint.advance(r, tokens[i]) if constraint is not None else []
-            new = ([tokens[i]] + forced)[:max_new_tokens - len(results[r])]
+            new = ([tokens[i]] + forced)[: max_new_tokens - len(results[r])]
             results[r] += new
             stats.tokens += len(new)
             stats.forced += len(new) - 1
@@ -132,14 +143,19 @@ def decode(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, stop
         chunk = torch.full((len(rows), k), pad_id, dtype=torch.long)
         chunk_mask = torch.zeros((len(rows), k), dtype=torch.long)
         for j, c in enumerate(chunks):
-            chunk[j, :len(c)] = torch.tensor(c, dtype=torch.long)
-            chunk_mask[j, :len(c)] = 1
+            chunk[j, : len(c)] = torch.tensor(c, dtype=torch.long)
+            chunk_mask[j, : len(c)] = 1
         lengths = chunk_mask.sum(1).to(device)
         mask = torch.cat([mask, chunk_mask.to(device)], dim=1)
         position = next_pos[:, None] + torch.arange(k, device=device)[None, :]
         # A shorter chunk is padded at its end: the holes are masked out and later tokens keep their positions.
-        out = model(input_ids=chunk.to(device), attention_mask=mask, position_ids=position, past_key_values=cache,
-                    use_cache=True)
+        out = model(
+            input_ids=chunk.to(device),
+            attention_mask=mask,
+            position_ids=position,
+            past_key_values=cache,
+            use_cache=True,
+        )
         stats.forwards += 1
         cache = out.past_key_values
         logits = out.logits[torch.arange(len(rows), device=device), lengths - 1].float()

@@ -47,9 +47,18 @@ class CausalLM:
         text = prompt_text(self.tokenizer, prompt, self.system_prompt)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def generate(self, prompts: Sequence[str | Sequence[dict]], *, max_new_tokens: int = 256,
-                 temperature: float = 0.0, top_p: float = 1.0, seed: int | None = 0, batch_size: int = 8,
-                 constraint: Constraint | None = None, overlap: bool = True) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str | Sequence[dict]],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = 0,
+        batch_size: int = 8,
+        constraint: Constraint | None = None,
+        overlap: bool = True,
+    ) -> list[str]:
         """Completions of ``prompts`` (greedy when ``temperature`` is 0), in input order.
 
         Prompts are batched by length (``batch_size`` per model call). ``constraint`` restricts the tokens (and
@@ -62,27 +71,42 @@ class CausalLM:
         outputs: list[str] = [""] * len(encoded)
         self.last_stats = DecodeStats()
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            new = decode(self.model, [encoded[i] for i in batch], max_new_tokens=max_new_tokens,
-                         stop_ids=self.stop_ids, pad_id=self.tokenizer.pad_token_id, temperature=temperature,
-                         top_p=top_p, generator=generator if temperature > 0 else None,
-                         constraint=constraint.for_rows(batch) if hasattr(constraint, "for_rows") else constraint,
-                         overlap=overlap, stats=self.last_stats)
+            batch = order[start : start + batch_size]
+            new = decode(
+                self.model,
+                [encoded[i] for i in batch],
+                max_new_tokens=max_new_tokens,
+                stop_ids=self.stop_ids,
+                pad_id=self.tokenizer.pad_token_id,
+                temperature=temperature,
+                top_p=top_p,
+                generator=generator if temperature > 0 else None,
+                constraint=constraint.for_rows(batch) if hasattr(constraint, "for_rows") else constraint,
+                overlap=overlap,
+                stats=self.last_stats,
+            )
             for i, ids in zip(batch, new):
                 outputs[i] = self.tokenizer.decode(ids, skip_special_tokens=True)
         return outputs
 
-    def stream(self, prompt: str | Sequence[dict], *, max_new_tokens: int = 256, temperature: float = 0.0,
-               top_p: float = 1.0) -> Iterator[str]:
+    def stream(
+        self, prompt: str | Sequence[dict], *, max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0
+    ) -> Iterator[str]:
         """Text pieces of one completion as they are generated (``transformers.TextIteratorStreamer``)."""
         from transformers import TextIteratorStreamer
 
         ids = torch.tensor([self.prompt_ids(prompt)], device=self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                      streamer=streamer, eos_token_id=sorted(self.stop_ids), pad_token_id=self.tokenizer.pad_token_id,
-                      do_sample=temperature > 0, **({"temperature": temperature, "top_p": top_p}
-                                                    if temperature > 0 else {}))
+        kwargs = dict(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            streamer=streamer,
+            eos_token_id=sorted(self.stop_ids),
+            pad_token_id=self.tokenizer.pad_token_id,
+            do_sample=temperature > 0,
+            **({"temperature": temperature, "top_p": top_p} if temperature > 0 else {}),
+        )
         thread = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
         thread.start()
         yield from streamer
@@ -90,12 +114,14 @@ class CausalLM:
 
 
 def _dtype(name: str | None):
-    return {None: None, "auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16,
-            "float16": torch.float16}[name]
+    return {None: None, "auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+        name
+    ]
 
 
-def load(path_or_name: str | Path, *, device: str | None = None, merge: bool = True, dtype: str | None = None
-         ) -> CausalLM:
+def load(
+    path_or_name: str | Path, *, device: str | None = None, merge: bool = True, dtype: str | None = None
+) -> CausalLM:
     """A tuned SFT directory (``sft.json``), or a base model: ``smollm2``, an HF id or a local HF folder.
 
     Args:

@@ -22,8 +22,18 @@ from triagekit.sft.config import SFTConfig
 
 __all__ = ["train_sft", "SFTResult", "load_causal_lm", "SFT_ARTIFACTS"]
 
-SFT_ARTIFACTS = ("sft.json", "config.yaml", "metrics.jsonl", "parameters.json", "checkpoints", "model", "model.tmp",
-                 "model.old", "base", "tb")
+SFT_ARTIFACTS = (
+    "sft.json",
+    "config.yaml",
+    "metrics.jsonl",
+    "parameters.json",
+    "checkpoints",
+    "model",
+    "model.tmp",
+    "model.old",
+    "base",
+    "tb",
+)
 
 
 @dataclass
@@ -86,8 +96,17 @@ def _build(cfg: SFTConfig, output: Path, write_base: bool):
         if cfg.gradient_checkpointing:
             model.enable_input_require_grads()
         targets = cfg.lora_target_modules or lora_targets(model.config.model_type)
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM",
-                                                 lora_dropout=cfg.lora_dropout, target_modules=targets, bias="none"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                task_type="CAUSAL_LM",
+                lora_dropout=cfg.lora_dropout,
+                target_modules=targets,
+                bias="none",
+            ),
+        )
     return model, tokenizer
 
 
@@ -136,10 +155,15 @@ class _SFTTask:
         self.output, self.meta, self.has_val = output, meta, bool(val_ex)
         collate = SFTCollator(tokenizer.pad_token_id)
         self.train_loader = torch.utils.data.DataLoader(
-            IndexedDataset(train_ex), collate_fn=collate,
-            batch_sampler=BucketBatchSampler([len(e["input_ids"]) for e in train_ex], cfg.batch_size, seed=cfg.seed))
-        self.val_loader = torch.utils.data.DataLoader(IndexedDataset(val_ex), collate_fn=collate, batch_sampler=(
-            SequentialLengthSampler([len(e["input_ids"]) for e in val_ex], cfg.eval_batch_size)))
+            IndexedDataset(train_ex),
+            collate_fn=collate,
+            batch_sampler=BucketBatchSampler([len(e["input_ids"]) for e in train_ex], cfg.batch_size, seed=cfg.seed),
+        )
+        self.val_loader = torch.utils.data.DataLoader(
+            IndexedDataset(val_ex),
+            collate_fn=collate,
+            batch_sampler=(SequentialLengthSampler([len(e["input_ids"]) for e in val_ex], cfg.eval_batch_size)),
+        )
 
     def param_groups(self) -> list[dict[str, Any]]:
         from triagekit.core.modeling import decay_groups
@@ -163,17 +187,40 @@ class _SFTTask:
     def finish(self, state: dict[str, Any], parameters: dict[str, Any]) -> SFTResult:
         best = state["best_score"] if state["best_score"] is not None else math.inf  # inf: no validation set
         if self.accelerator.is_main_process:
-            self.meta.update(best_step=state["best_step"], best_val_loss=best, steps=state["global_step"],
-                             train_seconds=state["train_seconds"], train_tokens=state["train_tokens"],
-                             parameters=parameters)
+            self.meta.update(
+                best_step=state["best_step"],
+                best_val_loss=best,
+                steps=state["global_step"],
+                train_seconds=state["train_seconds"],
+                train_tokens=state["train_tokens"],
+                parameters=parameters,
+            )
             (self.output / "sft.json").write_text(json.dumps(self.meta, indent=2, default=str))
-        return SFTResult(str(self.output), best, state["best_step"], state["global_step"], state["stopped_early"],
-                         state["train_seconds"], state["train_tokens"], parameters, self.meta["encode"])
+        return SFTResult(
+            str(self.output),
+            best,
+            state["best_step"],
+            state["global_step"],
+            state["stopped_early"],
+            state["train_seconds"],
+            state["train_tokens"],
+            parameters,
+            self.meta["encode"],
+        )
 
 
-def train_sft(cfg: SFTConfig, train_pairs: Sequence[tuple[Any, str]], output: str | Path, *,
-              val_pairs: Sequence[tuple[Any, str]] = (), task: str = "sft", task_meta: dict | None = None,
-              resume: bool = False, overwrite: bool = False, console=None) -> SFTResult:
+def train_sft(
+    cfg: SFTConfig,
+    train_pairs: Sequence[tuple[Any, str]],
+    output: str | Path,
+    *,
+    val_pairs: Sequence[tuple[Any, str]] = (),
+    task: str = "sft",
+    task_meta: dict | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    console=None,
+) -> SFTResult:
     """Fine-tune ``cfg.base`` on ``(prompt, answer)`` pairs with the loss on the answer tokens only.
 
     Args:
@@ -210,9 +257,18 @@ def train_sft(cfg: SFTConfig, train_pairs: Sequence[tuple[Any, str]], output: st
         raise ValueError(f"no training example fits max_length={cfg.max_length}: {stats.summary()}")
     if accelerator.is_main_process:
         console.print(f"train: {stats.summary()}\nval: {val_stats.summary()}")
-    meta = {"task": task, "base": cfg.base, "method": cfg.method, "quantization": cfg.quantization,
-            "adapter": cfg.method != "full", "base_dir": "base" if _saves_base(cfg) else None,
-            "system_prompt": cfg.system_prompt, "max_length": cfg.max_length, "task_meta": task_meta or {},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "encode": {"train": vars(stats), "val": vars(val_stats)}}
+    meta = {
+        "task": task,
+        "base": cfg.base,
+        "method": cfg.method,
+        "quantization": cfg.quantization,
+        "adapter": cfg.method != "full",
+        "base_dir": "base" if _saves_base(cfg) else None,
+        "system_prompt": cfg.system_prompt,
+        "max_length": cfg.max_length,
+        "task_meta": task_meta or {},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "encode": {"train": vars(stats), "val": vars(val_stats)},
+    }
     task_hooks = _SFTTask(cfg, accelerator, model, tokenizer, train_ex, val_ex, output, meta)
     return run(task_hooks, cfg, accelerator, output, resume=resume, console=console)

@@ -10,5 +10,14 @@ from triagekit.triage.model import Triager, read_triage_rows, train_triage
 from triagekit.triage.schema import DEFAULT_SCHEMA, TriageSchema, load_schema, parse_output
 from triagekit.triage.synth import synth_tickets, write_triage_synth
 
-__all__ = ["Triager", "read_triage_rows", "train_triage", "DEFAULT_SCHEMA", "TriageSchema", "load_schema",
-           "parse_output", "synth_tickets", "write_triage_synth"]
+__all__ = [
+    "Triager",
+    "read_triage_rows",
+    "train_triage",
+    "DEFAULT_SCHEMA",
+    "TriageSchema",
+    "load_schema",
+    "parse_output",
+    "synth_tickets",
+    "write_triage_synth",
+]

@@ -27,16 +27,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     from triagekit.triage import load_schema, train_triage
 
     default = Path(__file__).resolve().parents[1] / "presets" / "triage" / "smollm2.yaml"
-    overrides: dict[str, Any] = {"base": args.backbone, "method": args.method, "epochs": args.epochs,
-                                 "device": args.device, "seed": args.seed}
+    overrides: dict[str, Any] = {
+        "base": args.backbone,
+        "method": args.method,
+        "epochs": args.epochs,
+        "device": args.device,
+        "seed": args.seed,
+    }
     overrides.update(parse_sft_overrides(args.set or []))
     cfg = load_sft_config(args.config or (default if default.exists() else None), **overrides)
-    result = train_triage(cfg, args.data, args.output, schema=load_schema(args.schema),
-                          val=args.val, resume=args.resume, overwrite=args.overwrite, console=console())
+    result = train_triage(
+        cfg,
+        args.data,
+        args.output,
+        schema=load_schema(args.schema),
+        val=args.val,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        console=console(),
+    )
     early = ", stopped early" if result.stopped_early else ""
-    console().print(f"[green]done[/]: best val loss {result.best_val_loss:.4f} at step {result.best_step} "
-                    f"({result.steps} steps, {result.train_seconds:.1f}s, {result.train_tokens} tokens{early}) "
-                    f"-> {result.output}")
+    console().print(
+        f"[green]done[/]: best val loss {result.best_val_loss:.4f} at step {result.best_step} "
+        f"({result.steps} steps, {result.train_seconds:.1f}s, {result.train_tokens} tokens{early}) "
+        f"-> {result.output}"
+    )
     return 0
 
 
@@ -76,8 +91,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _triage(args: argparse.Namespace, score: bool) -> int:
     from triagekit.triage import Triager
 
-    triager = Triager.load(args.model, schema=args.schema, device=args.device, router=args.router,
-                           field_map=args.field_map, unsure=args.unsure, top_k=args.router_top_k)
+    triager = Triager.load(
+        args.model,
+        schema=args.schema,
+        device=args.device,
+        router=args.router,
+        field_map=args.field_map,
+        unsure=args.unsure,
+        top_k=args.router_top_k,
+    )
     kwargs = dict(constrained=not args.no_constrain, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     if getattr(args, "text", None):  # triage eval has no --text
         for text, res in zip(args.text, triager.triage(args.text, **kwargs)):
@@ -92,8 +114,10 @@ def _triage(args: argparse.Namespace, score: bool) -> int:
         for row, res in zip(rows, results):
             f.write(json.dumps({"id": row["id"], **res}, ensure_ascii=False) + "\n")
     stats = triager.lm.last_stats
-    console().print(f"{len(rows)} tickets -> {args.output}: {sum(r['valid'] for r in results)} valid; "
-                    f"{stats.tokens} tokens ({stats.forced} forced) in {stats.seconds:.1f}s")
+    console().print(
+        f"{len(rows)} tickets -> {args.output}: {sum(r['valid'] for r in results)} valid; "
+        f"{stats.tokens} tokens ({stats.forced} forced) in {stats.seconds:.1f}s"
+    )
     gold = [r.get("triage") for r in rows]
     if score:
         from triagekit.triage.evaluate import evaluate_triage
@@ -101,8 +125,9 @@ def _triage(args: argparse.Namespace, score: bool) -> int:
         if not all(isinstance(g, dict) for g in gold):
             raise ValueError(f"triage eval needs a gold 'triage' record on every line of {args.input}")
         languages = [r.get("language") for r in rows]
-        metrics = evaluate_triage(results, gold, triager.schema,
-                                  languages=[str(x) for x in languages] if all(languages) else None)
+        metrics = evaluate_triage(
+            results, gold, triager.schema, languages=[str(x) for x in languages] if all(languages) else None
+        )
         Path(args.output).with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2))
         print(json.dumps(metrics, indent=2))
     return 0
@@ -135,12 +160,20 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--device", default=None)
-    p.add_argument("--router", default=None, help="a router run that fills the schema's enum fields (the LLM "
-                                                  "writes only the free ones); fields map to heads by name")
+    p.add_argument(
+        "--router",
+        default=None,
+        help="a router run that fills the schema's enum fields (the LLM "
+        "writes only the free ones); fields map to heads by name",
+    )
     p.add_argument("--field-map", default=None, help="JSON/YAML file of schema_field: router_head (with --router)")
-    p.add_argument("--unsure", choices=["topk", "router", "llm"], default="topk",
-                   help="a field the router is unsure of: the LLM picks among the router's top-k (topk), the "
-                        "router's top-1 anyway (router), or the LLM picks freely (llm)")
+    p.add_argument(
+        "--unsure",
+        choices=["topk", "router", "llm"],
+        default="topk",
+        help="a field the router is unsure of: the LLM picks among the router's top-k (topk), the "
+        "router's top-1 anyway (router), or the LLM picks freely (llm)",
+    )
     p.add_argument("--router-top-k", type=int, default=3, help="labels the LLM may choose among (--unsure topk)")
 
 
@@ -157,13 +190,21 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="JSONL results; the metrics go to OUTPUT.metrics.json")
 
 
-COMMANDS = {"triage": Group("structure raw IT tickets as schema-valid JSON with a grammar-constrained small LLM", {
-    "synth": Verb(cmd_synth, _synth_arguments, "write synthetic IT tickets with gold triage JSON"),
-    "train": Verb(cmd_train, _train_arguments, "fine-tune a small LLM (SFT) to write the triage JSON"),
-    "run": Verb(cmd_run, _run_arguments, "triage tickets with a trained (or untuned) model"),
-    "eval": Verb(cmd_eval, _eval_arguments, "triage gold-labelled tickets and score validity and per-field F1"),
-})}
+COMMANDS = {
+    "triage": Group(
+        "structure raw IT tickets as schema-valid JSON with a grammar-constrained small LLM",
+        {
+            "synth": Verb(cmd_synth, _synth_arguments, "write synthetic IT tickets with gold triage JSON"),
+            "train": Verb(cmd_train, _train_arguments, "fine-tune a small LLM (SFT) to write the triage JSON"),
+            "run": Verb(cmd_run, _run_arguments, "triage tickets with a trained (or untuned) model"),
+            "eval": Verb(cmd_eval, _eval_arguments, "triage gold-labelled tickets and score validity and per-field F1"),
+        },
+    )
+}
 
-ALIASES = [Alias("data synth", "triage synth", option="--task=triage"),
-           Alias("train", "triage train", option="--task=triage"),
-           Alias("triage", "triage eval", option="--eval"), Alias("triage", "triage run")]
+ALIASES = [
+    Alias("data synth", "triage synth", option="--task=triage"),
+    Alias("train", "triage train", option="--task=triage"),
+    Alias("triage", "triage eval", option="--eval"),
+    Alias("triage", "triage run"),
+]

@@ -21,9 +21,15 @@ def _field(result: dict[str, Any], name: str) -> str:
     return str(value) if value is not None else INVALID
 
 
-def evaluate_triage(results: Sequence[dict[str, Any]], gold: Sequence[dict[str, Any]], schema: TriageSchema, *,
-                    summary_field: str | None = "summary", embedder=None, languages: Sequence[str] | None = None
-                    ) -> dict[str, Any]:
+def evaluate_triage(
+    results: Sequence[dict[str, Any]],
+    gold: Sequence[dict[str, Any]],
+    schema: TriageSchema,
+    *,
+    summary_field: str | None = "summary",
+    embedder=None,
+    languages: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Metrics of ``Triager.triage`` results against gold records (same order).
 
     Args:
@@ -41,8 +47,13 @@ def evaluate_triage(results: Sequence[dict[str, Any]], gold: Sequence[dict[str, 
         out["by_language"] = {}
         for lang in sorted(set(map(str, languages))):
             idx = [i for i, g in enumerate(languages) if str(g) == lang]
-            out["by_language"][lang] = evaluate_triage([results[i] for i in idx], [gold[i] for i in idx], schema,
-                                                       summary_field=summary_field, embedder=embedder)
+            out["by_language"][lang] = evaluate_triage(
+                [results[i] for i in idx],
+                [gold[i] for i in idx],
+                schema,
+                summary_field=summary_field,
+                embedder=embedder,
+            )
         return out
     from sklearn.metrics import f1_score
 
@@ -51,8 +62,11 @@ def evaluate_triage(results: Sequence[dict[str, Any]], gold: Sequence[dict[str, 
     if len(results) != len(gold):
         raise ValueError(f"{len(results)} results for {len(gold)} gold records")
     n = len(gold)
-    out: dict[str, Any] = {"n": n, "valid_rate": float(np.mean([r["valid"] for r in results])) if n else 0.0,
-                           "parse_rate": float(np.mean([r.get("triage") is not None for r in results])) if n else 0.0}
+    out: dict[str, Any] = {
+        "n": n,
+        "valid_rate": float(np.mean([r["valid"] for r in results])) if n else 0.0,
+        "parse_rate": float(np.mean([r.get("triage") is not None for r in results])) if n else 0.0,
+    }
     fields: dict[str, dict[str, float]] = {}
     all_right = np.ones(n, dtype=bool)
     for name in schema.enum_fields:
@@ -61,13 +75,17 @@ def evaluate_triage(results: Sequence[dict[str, Any]], gold: Sequence[dict[str, 
         right = np.array([a == b for a, b in zip(y, p)])
         all_right &= right
         labels = sorted(set(y))  # macro over the gold classes: predicting an unseen or invalid value only costs
-        fields[name] = {"accuracy": float(right.mean()) if n else 0.0,
-                        "macro_f1": float(f1_score(y, p, labels=labels, average="macro", zero_division=0))}
+        fields[name] = {
+            "accuracy": float(right.mean()) if n else 0.0,
+            "macro_f1": float(f1_score(y, p, labels=labels, average="macro", zero_division=0)),
+        }
     out["fields"] = fields
     out["exact_match"] = float(all_right.mean()) if n else 0.0
     if summary_field and summary_field in schema.fields and n:
         refs = [str(g.get(summary_field, "")) for g in gold]
         hyps = [str((r.get("triage") or {}).get(summary_field, "")) for r in results]
-        out["summary"] = {"rouge_l": float(np.mean([rouge_l(h, t).f1 for h, t in zip(hyps, refs)])),
-                          "embedding_similarity": float(np.mean(embedding_similarity(hyps, refs, embedder)))}
+        out["summary"] = {
+            "rouge_l": float(np.mean([rouge_l(h, t).f1 for h, t in zip(hyps, refs)])),
+            "embedding_similarity": float(np.mean(embedding_similarity(hyps, refs, embedder))),
+        }
     return out

@@ -34,7 +34,7 @@ def _no_control_mask(tokenizer, vocab_size: int, stop_ids: Sequence[int]) -> np.
     if key not in _NO_CONTROL:
         texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
         ok = np.zeros(((vocab_size + 31) // 32) * 32, dtype=np.uint8)
-        ok[:len(texts)] = [not any(ord(c) < 0x20 for c in t) for t in texts]
+        ok[: len(texts)] = [not any(ord(c) < 0x20 for c in t) for t in texts]
         ok[list(stop_ids)] = 1
         _NO_CONTROL[key] = np.packbits(ok, bitorder="little").view(np.int32).copy()
     return _NO_CONTROL[key]
@@ -59,8 +59,10 @@ def _check_writable(schema: TriageSchema, tokenizer) -> None:
         for value in [name] + [v for v in prop.get("enum", []) if isinstance(v, str)]:
             ids = tokenizer(value, add_special_tokens=False)["input_ids"]
             if tokenizer.decode(ids) != value:
-                raise ValueError(f"{schema.source}: {value!r} (field {name!r}) cannot be written by this model's "
-                                 f"tokenizer; use characters it can encode")
+                raise ValueError(
+                    f"{schema.source}: {value!r} (field {name!r}) cannot be written by this model's "
+                    f"tokenizer; use characters it can encode"
+                )
 
 
 def compile_schema(schema: TriageSchema, tokenizer, vocab_size: int, stop_ids: Sequence[int]):
@@ -118,8 +120,9 @@ class GrammarConstraint:
         if logits.device.type == "cpu":
             self.xgr.apply_token_bitmask_inplace(logits, mask, vocab_size=self.vocab_size)
         else:
-            self.xgr.apply_token_bitmask_inplace(logits, mask.to(logits.device, non_blocking=True),
-                                                 vocab_size=self.vocab_size)
+            self.xgr.apply_token_bitmask_inplace(
+                logits, mask.to(logits.device, non_blocking=True), vocab_size=self.vocab_size
+            )
 
     def advance(self, row: int, token: int) -> list[int]:
         if not self.matchers[row].accept_token(token):
@@ -151,5 +154,5 @@ class GrammarConstraint:
             return True
         if not m.is_completed():
             return False
-        bits = np.unpackbits(self.bitmask[row].numpy().view(np.uint8), bitorder="little")[:self.vocab_size]
+        bits = np.unpackbits(self.bitmask[row].numpy().view(np.uint8), bitorder="little")[: self.vocab_size]
         return int(bits.sum()) == int(bits[self.stop_ids].sum())

@@ -52,8 +52,12 @@ class FieldDecision:
     """The router's top-k labels with probabilities."""
 
     def meta(self, chosen: Any) -> dict[str, Any]:
-        out = {"source": self.source, "confidence": self.confidence, "requires_review": self.requires_review,
-               "top_k": self.top_k}
+        out = {
+            "source": self.source,
+            "confidence": self.confidence,
+            "requires_review": self.requires_review,
+            "top_k": self.top_k,
+        }
         if self.source == "llm_topk":
             out["router_label"] = self.top_k[0]["label"] if self.top_k else None
             out["agrees_with_router"] = bool(self.top_k) and chosen == self.top_k[0]["label"]
@@ -76,8 +80,14 @@ class RouterGuide:
             is missing or multi-label, or a head has labels the schema's enum does not allow.
     """
 
-    def __init__(self, router, schema: TriageSchema, field_map: Mapping[str, str] | None = None,
-                 unsure: str = "topk", top_k: int = 3):
+    def __init__(
+        self,
+        router,
+        schema: TriageSchema,
+        field_map: Mapping[str, str] | None = None,
+        unsure: str = "topk",
+        top_k: int = 3,
+    ):
         if unsure not in UNSURE_MODES:
             raise ValueError(f"unsure must be one of {UNSURE_MODES}, got {unsure!r}")
         if top_k < 2 and unsure == "topk":
@@ -88,32 +98,44 @@ class RouterGuide:
         if field_map is None:
             field_map = {f: f for f in enums if f in heads}
             if not field_map:
-                raise ValueError(f"the router's heads ({', '.join(heads)}) match none of the schema's enum fields "
-                                 f"({', '.join(enums)}); give a field map (schema field: router head)")
+                raise ValueError(
+                    f"the router's heads ({', '.join(heads)}) match none of the schema's enum fields "
+                    f"({', '.join(enums)}); give a field map (schema field: router head)"
+                )
         for fld, head in field_map.items():
             if fld not in schema.fields:
                 raise ValueError(f"field map: {fld!r} is not a field of the schema ({', '.join(schema.fields)})")
             if fld not in enums:
                 raise ValueError(f"field map: schema field {fld!r} has no enum; only enum fields can be routed")
             if head not in heads:
-                raise ValueError(f"field map: schema field {fld!r} -> router head {head!r}, but the router has no "
-                                 f"such head (it has {', '.join(heads)})")
+                raise ValueError(
+                    f"field map: schema field {fld!r} -> router head {head!r}, but the router has no "
+                    f"such head (it has {', '.join(heads)})"
+                )
             if heads[head].multilabel:
-                raise ValueError(f"field map: router head {head!r} (for {fld!r}) is multi-label; a schema enum field "
-                                 "takes one value")
+                raise ValueError(
+                    f"field map: router head {head!r} (for {fld!r}) is multi-label; a schema enum field takes one value"
+                )
             allowed = {str(v) for v in enums[fld]}
             unknown = [lab for lab in heads[head].labels if lab not in allowed]
             if unknown:
-                raise ValueError(f"schema field {fld!r} does not allow the router head {head!r}'s labels "
-                                 f"{unknown}; its enum is {sorted(allowed)}: retrain the router on the schema's "
-                                 "values or add them to the schema")
+                raise ValueError(
+                    f"schema field {fld!r} does not allow the router head {head!r}'s labels "
+                    f"{unknown}; its enum is {sorted(allowed)}: retrain the router on the schema's "
+                    "values or add them to the schema"
+                )
             if any(not isinstance(v, str) for v in enums[fld]):
                 raise ValueError(f"schema field {fld!r}: routed enums must be strings")
         self.field_map = dict(field_map)
 
     @classmethod
-    def load(cls, router_dir: str | Path, schema: TriageSchema, field_map: str | Path | Mapping[str, str] | None = None,
-             **kwargs: Any) -> "RouterGuide":
+    def load(
+        cls,
+        router_dir: str | Path,
+        schema: TriageSchema,
+        field_map: str | Path | Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> "RouterGuide":
         """A guide from a router run directory and an optional mapping (a dict, or a JSON/YAML file of
         ``schema_field: router_head``)."""
         from triagekit.route import Router
@@ -127,7 +149,8 @@ class RouterGuide:
         are left to the LLM and marked for review."""
         readable = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
         out: list[dict[str, FieldDecision]] = [
-            {f: FieldDecision(None, "llm", None, True, []) for f in self.field_map} for _ in texts]
+            {f: FieldDecision(None, "llm", None, True, []) for f in self.field_map} for _ in texts
+        ]
         if not readable:
             return out
         preds = self.router.predict([texts[i] for i in readable], top_k=self.top_k)
@@ -247,7 +270,7 @@ class GuidedConstraint:
         if m is None or m.group(1) not in self.allowed[row]:
             return None
         written = m.group(2)
-        rest = [v[len(written):] + '"' for v in self.allowed[row][m.group(1)] if v.startswith(written)]
+        rest = [v[len(written) :] + '"' for v in self.allowed[row][m.group(1)] if v.startswith(written)]
         if not rest:
             raise RuntimeError(f"field {m.group(1)!r}: {written!r} starts none of the allowed values")
         return rest

@@ -45,14 +45,23 @@ def read_triage_rows(path: str | Path, schema: TriageSchema) -> tuple[list[dict[
             if not isinstance(row, dict) or not row_text(row):
                 errors.append(f"{where}: no ticket text (need 'text' or 'subject'/'body')")
                 continue
-            gold = row.get("triage") if isinstance(row.get("triage"), dict) else {
-                k: row[k] for k in schema.fields if k in row}
+            gold = (
+                row.get("triage")
+                if isinstance(row.get("triage"), dict)
+                else {k: row[k] for k in schema.fields if k in row}
+            )
             problems = schema.validate(gold)
             if problems:
                 errors.append(f"{where}: gold record does not validate: {problems[0]}")
                 continue
-            rows.append({"text": row_text(row), "instruction": row.get("instruction"), "triage": gold,
-                         "id": row.get("id", line_no)})
+            rows.append(
+                {
+                    "text": row_text(row),
+                    "instruction": row.get("instruction"),
+                    "triage": gold,
+                    "id": row.get("id", line_no),
+                }
+            )
     return rows, errors
 
 
@@ -61,13 +70,24 @@ def train_pairs(rows: Sequence[dict[str, Any]], schema: TriageSchema, seed: int 
     from triagekit.triage.synth import INSTRUCTIONS
 
     rng = random.Random(seed)
-    return [(build_prompt(r["text"], r.get("instruction") or rng.choice(INSTRUCTIONS)), schema.dumps(r["triage"]))
-            for r in rows]
+    return [
+        (build_prompt(r["text"], r.get("instruction") or rng.choice(INSTRUCTIONS)), schema.dumps(r["triage"]))
+        for r in rows
+    ]
 
 
-def train_triage(cfg, data: str | Path, output: str | Path, *, schema: TriageSchema | None = None,
-                 val: str | Path | None = None, val_fraction: float = 0.1, resume: bool = False,
-                 overwrite: bool = False, console=None):
+def train_triage(
+    cfg,
+    data: str | Path,
+    output: str | Path,
+    *,
+    schema: TriageSchema | None = None,
+    val: str | Path | None = None,
+    val_fraction: float = 0.1,
+    resume: bool = False,
+    overwrite: bool = False,
+    console=None,
+):
     """SFT of ``cfg.base`` on labelled tickets; the schema is saved in the run (``sft.json``).
 
     Args:
@@ -95,26 +115,48 @@ def train_triage(cfg, data: str | Path, output: str | Path, *, schema: TriageSch
         val_rows, rows = [rows[i] for i in order[:cut]], [rows[i] for i in order[cut:]]
     if not rows:
         raise ValueError(f"{data}: no valid training rows")
-    return train_sft(cfg, train_pairs(rows, schema, cfg.seed), output, val_pairs=train_pairs(val_rows, schema, 1),
-                     task="triage", task_meta={"schema": schema.raw, "instruction": DEFAULT_INSTRUCTION,
-                                               "rejected_rows": errors[:100], "n_rejected": len(errors)},
-                     resume=resume, overwrite=overwrite, console=console)
+    return train_sft(
+        cfg,
+        train_pairs(rows, schema, cfg.seed),
+        output,
+        val_pairs=train_pairs(val_rows, schema, 1),
+        task="triage",
+        task_meta={
+            "schema": schema.raw,
+            "instruction": DEFAULT_INSTRUCTION,
+            "rejected_rows": errors[:100],
+            "n_rejected": len(errors),
+        },
+        resume=resume,
+        overwrite=overwrite,
+        console=console,
+    )
 
 
 class Triager:
     """A causal LM that writes triage records. ``Triager.load(DIR)`` for a ``triage train`` run (its
     schema), or ``Triager.load("smollm2", schema=...)`` for an untuned model (the schema goes into the prompt)."""
 
-    def __init__(self, lm, schema: TriageSchema, *, schema_in_prompt: bool, instruction: str = DEFAULT_INSTRUCTION,
-                 guide=None):
+    def __init__(
+        self, lm, schema: TriageSchema, *, schema_in_prompt: bool, instruction: str = DEFAULT_INSTRUCTION, guide=None
+    ):
         self.lm, self.schema, self.schema_in_prompt, self.instruction = lm, schema, schema_in_prompt, instruction
         self.guide = guide
         self._constraint = None
 
     @classmethod
-    def load(cls, path_or_name: str | Path, *, schema: str | Path | TriageSchema | None = None,
-             device: str | None = None, schema_in_prompt: bool | None = None, router: str | Path | None = None,
-             field_map: str | Path | dict | None = None, unsure: str = "topk", top_k: int = 3) -> "Triager":
+    def load(
+        cls,
+        path_or_name: str | Path,
+        *,
+        schema: str | Path | TriageSchema | None = None,
+        device: str | None = None,
+        schema_in_prompt: bool | None = None,
+        router: str | Path | None = None,
+        field_map: str | Path | dict | None = None,
+        unsure: str = "topk",
+        top_k: int = 3,
+    ) -> "Triager":
         """A tuned run or an untuned model; ``router`` (a router run directory) fills the schema's enum fields
         (see ``triagekit.triage.guided``), mapped by head name or by ``field_map``."""
         from triagekit.sft import load
@@ -130,8 +172,9 @@ class Triager:
             from triagekit.triage.guided import RouterGuide
 
             guide = RouterGuide.load(router, schema, field_map, unsure=unsure, top_k=top_k)
-        return cls(lm, schema, schema_in_prompt=not tuned if schema_in_prompt is None else schema_in_prompt,
-                   guide=guide)
+        return cls(
+            lm, schema, schema_in_prompt=not tuned if schema_in_prompt is None else schema_in_prompt, guide=guide
+        )
 
     @property
     def model_version(self) -> str:
@@ -148,9 +191,17 @@ class Triager:
             self._constraint = GrammarConstraint.for_model(self.schema, self.lm, jump_forward=jump_forward)
         return self._constraint
 
-    def triage(self, texts: Sequence[str], *, constrained: bool = True, jump_forward: bool = True,
-               batch_size: int = 8, max_new_tokens: int = 160, guide=None, guided: bool = True
-               ) -> list[dict[str, Any]]:
+    def triage(
+        self,
+        texts: Sequence[str],
+        *,
+        constrained: bool = True,
+        jump_forward: bool = True,
+        batch_size: int = 8,
+        max_new_tokens: int = 160,
+        guide=None,
+        guided: bool = True,
+    ) -> list[dict[str, Any]]:
         """One result per text: ``{"triage": record | None, "valid": bool, "errors": [...], "raw": output}``, and
         with a router guide ``"_meta"``: per routed field its source (router / llm_topk / llm), the router's
         confidence, top-k and ``requires_review`` — beside the record, so the record itself stays schema-valid.
@@ -174,8 +225,13 @@ class Triager:
             from triagekit.triage.guided import GuidedConstraint
 
             constraint = GuidedConstraint(constraint, [{f: d.values for f, d in dec.items()} for dec in decisions])
-        outputs = self.lm.generate([self.prompt(t) for t in texts], max_new_tokens=max_new_tokens,
-                                   batch_size=batch_size, constraint=constraint, overlap=False)
+        outputs = self.lm.generate(
+            [self.prompt(t) for t in texts],
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            constraint=constraint,
+            overlap=False,
+        )
         results = []
         for i, raw in enumerate(outputs):
             record, errors = parse_output(raw, self.schema)

@@ -17,7 +17,6 @@ __all__ = ["TriageSchema", "load_schema", "DEFAULT_SCHEMA", "parse_output"]
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[1] / "presets" / "triage" / "schema.it.json"
 
 
-
 @dataclass
 class TriageSchema:
     """A checked JSON Schema for triage output; ``raw`` is the file's content."""
