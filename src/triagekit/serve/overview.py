@@ -118,11 +118,12 @@ def queue_size_series(engine: Engine, times: Sequence[datetime]) -> list[tuple[d
     return [(t, int(x or 0) - int(y or 0)) for t, x, y in zip(times, a, b)]
 
 
-def drift_status(service) -> dict[str, Any]:
-    """The service's drift report (``GET /drift``), or ``insufficient_data`` with the reason while there is none."""
+async def drift_status(service) -> dict[str, Any]:
+    """The service's drift report (``GET /drift``, computed from the shared log), or ``insufficient_data`` with the
+    reason while there is none."""
     from fastapi import HTTPException
 
     try:
-        return service.drift_report()
+        return await service.drift_report()
     except HTTPException as exc:
         return {"status": "insufficient_data", "reason": str(exc.detail), "heads": {}, "n": 0}

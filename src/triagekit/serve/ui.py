@@ -417,7 +417,7 @@ class ReviewUI:
         # the end of each of the last 13 days (just before midnight), and now
         times = [today - timedelta(days=d, microseconds=1) for d in range(12, -1, -1)] + [now]
         series = await _run(overview.queue_size_series, engine, times)
-        drift = overview.drift_status(self.service)
+        drift = await overview.drift_status(self.service)
         head_rows = [
             (h, a["rate"], f"{a['agreed']}/{a['n']}" if a["n"] else "no reviews") for h, a in agree["heads"].items()
         ]
