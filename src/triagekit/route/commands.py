@@ -29,8 +29,6 @@ __all__ = [
 
 # Spelled out (= triagekit.route.select.STRATEGIES, tests/test_select.py checks) so --help imports no numpy.
 STRATEGIES = ("least-confidence", "margin", "entropy", "diverse", "random")
-_console = console
-_csv = csv_list
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -94,7 +92,7 @@ def _eval_data(router, data: Path, val: Path | None, run_dir: Path):
     else:
         test, errors = load_records(data, router.text_fields, labels, multi)
         if errors:
-            _console().print(
+            console().print(
                 f"[yellow]{len(errors)} rows of {data} rejected (first: line {errors[0].line}: {errors[0].reason})"
             )
         data_dir = Path(router.meta.get("data_dir", run_dir / "data"))
@@ -123,7 +121,7 @@ def _review_settings(args: argparse.Namespace, router) -> tuple[float | None, li
         budget = None
     else:
         budget = trained.get("budget")
-    heads = _csv(args.review_heads) or trained.get("heads")
+    heads = csv_list(args.review_heads) or trained.get("heads")
     target = args.target_precision if args.target_precision is not None else trained.get("target_precision", 0.9)
     return budget, heads, target
 
@@ -196,19 +194,19 @@ def print_results(metrics: dict[str, Any]) -> None:
             b = base.get(name, {})
             row += [_pct(b.get("accuracy", b.get("subset_accuracy"))), _pct(b.get("macro_f1"))]
         table.add_row(*row)
-    console = _console()
-    console.print(table)
+    out = console()
+    out.print(table)
     review = metrics.get("review") or {}
     if review.get("heads"):
         per_head = "; ".join(
             f"{h} {_pct(m['auto_accuracy'])} vs {_pct(m['review_accuracy'])}" for h, m in review["heads"].items()
         )
-        console.print(
+        out.print(
             f"review: {_pct(review['auto_routed'])} % of tickets auto-routed; accuracy auto-routed vs "
             f"flagged: {per_head}"
         )
         for w in review.get("warnings") or []:
-            console.print(f"[yellow]{w}")
+            out.print(f"[yellow]{w}")
 
 
 def _pct(x: float | None) -> str:
