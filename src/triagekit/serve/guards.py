@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+from itertools import accumulate
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +23,20 @@ __all__ = ["GuardMiddleware", "install_error_handlers", "safe_text"]
 log = logging.getLogger("triagekit.serve")
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+MAX_JSON_DEPTH = 64  # the deepest body this API takes is 4 levels; anything deeper is refused before parsing
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply ``body``'s arrays and objects nest (brackets inside strings do not count).
+
+    Checked before parsing so the answer to a deep body is the same 400 whatever the interpreter's recursion
+    limit happens to be (it differs with what else was imported)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _BRACKETS)
+    if not brackets:
+        return 0
+    return max(accumulate(1 if b in b"[{" else -1 for b in brackets))
 
 
 def safe_text(value: Any) -> str:
@@ -90,6 +106,10 @@ class GuardMiddleware:
             body.decode("utf-8")
         except UnicodeDecodeError as exc:
             await _reply(send, 400, f"request body is not valid UTF-8 (bad byte at offset {exc.start})")
+            return None
+        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+        if b"json" in content_type and json_depth(body) > MAX_JSON_DEPTH:
+            await _reply(send, 400, f"request body is JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)")
             return None
 
         async def replay():
