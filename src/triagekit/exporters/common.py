@@ -47,11 +47,15 @@ def copy_tokenizer(run_dir: Path, info: dict[str, Any], dest: Path) -> None:
 
 
 def copy_lexical(run_dir: Path, info: dict[str, Any], out_dir: Path) -> None:
-    """The TF-IDF half of a hybrid run; its pooling is applied in numpy on top of the exported logits."""
+    """The TF-IDF half of a hybrid run and the out-of-scope statistics: both are applied in numpy on top of the
+    exported graph's outputs."""
     from triagekit.route.hybrid import LEXICAL_DIR
 
     if info.get("lexical"):
         shutil.copytree(Path(run_dir) / LEXICAL_DIR, Path(out_dir) / LEXICAL_DIR, dirs_exist_ok=True)
+    oos = info.get("oos") or {}
+    if (Path(run_dir) / oos.get("file", "-")).is_file():  # the out-of-scope statistics (route.oos)
+        shutil.copy2(Path(run_dir) / oos["file"], Path(out_dir) / oos["file"])
 
 
 def write_info(

@@ -1,7 +1,8 @@
 """The whole router (backbone + every head) as one ONNX graph and its int8 variant (run by ``route.onnx``).
 
 The graph takes ``input_ids`` and ``attention_mask`` (int64, dynamic batch and sequence axes) and returns the
-raw logits of each head as ``logits_<head>``; calibration, the hybrid lexical pool and thresholds stay in numpy
+raw logits of each head as ``logits_<head>`` and the pooled sentence vectors as ``features`` (what the
+out-of-scope detectors score); calibration, the hybrid lexical pool and thresholds stay in numpy
 (``Router``), so an exported router predicts exactly what the run predicts.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from triagekit.core.extras import require
 from triagekit.exporters.common import copy_lexical, copy_tokenizer, load_merged, read_run, run_heads, write_info
 from triagekit.route import HeadSpec
-from triagekit.route.onnx import INPUTS, INT8_FILE, ONNX_FILE, output_name
+from triagekit.route.onnx import FEATURES_OUTPUT, INPUTS, INT8_FILE, ONNX_FILE, output_name
 
 __all__ = ["export_onnx", "export_graph", "quantize_int8", "output_name", "INPUTS", "ONNX_FILE", "INT8_FILE", "OPSET"]
 
@@ -35,8 +36,8 @@ def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int) -> P
             self.inner = inner
 
         def forward(self, input_ids, attention_mask):
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask)
-            return tuple(out[h.name] for h in heads)
+            out, features = self.inner.logits_and_features(input_ids, attention_mask)
+            return (*(out[h.name] for h in heads), features)
 
     # Eager attention traces to a smaller graph than SDPA (no shape arithmetic around the mask) that onnxruntime runs
     # 10-20% faster on CPU, with the same numbers.
@@ -53,6 +54,7 @@ def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int) -> P
     mask[1, width // 2 :] = 0
     dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
     dynamic.update({output_name(h.name): {0: "batch"} for h in heads})
+    dynamic[FEATURES_OUTPUT] = {0: "batch"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
         # TracerWarnings about shape-dependent Python branches in transformers: the traced branches are the ones
@@ -64,7 +66,7 @@ def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int) -> P
             (ids, mask),
             str(path),
             input_names=list(INPUTS),
-            output_names=[output_name(h.name) for h in heads],
+            output_names=[output_name(h.name) for h in heads] + [FEATURES_OUTPUT],
             dynamic_axes=dynamic,
             opset_version=OPSET,
             do_constant_folding=True,

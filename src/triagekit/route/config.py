@@ -109,6 +109,13 @@ class TrainConfig(LoRASettings, LoopSettings):
     """With ``review_budget: null``: precision each head's review threshold is fitted for. A head that cannot reach
     it anywhere on validation is reported with its best point and does not flag tickets."""
 
+    ood_detector: str = "auto"
+    """Out-of-scope detector of each single-label head, fitted on the known classes only: mahalanobis (pooled
+    features, class means + shared covariance), knn (distance to the k-th nearest training ticket), energy or msp
+    (logits only), none, or auto (mahalanobis for neural runs, energy for TF-IDF). See docs/routing.md."""
+    ood_target_rejection: float = 0.05
+    """Share of in-scope validation tickets the out-of-scope threshold flags (0.05: 5 %)."""
+
     DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 0.0}
 
     def _checks(self) -> list[tuple[bool, str]]:
@@ -138,6 +145,11 @@ class TrainConfig(LoRASettings, LoopSettings):
             ),
             (self.tfidf_C is None or self.tfidf_C > 0, "tfidf_C must be positive or null"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (
+                self.ood_detector in ("auto", "mahalanobis", "knn", "energy", "msp", "none"),
+                f"ood_detector must be auto, mahalanobis, knn, energy, msp or none, not {self.ood_detector!r}",
+            ),
+            (0 < self.ood_target_rejection < 1, "ood_target_rejection must be in (0, 1), e.g. 0.05"),
             (self.max_length >= 8, "max_length must be at least 8"),
             (not any("." in f for f in self.labels + self.multilabel), "label field names cannot contain '.'"),
         ]

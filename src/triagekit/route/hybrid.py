@@ -84,7 +84,14 @@ class HybridBackend:
         return cls(neural, TfidfBackend.load(path / LEXICAL_DIR), weights)
 
     def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
-        z_n = self.neural.logits(texts, batch_size=batch_size)
+        return self._pool(texts, self.neural.logits(texts, batch_size=batch_size))
+
+    def outputs(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """The pooled logits plus whatever else the neural backend gives (its pooled features)."""
+        out = dict(getattr(self.neural, "outputs", self.neural.logits)(texts, batch_size=batch_size))
+        return {**out, **self._pool(texts, {h.name: out[h.name] for h in self.heads})}
+
+    def _pool(self, texts: list[str], z_n: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         pooled = [h.name for h in self.heads if self.weights.get(h.name, 0.0)]
         if not pooled:
             return z_n

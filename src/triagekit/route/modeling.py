@@ -48,15 +48,24 @@ class MultiHeadModel(nn.Module):
     def head(self, name: str) -> nn.Linear:
         return self.heads[_key(name)]
 
+    def logits_and_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Logits per head and the pooled sentence vectors they are computed from (before dropout; what the
+        out-of-scope detectors score)."""
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        pooled = pool(hidden, attention_mask, self.pooling)
+        z = self.dropout(pooled)
+        logits = {h.name: self.head(h.name)(z.to(self.head(h.name).weight.dtype)) for h in self.head_specs}
+        return logits, pooled
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, owner: torch.Tensor | None = None, **_: Any
     ) -> dict[str, torch.Tensor]:
         """Logits per head; with ``owner`` (the example of each row, for tickets read as several windows) the
         rows of one example are averaged into one, as prediction does."""
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        z = self.dropout(pool(hidden, attention_mask, self.pooling))
-        logits = {h.name: self.head(h.name)(z.to(self.head(h.name).weight.dtype)) for h in self.head_specs}
+        logits, _ = self.logits_and_features(input_ids, attention_mask)
         if owner is None:
             return logits
         n = int(owner.max()) + 1

@@ -1,7 +1,8 @@
 """The onnxruntime backend of an exported router: same ``logits`` protocol as ``EncoderBackend``.
 
 The graph (written by ``triagekit.exporters.onnx``) takes ``input_ids`` and ``attention_mask`` (int64, dynamic
-batch and sequence axes) and returns the raw logits of each head as ``logits_<head>``; calibration, the hybrid
+batch and sequence axes) and returns the raw logits of each head as ``logits_<head>`` and the pooled sentence
+vectors as ``features``; calibration, the hybrid
 lexical pool and thresholds stay in numpy (``Router``).
 """
 
@@ -14,13 +15,16 @@ import numpy as np
 
 from triagekit.core.extras import require
 from triagekit.route.heads import HeadSpec
+from triagekit.route.oos import FEATURES
 from triagekit.route.windows import LongText, encode_windows, padded_batches, pool_windows
 
-__all__ = ["OnnxBackend", "output_name", "available_cores", "INPUTS", "ONNX_FILE", "INT8_FILE"]
+__all__ = ["OnnxBackend", "output_name", "available_cores", "INPUTS", "ONNX_FILE", "INT8_FILE", "FEATURES_OUTPUT"]
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 INPUTS = ("input_ids", "attention_mask")
+FEATURES_OUTPUT = "features"
+"""The pooled sentence vectors, the last output of the graph (the out-of-scope detectors score them)."""
 
 
 def output_name(head: str) -> str:
@@ -42,7 +46,7 @@ class OnnxBackend:
     def __init__(self, session, tokenizer, heads: list[HeadSpec], max_length: int, long_text: LongText | None = None):
         self.session, self.tokenizer, self.heads, self.max_length = session, tokenizer, heads, max_length
         self.long_text = long_text or LongText()
-        self.outputs = [output_name(h.name) for h in heads]
+        self.output_names = [output_name(h.name) for h in heads]
         self.pad_id = tokenizer.pad_token_id or 0
 
     @staticmethod
@@ -88,12 +92,30 @@ class OnnxBackend:
         tokenizer = AutoTokenizer.from_pretrained(str(path / tokenizer_dir))
         return cls(cls.session(path / file, threads=threads, device=device), tokenizer, heads, max_length, long_text)
 
+    @property
+    def has_features(self) -> bool:
+        """Whether the graph returns the pooled features (exports before out-of-scope detection do not)."""
+        return FEATURES_OUTPUT in {o.name for o in self.session.get_outputs()}
+
     def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        return self._run(texts, batch_size, features=False)
+
+    def outputs(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Logits per head and, when the graph has them, the pooled features under ``FEATURES``."""
+        return self._run(texts, batch_size, features=self.has_features)
+
+    def _run(self, texts: list[str], batch_size: int, features: bool) -> dict[str, np.ndarray]:
         windows, owner = encode_windows(self.tokenizer, texts, self.max_length, self.long_text)
-        out = {h.name: np.zeros((len(windows), len(h.labels)), dtype=np.float32) for h in self.heads}
+        names = [h.name for h in self.heads] + ([FEATURES] if features else [])
+        wanted = self.output_names + ([FEATURES_OUTPUT] if features else [])
+        out: dict[str, np.ndarray] = {}
         for idx, ids, mask in padded_batches(windows, batch_size, self.pad_id):
-            values = self.session.run(self.outputs, {"input_ids": ids, "attention_mask": mask})
-            for h, value in zip(self.heads, values):
-                out[h.name][idx] = value
+            values = self.session.run(wanted, {"input_ids": ids, "attention_mask": mask})
+            for name, value in zip(names, values):
+                if name not in out:
+                    out[name] = np.zeros((len(windows), value.shape[1]), dtype=np.float32)
+                out[name][idx] = value
+        for h in self.heads:
+            out.setdefault(h.name, np.zeros((0, len(h.labels)), dtype=np.float32))
         # Long texts read as several windows (long_text: chunks): the ticket's logits are their mean.
         return {name: pool_windows(z, owner, len(texts)) for name, z in out.items()}

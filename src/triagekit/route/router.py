@@ -10,6 +10,7 @@ import numpy as np
 
 from triagekit.route.calibration import sigmoid, softmax
 from triagekit.route.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text
+from triagekit.route.oos import FEATURES
 
 __all__ = ["Router", "Backend", "EncoderBackend", "ROUTER_FILE", "resolve_model_path", "registered_as"]
 
@@ -98,12 +99,19 @@ class EncoderBackend:
         return cls(model, tokenizer, heads, max_length, device, precision, long_text)
 
     def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        out = self.outputs(texts, batch_size=batch_size)
+        out.pop(FEATURES, None)
+        return out
+
+    def outputs(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Logits per head and, under ``FEATURES``, the pooled sentence vectors (mean over a ticket's windows)."""
         import torch
 
         from triagekit.route.windows import encode_windows, padded_batches, pool_windows
 
         windows, owner = encode_windows(self.tokenizer, texts, self.max_length, self.long_text)
         out = {h.name: np.zeros((len(windows), len(h.labels)), dtype=np.float32) for h in self.heads}
+        out[FEATURES] = np.zeros((len(windows), next(iter(self.model.heads.values())).in_features), dtype=np.float32)
         if not texts:
             return out
         pad_id = self.tokenizer.pad_token_id or 0
@@ -113,12 +121,12 @@ class EncoderBackend:
         )
         with torch.inference_mode(), autocast:
             for idx, ids, mask in padded_batches(windows, batch_size, pad_id):
-                logits = self.model(
-                    input_ids=torch.from_numpy(ids).to(self.device),
-                    attention_mask=torch.from_numpy(mask).to(self.device),
+                logits, features = self.model.logits_and_features(
+                    torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
                 )
                 for name, value in logits.items():
                     out[name][idx] = value.float().cpu().numpy()
+                out[FEATURES][idx] = features.float().cpu().numpy()
         # Long texts read as several windows (long_text: chunks): the ticket's logits are their mean.
         return {name: pool_windows(z, owner, len(texts)) for name, z in out.items()}
 
@@ -144,6 +152,8 @@ class Router:
         self.meta = dict(meta or {})
         self.review: dict[str, Any] = {}
         """How the review thresholds were fitted; ``review["heads"]`` (None: all) set the ticket-level flag."""
+        self.oos = None
+        """The fitted out-of-scope detector (``route.oos.OutOfScope``), or None."""
 
     # -- loading and saving -------------------------------------------------------------------------------
     @classmethod
@@ -196,6 +206,7 @@ class Router:
             raise ValueError(f"{file}: unknown backend {kind!r}")
         router = cls(backend, heads, info["text_fields"], info.get("calibration"), info.get("meta"))
         router.review = dict(info.get("review") or {})
+        router.load_out_of_scope(path, info.get("oos"))
         if registered is not None:
             router.meta.update(registered_as(path, registered, router.meta))
         return router
@@ -230,6 +241,35 @@ class Router:
             info["review"] = self.review
         file.write_text(json.dumps(info, indent=2))
 
+    def load_out_of_scope(self, path: str | Path, info: Mapping[str, Any] | None) -> None:
+        """Attach the detector described by ``router.json["oos"]`` (None or detector ``none``: no detection).
+
+        Raises:
+            ValueError: the detector scores features and the backend gives none (an ONNX export made before
+                out-of-scope detection existed: re-export the run).
+        """
+        from triagekit.route.oos import OutOfScope
+
+        if not info or info.get("detector", "none") == "none":
+            self.oos = None
+            return
+        oos = OutOfScope.load(path, info)
+        if oos.needs_features and not getattr(self.backend, "has_features", True):
+            raise ValueError(
+                f"{path}: the out-of-scope detector {oos.detector!r} needs the pooled features and this model's "
+                "graph does not return them; re-export the run with `triagekit route export`"
+            )
+        self.oos = oos
+
+    def set_out_of_scope(self, path: str | Path, oos, target_rejection: float) -> None:
+        """Store a fitted detector in memory, ``path/oos.npz`` and ``path/router.json["oos"]``."""
+        oos.save(path)
+        self.oos = oos
+        file = Path(path, ROUTER_FILE)
+        info = json.loads(file.read_text())
+        info["oos"] = oos.info(target_rejection)
+        file.write_text(json.dumps(info, indent=2))
+
     @property
     def model_version(self) -> str:
         return str(self.meta.get("model_version", "unknown"))
@@ -243,6 +283,24 @@ class Router:
         from triagekit.route.objective import apply_bias
 
         return apply_bias(self.backend.logits(self.texts(inputs), batch_size=batch_size), self.calibration)
+
+    def outputs(self, inputs: Sequence[str | Mapping[str, Any]], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """``logits`` plus, for a neural backend, the pooled features under ``route.oos.FEATURES``."""
+        from triagekit.route.objective import apply_bias
+
+        run = getattr(self.backend, "outputs", self.backend.logits)
+        return apply_bias(run(self.texts(inputs), batch_size=batch_size), self.calibration)
+
+    def out_of_scope(self, outputs: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per single-label head with a detector, ``(scores, flags)`` of each row of ``outputs``."""
+        if self.oos is None:
+            return {}
+        features = outputs.get(FEATURES)
+        return {
+            h.name: self.oos.flags(h.name, outputs[h.name], features, self._temperature(h.name))
+            for h in self.heads
+            if h.name in self.oos.heads
+        }
 
     @property
     def review_heads(self) -> list[str]:
@@ -270,15 +328,37 @@ class Router:
     def predict(
         self, inputs: Sequence[str | Mapping[str, Any]], top_k: int = 3, batch_size: int = 64
     ) -> list[dict[str, Any]]:
-        """One dict per input: ``{head: {label, confidence, top_k, requires_review}}`` (tags: ``labels``)."""
-        probs = self.predict_proba(inputs, batch_size=batch_size)
+        """One dict per input: ``{head: {label, confidence, top_k, requires_review, review_reasons}}`` (tags:
+        ``labels``); with an out-of-scope detector a single-label head also has ``out_of_scope`` and
+        ``oos_score``, and ``review_reasons`` lists ``low_confidence`` and/or ``out_of_scope``."""
+        outputs = self.outputs(inputs, batch_size=batch_size)
+        probs = self.probs_from_logits(outputs)
+        oos = self.out_of_scope(outputs)
         results: list[dict[str, Any]] = [{} for _ in inputs]
         for h in self.heads:
             p = probs[h.name]
             threshold = self.calibration.get(h.name, {}).get("review_threshold")
+            scores, flags = oos.get(h.name, (None, None))
             for i, row in enumerate(p):
-                results[i][h.name] = _head_result(h, row, top_k, threshold)
+                result = _head_result(h, row, top_k, threshold)
+                if scores is not None:
+                    result = _with_out_of_scope(result, float(scores[i]), bool(flags[i]))
+                results[i][h.name] = result
         return results
+
+
+def _with_out_of_scope(result: dict[str, Any], score: float, flagged: bool) -> dict[str, Any]:
+    """A head's result with the detector's verdict: an out-of-scope ticket needs a human whatever its confidence."""
+    reasons = result["review_reasons"] + (["out_of_scope"] if flagged else [])
+    # JSON has no infinity: a score past every threshold (non-finite features) is written as the largest float.
+    score = score if np.isfinite(score) else float(np.finfo(np.float64).max)
+    return {
+        **result,
+        "out_of_scope": flagged,
+        "oos_score": round(score, 6),
+        "requires_review": bool(reasons),
+        "review_reasons": reasons,
+    }
 
 
 def _head_result(head: HeadSpec, p: np.ndarray, top_k: int, threshold: float | None) -> dict[str, Any]:
@@ -289,7 +369,7 @@ def _head_result(head: HeadSpec, p: np.ndarray, top_k: int, threshold: float | N
             "labels": chosen,
             "scores": {head.labels[j]: round(float(p[j]), 6) for j in order[: max(top_k, len(chosen))]},
             # Per-tag confidence is max(p, 1 - p); any uncertain tag sends the ticket to review.
-            "requires_review": threshold is not None and bool((np.maximum(p, 1 - p) < float(threshold)).any()),
+            **_reasons(threshold is not None and bool((np.maximum(p, 1 - p) < float(threshold)).any())),
         }
     best = int(order[0])
     confidence = float(p[best])
@@ -297,5 +377,9 @@ def _head_result(head: HeadSpec, p: np.ndarray, top_k: int, threshold: float | N
         "label": head.labels[best],
         "confidence": round(confidence, 6),
         "top_k": [{"label": head.labels[j], "p": round(float(p[j]), 6)} for j in order[:top_k]],
-        "requires_review": threshold is not None and confidence < float(threshold),
+        **_reasons(threshold is not None and confidence < float(threshold)),
     }
+
+
+def _reasons(low_confidence: bool) -> dict[str, Any]:
+    return {"requires_review": low_confidence, "review_reasons": ["low_confidence"] if low_confidence else []}

@@ -240,6 +240,7 @@ RUN_ARTIFACTS = (
     "eval",
     "data",
     "tfidf.joblib",
+    "oos.npz",
 )
 
 
@@ -473,6 +474,7 @@ def _finish(cfg, accelerator, heads, output, state, params, best_logits, splits,
             long_text=_long_text_info(cfg),
             **extra,
         )
+        _fit_out_of_scope(cfg, output, splits, console)
     accelerator.wait_for_everyone()
     best_val = {k.split("/", 1)[1]: v for k, v in state["best_metrics"].items() if "/" in k}
     return TrainResult(
@@ -502,6 +504,23 @@ def _fit_lexical(
     f1 = _macro_f1(heads, pooled, val_targets)
     console.print(f"hybrid: lexical weights {weights}; pooled val macro-F1 {np.mean(list(f1.values())):.4f}")
     return pooled, {"weights": weights, "dir": LEXICAL_DIR, "val_macro_f1": f1}
+
+
+def _fit_out_of_scope(cfg: TrainConfig, output: Path, splits, console) -> None:
+    """The out-of-scope detector of the saved run, on its training and validation rows (``ood_detector``)."""
+    from triagekit.route.oos import fit_run
+    from triagekit.route.router import Router
+
+    if cfg.ood_detector == "none":
+        return
+    started = time.perf_counter()
+    oos = fit_run(Router.load(output), output, splits, cfg.ood_detector, cfg.ood_target_rejection)
+    if oos is not None:
+        rates = ", ".join(f"{h} {100 * v['val_rejection']:.1f} %" for h, v in oos.heads.items())
+        console.print(
+            f"out of scope: {oos.detector} fitted in {time.perf_counter() - started:.1f}s; "
+            f"in-scope val tickets flagged: {rates}"
+        )
 
 
 def _review_info(cfg: TrainConfig) -> dict[str, Any]:
@@ -590,5 +609,6 @@ def _train_tfidf(cfg, splits, heads, output: Path, meta: dict, console) -> Train
         meta={**meta, "model_version": f"tfidf-{digest}", "method": "tfidf", "best_val_macro_f1": score},
     )
     router.save_info(output, "tfidf", review=_review_info(cfg))
+    _fit_out_of_scope(cfg, output, splits, console)
     console.print(f"tfidf: fitted in {seconds:.1f}s (C per head {backend.chosen_C}); val macro-F1 {score:.4f}")
     return TrainResult(str(output), score, 0, 0, False, seconds, {"trainable": 0, "total": 0}, f1)
