@@ -249,9 +249,7 @@ def print_table(summary: dict) -> None:
     print(f"\n{'known':>6} {'detector':<18}" + "".join(f"{c:>13}" for c in cols))
     for key, ms in summary.items():
         known, det = key.split("|")
-        cells = "".join(
-            f"{100 * ms[c][0]:>8.2f}±{100 * ms[c][1]:<4.1f}" if c in ms else f"{'':>13}" for c in cols
-        )
+        cells = "".join(f"{100 * ms[c][0]:>8.2f}±{100 * ms[c][1]:<4.1f}" if c in ms else f"{'':>13}" for c in cols)
         print(f"{known:>6} {det:<18}{cells}")
 
 

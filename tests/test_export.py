@@ -76,7 +76,8 @@ def test_onnx_graph_has_named_dynamic_io(runs, tmp_path):
     out = export(runs["full"], tmp_path / "onnx")
     graph = onnx.load(str(out / "model.onnx")).graph
     assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
-    assert [o.name for o in graph.output] == ["logits_queue", "logits_priority", "logits_type", "logits_tags"]
+    outputs = ["logits_queue", "logits_priority", "logits_type", "logits_tags", "features"]
+    assert [o.name for o in graph.output] == outputs
     for i in graph.input:
         assert i.type.tensor_type.elem_type == onnx.TensorProto.INT64
         assert [d.dim_param for d in i.type.tensor_type.shape.dim] == ["batch", "sequence"]

@@ -24,8 +24,13 @@ OPSET = 17
 QUANTIZE = ("int8",)
 
 
-def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int) -> Path:
-    """Trace ``model`` (a ``MultiHeadModel``) to ``path`` and check the graph with ``onnx.checker``."""
+def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int, features: bool = True) -> Path:
+    """Trace ``model`` (a ``MultiHeadModel``) to ``path`` and check the graph with ``onnx.checker``.
+
+    Args:
+        features: also return the pooled sentence vectors as the last output ``features`` (what the out-of-scope
+            detectors score; the Triton ensemble, which does no out-of-scope detection, leaves it out).
+    """
     import onnx
     import torch
 
@@ -36,8 +41,8 @@ def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int) -> P
             self.inner = inner
 
         def forward(self, input_ids, attention_mask):
-            out, features = self.inner.logits_and_features(input_ids, attention_mask)
-            return (*(out[h.name] for h in heads), features)
+            out, pooled = self.inner.logits_and_features(input_ids, attention_mask)
+            return (*(out[h.name] for h in heads), *((pooled,) if features else ()))
 
     # Eager attention traces to a smaller graph than SDPA (no shape arithmetic around the mask) that onnxruntime runs
     # 10-20% faster on CPU, with the same numbers.
@@ -54,7 +59,9 @@ def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int) -> P
     mask[1, width // 2 :] = 0
     dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
     dynamic.update({output_name(h.name): {0: "batch"} for h in heads})
-    dynamic[FEATURES_OUTPUT] = {0: "batch"}
+    names = [output_name(h.name) for h in heads] + ([FEATURES_OUTPUT] if features else [])
+    if features:
+        dynamic[FEATURES_OUTPUT] = {0: "batch"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
         # TracerWarnings about shape-dependent Python branches in transformers: the traced branches are the ones
@@ -66,7 +73,7 @@ def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int) -> P
             (ids, mask),
             str(path),
             input_names=list(INPUTS),
-            output_names=[output_name(h.name) for h in heads] + [FEATURES_OUTPUT],
+            output_names=names,
             dynamic_axes=dynamic,
             opset_version=OPSET,
             do_constant_folding=True,

@@ -143,7 +143,7 @@ def export_triton(
             "the Triton ensemble serves the encoder only: this hybrid run's TF-IDF pool is left out", stacklevel=2
         )
     onnx_path = repo / ROUTER / VERSION / "model.onnx"
-    export_graph(load_merged(run_dir, info), heads, onnx_path, info["max_length"])
+    export_graph(load_merged(run_dir, info), heads, onnx_path, info["max_length"], features=False)
     if quantize == "int8":
         tmp = onnx_path.with_name("model.int8.onnx")
         quantize_int8(onnx_path, tmp)

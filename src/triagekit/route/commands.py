@@ -1,4 +1,4 @@
-"""``triagekit route {train,eval,predict,presets,retrain,select,sweep}``: their options and the plain functions they
+"""``triagekit route {train,eval,predict,presets,retrain,select,sweep,topics}``: their options and the plain functions they
 run (see ``triagekit.core.cli`` for the table format; ``route export`` is registered by
 ``triagekit.exporters.commands``). Importing this module is cheap: torch, transformers and rich load inside the
 verbs."""
@@ -23,6 +23,7 @@ __all__ = [
     "cmd_retrain",
     "cmd_select",
     "cmd_sweep",
+    "cmd_topics",
     "print_results",
     "STRATEGIES",
 ]
@@ -207,6 +208,11 @@ def print_results(metrics: dict[str, Any]) -> None:
         )
         for w in review.get("warnings") or []:
             out.print(f"[yellow]{w}")
+    for h, m in (metrics.get("out_of_scope") or {}).items():
+        recall = ""
+        if m.get("open_recall") is not None:
+            recall = f"; open-class recall {_pct(m['open_recall'])} % of {m['n_unseen_labels']} unseen-label tickets"
+        out.print(f"out of scope ({h}, {m['detector']}): {_pct(m['oos_rate'])} % of test tickets flagged{recall}")
 
 
 def _pct(x: float | None) -> str:
@@ -309,6 +315,42 @@ def cmd_select(args: argparse.Namespace) -> int:
     note = f" ({skipped} rows without text skipped)" if skipped else ""
     console.print(f"{len(picked)} of {len(rows)} tickets chosen by {args.strategy}{note} -> {out}")
     return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    """Cluster the tickets of ``--input`` the router flags as out of scope into candidate topics."""
+    from rich.table import Table
+
+    from triagekit.route.router import Router
+    from triagekit.route.topics import topics_from_file
+
+    router = Router.load(args.model)
+    found = topics_from_file(router, args.input, head=args.head, min_size=args.min_size, batch_size=args.batch_size)
+    out = console()
+    table = Table(
+        title=f"{found['out_of_scope']} of {found['tickets']} tickets out of scope "
+        f"({_pct(found['out_of_scope_rate'])} %), {found['unclustered']} in no topic"
+    )
+    for col in ("topic", "size", "characteristic terms", "example"):
+        table.add_column(col, justify="right" if col in ("topic", "size") else "left")
+    for t in found["topics"]:
+        example = t["examples"][0] if t["examples"] else ""
+        table.add_row(str(t["topic"]), str(t["size"]), ", ".join(t["terms"][:6]), example[:80])
+    out.print(table)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(found, indent=2, ensure_ascii=False, default=str))
+        out.print(f"topics -> {args.output}")
+    return 0
+
+
+def _topics_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a run directory, an export or registry:NAME@alias (with an out-of-scope detector)")
+    p.add_argument("--input", required=True, help="tickets (CSV/JSONL/JSON/Parquet), e.g. a week of traffic")
+    p.add_argument("--head", default=None, help="count only this head's flag (default: any single-label head)")
+    p.add_argument("--min-size", type=int, default=None, help="smallest topic (default: max(5, flagged / 50))")
+    p.add_argument("--output", default=None, help="JSON with every topic, its terms, examples and ticket ids")
+    p.add_argument("--batch-size", type=int, default=64)
 
 
 def _vectors(texts: list[str], kind: str):
@@ -529,6 +571,7 @@ COMMANDS = {
             "retrain": Verb(cmd_retrain, _retrain_arguments, "retrain from corrections; --promote-if-better gates it"),
             "select": Verb(cmd_select, _select_arguments, "choose the tickets to label next (active learning)"),
             "sweep": Verb(cmd_sweep, _sweep_arguments, "hyperparameter sweep on Optuna over a preset's keys"),
+            "topics": Verb(cmd_topics, _topics_arguments, "cluster out-of-scope tickets into candidate new topics"),
         },
     )
 }

@@ -218,7 +218,10 @@ def _apply_review(heads: list[HeadSpec], results: dict[str, dict], opts: Mapping
 
 def _evaluate_router(router, test_rows, val_rows, opts: Mapping[str, Any]) -> dict:
     bs = opts["batch_size"]
-    test = _Split(test_rows, router.logits(test_rows, batch_size=bs))
+    # One pass gives the logits and, for a router with an out-of-scope detector, the features it scores.
+    outputs = router.outputs(test_rows, batch_size=bs) if getattr(router, "oos", None) else None
+    logits = {h.name: outputs[h.name] for h in router.heads} if outputs else router.logits(test_rows, batch_size=bs)
+    test = _Split(test_rows, logits)
     val = _Split(val_rows, router.logits(val_rows, batch_size=bs)) if val_rows else None
     heads, calibration = {}, {}
     opts = {**opts, "_review": {}}
@@ -235,7 +238,12 @@ def _evaluate_router(router, test_rows, val_rows, opts: Mapping[str, Any]) -> di
         if opts["out_dir"] is not None:
             m["plots"] = _plots(head, opts["out_dir"], m, *bins, curve, m["review_threshold"])
         calibration[head.name] = {"temperature": m["temperature"], "review_threshold": m["review_threshold"]}
-    return {"heads": heads, "calibration": calibration, "review": review}
+    result = {"heads": heads, "calibration": calibration, "review": review}
+    if outputs is not None:
+        from triagekit.route.oos import out_of_scope_report
+
+        result["out_of_scope"] = out_of_scope_report(router, test_rows, outputs)
+    return result
 
 
 def _languages(train_rows, test_rows, text_fields, language_field: str) -> dict[str, Any] | None:

@@ -38,6 +38,7 @@ __all__ = [
     "score",
     "threshold_for",
     "auroc",
+    "out_of_scope_report",
 ]
 
 DETECTORS = ("mahalanobis", "knn", "energy", "msp", "none")
@@ -282,3 +283,31 @@ def fit_run(
     )
     router.set_out_of_scope(path, oos, target_rejection)
     return oos
+
+
+def out_of_scope_report(router, rows: Sequence[Mapping], outputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Per head with a detector: the share of ``rows`` flagged and, among the labelled rows, the share of in-scope
+    tickets flagged and (when some labels are outside the trained classes) the open-class recall and AUROC."""
+    from triagekit.route.heads import row_labels
+
+    out = {}
+    for name, (scores, flags) in router.out_of_scope(outputs).items():
+        head = next(h for h in router.heads if h.name == name)
+        known = set(head.labels)
+        gold = [row_labels(r, head) for r in rows]
+        in_scope = np.array([g is not None and g != "" and g in known for g in gold], bool)
+        unseen = np.array([g is not None and g != "" and g not in known for g in gold], bool)
+        m: dict[str, Any] = {
+            "detector": router.oos.detector,
+            "threshold": router.oos.heads[name]["threshold"],
+            "oos_rate": float(flags.mean()) if len(flags) else 0.0,
+            "in_scope_flagged": float(flags[in_scope].mean()) if in_scope.any() else None,
+            "n_unseen_labels": int(unseen.sum()),
+            "unseen_labels": sorted({g for g, u in zip(gold, unseen) if u}),
+        }
+        if unseen.any():
+            m["open_recall"] = float(flags[unseen].mean())
+            if in_scope.any():
+                m["auroc"] = auroc(scores[in_scope], scores[unseen])
+        out[name] = m
+    return out

@@ -188,6 +188,30 @@ def _review(review: Mapping) -> list[str]:
     return lines
 
 
+def _out_of_scope(oos: Mapping[str, Mapping]) -> list[str]:
+    """Share of test tickets each head's detector flags; open-class recall when some labels are unseen."""
+    if not oos:
+        return []
+    lines = [
+        "## Out of scope",
+        "",
+        "| Head | Detector | Flagged | In-scope flagged | Unseen-label tickets | Open-class recall | AUROC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for h, m in oos.items():
+        lines.append(
+            f"| `{h}` | {m['detector']} | {_fmt(m.get('oos_rate'))} | {_fmt(m.get('in_scope_flagged'))} | "
+            f"{m.get('n_unseen_labels', 0)} | {_fmt(m.get('open_recall'))} | {_fmt(m.get('auroc'))} |"
+        )
+    lines += [
+        "",
+        "Flagged: share of all test tickets the head calls out of scope; in-scope flagged: of the tickets whose "
+        "label is a trained class; open-class recall: of the tickets whose label is not (the open class).",
+        "",
+    ]
+    return lines
+
+
 def _per_language(heads: Mapping[str, Mapping]) -> list[str]:
     lines = []
     for name, h in heads.items():
@@ -271,6 +295,7 @@ def write_report(
                   f"{metrics['target_precision']:.0%} accuracy; tickets below it go to human review.", ""]  # fmt: skip
     lines += ["## Summary", ""] + _summary(heads, base) + [""]
     lines += _review(metrics.get("review") or {})
+    lines += _out_of_scope(metrics.get("out_of_scope") or {})
     if base:
         lines += ["Δ: model minus the TF-IDF + logistic regression baseline, in points.", ""]
     if any(h.get("multilabel") for h in heads.values()):

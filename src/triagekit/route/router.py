@@ -293,7 +293,8 @@ class Router:
 
     def out_of_scope(self, outputs: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per single-label head with a detector, ``(scores, flags)`` of each row of ``outputs``."""
-        if self.oos is None:
+        first = self.heads[0].name if self.heads else None
+        if self.oos is None or first is None or not len(outputs[first]):
             return {}
         features = outputs.get(FEATURES)
         return {

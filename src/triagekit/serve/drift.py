@@ -1,4 +1,5 @@
-"""Prediction drift: population stability index (PSI) of each head's predicted labels and confidences.
+"""Prediction drift: population stability index (PSI) of each head's predicted labels, confidences and, for a
+head with an out-of-scope detector, of its out-of-scope flag (with the rate in the window and in the reference).
 
 PSI = sum_i (c_i - r_i) * ln(c_i / r_i) over the bins of a reference (r) and a current (c) distribution, both
 normalised, empty bins floored at ``EPS``. Rule of thumb: < 0.1 stable, 0.1-0.2 moderate, >= 0.2 significant.
@@ -67,6 +68,7 @@ def distribution(
     """Per head: label counts, a ``bins``-bin confidence histogram on [0, 1] and the number of predictions."""
     labels: dict[str, Counter] = {}
     conf: dict[str, list[float]] = {}
+    oos: dict[str, list[int]] = {}
     for out in outputs:
         for head in heads if heads is not None else prediction_heads(out):
             result = out.get(head)
@@ -75,13 +77,29 @@ def distribution(
             tags, c = _head_values(result)
             labels.setdefault(head, Counter()).update(tags)
             conf.setdefault(head, []).append(c)
+            if "out_of_scope" in result:  # [in scope, out of scope] counts of a head with a detector
+                oos.setdefault(head, [0, 0])[bool(result["out_of_scope"])] += 1
     return {
         h: {
             "labels": dict(sorted(labels[h].items())),
             "n": len(conf[h]),
             "confidence": np.histogram(np.clip(conf[h], 0.0, 1.0), bins=bins, range=(0.0, 1.0))[0].tolist(),
+            **({"out_of_scope": oos[h]} if h in oos else {}),
         }
         for h in labels
+    }
+
+
+def _oos_drift(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> dict[str, Any]:
+    """The out-of-scope rate of the window beside the reference's, and the PSI of the two (flagged or not): a
+    growing share of tickets that fit no class is drift the label PSI can miss (they still get some label)."""
+    r, c = ref.get("out_of_scope"), cur.get("out_of_scope")
+    if not r or not c or not sum(c) or not sum(r):
+        return {}
+    return {
+        "oos_rate": round(c[1] / sum(c), 6),
+        "oos_rate_reference": round(r[1] / sum(r), 6),
+        "psi_oos": round(psi(r, c), 6),
     }
 
 
@@ -106,10 +124,11 @@ def drift_report(
                 psi([ref["labels"].get(k, 0) for k in keys], [cur["labels"].get(k, 0) for k in keys]), 6
             )
             out["psi_confidence"] = round(psi(ref["confidence"], cur["confidence"]), 6)
+            out.update(_oos_drift(ref, cur))
         if cur["n"] < min_samples or ref["n"] < min_samples:
             out["status"] = "insufficient_data"
         else:
-            worst = max(out["psi_label"], out["psi_confidence"])
+            worst = max(out["psi_label"], out["psi_confidence"], out.get("psi_oos", 0.0))
             out["status"] = "alert" if worst >= threshold else "ok"
         heads[head] = out
     statuses = {h["status"] for h in heads.values()}

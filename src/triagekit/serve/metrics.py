@@ -55,21 +55,36 @@ class ServeMetrics:
         self.drift_alert = Gauge(
             "triagekit_drift_alert", "1 when the head's drift status is alert", ["head"], registry=r
         )
+        self.out_of_scope = Counter(
+            "triagekit_out_of_scope", "Predictions a head's detector flagged as out of scope", ["head"], registry=r
+        )
+        self.oos_rate = Gauge(
+            "triagekit_drift_out_of_scope_rate",
+            "Share of the drift window flagged out of scope, by head (window) and in the reference (reference)",
+            ["head", "window"],
+            registry=r,
+        )
         self.drift_window = Gauge("triagekit_drift_window_predictions", "Predictions in the drift window", registry=r)
 
     def observe_prediction(self, heads: Mapping[str, Mapping[str, Any]], review: bool) -> None:
         for head, result in heads.items():
             for label in [result["label"]] if "label" in result else result.get("labels") or ["(none)"]:
                 self.predictions.labels(head, label).inc()
+            if result.get("out_of_scope"):
+                self.out_of_scope.labels(head).inc()
         if review:
             self.review.inc()
 
     def observe_drift(self, report: Mapping[str, Any]) -> None:
         self.drift_window.set(report.get("n", 0))
         for head, r in report.get("heads", {}).items():
-            for kind in ("label", "confidence"):
+            for kind in ("label", "confidence", "oos"):
                 value = r.get(f"psi_{kind}")
-                self.drift_psi.labels(head, kind).set(float("nan") if value is None else value)
+                if value is not None or kind != "oos":  # heads without a detector have no oos series
+                    self.drift_psi.labels(head, kind).set(float("nan") if value is None else value)
+            if r.get("oos_rate") is not None:
+                self.oos_rate.labels(head, "window").set(r["oos_rate"])
+                self.oos_rate.labels(head, "reference").set(r["oos_rate_reference"])
             self.drift_alert.labels(head).set(1.0 if r.get("status") == "alert" else 0.0)
 
     def render(self) -> bytes:

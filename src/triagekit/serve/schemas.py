@@ -97,6 +97,13 @@ class HeadResult(BaseModel):
     labels: Optional[list[str]] = None
     scores: Optional[dict[str, float]] = None
     requires_review: bool
+    review_reasons: Optional[list[str]] = Field(
+        None, description="Why the head needs a human: low_confidence and/or out_of_scope (empty: it does not)."
+    )
+    out_of_scope: Optional[bool] = Field(
+        None, description="The head's detector says the ticket fits none of its classes (heads with a detector)."
+    )
+    oos_score: Optional[float] = Field(None, description="The detector's score; above its threshold: out of scope.")
 
 
 class PredictResponse(BaseModel):
@@ -148,6 +155,9 @@ class FeedbackResponse(BaseModel):
 class HeadDrift(BaseModel):
     psi_label: Optional[float] = Field(None, description="PSI of the predicted-label distribution.")
     psi_confidence: Optional[float] = Field(None, description="PSI of the 10-bin confidence histogram.")
+    psi_oos: Optional[float] = Field(None, description="PSI of the out-of-scope flag (heads with a detector).")
+    oos_rate: Optional[float] = Field(None, description="Share of the window flagged out of scope.")
+    oos_rate_reference: Optional[float] = Field(None, description="Share of the reference flagged out of scope.")
     status: Literal["ok", "alert", "insufficient_data"]
 
 
