@@ -19,6 +19,7 @@ Usage:
     python benchmarks/open_intent.py                                   # 75/50/25 % known x 3 splits, minilm
     python benchmarks/open_intent.py --known 0.75 --splits 1 --config minilm-head
     python benchmarks/open_intent.py --known 67 --splits 1 --topics    # 10 intents held out, topic recovery
+    python benchmarks/open_intent.py --known 0.75 --splits 1 --frozen  # no fine-tune: frozen MiniLM features
 """
 
 from __future__ import annotations
@@ -81,21 +82,19 @@ def prepare_split(work: Path, known: list[str], seed: int) -> Path:
     return data
 
 
-def train_router(args, data: Path, run: Path) -> float:
+def train_router(args, data: Path, run: Path) -> None:
     from rich.console import Console
 
     from triagekit.route.config import load_config, parse_overrides
     from triagekit.route.train import train
 
     if (run / "router.json").exists():
-        return float("nan")
+        return
     overrides = parse_overrides(args.set)
     if args.epochs:
         overrides["epochs"] = args.epochs
     cfg = load_config(args.config, labels=["category"], text_fields=["text"], ood_detector="none", **overrides)
-    started = time.perf_counter()
     train(cfg, data, run, overwrite=True, console=Console(stderr=True))
-    return time.perf_counter() - started
 
 
 def cached_outputs(run: Path, data: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -116,6 +115,42 @@ def cached_outputs(run: Path, data: Path) -> dict[str, dict[str, np.ndarray]]:
     out = {s: router.outputs(splits[s], batch_size=64) for s in SPLITS}
     np.savez(cache, **{f"{s}/{k}": v for s, o in out.items() for k, v in o.items()})
     return out
+
+
+def frozen_outputs(work: Path, data: Path, known: list[str]) -> tuple[dict, list[str], float]:
+    """``--frozen``: the head-only router's features (the untuned MiniLM, mean-pooled, as ``method: head``
+    reads them) with a multinomial logistic regression head fitted on the training features, its temperature on
+    validation. One forward pass per ticket instead of a fine-tune: for CPU-starved runs."""
+    from sklearn.linear_model import LogisticRegression
+
+    from triagekit.core.backbones import minilm_path
+    from triagekit.data import load_prepared
+    from triagekit.route.calibration import fit_temperature
+    from triagekit.route.heads import HeadSpec, build_text
+    from triagekit.route.modeling import MultiHeadModel, load_backbone
+    from triagekit.route.oos import FEATURES
+    from triagekit.route.router import EncoderBackend
+
+    labels = sorted(known)
+    cache = work / "frozen_outputs.npz"
+    rows = load_prepared(data)
+    if cache.exists():
+        with np.load(cache) as z:
+            feats = {s: z[s] for s in SPLITS}
+    else:
+        from transformers import AutoTokenizer
+
+        head = HeadSpec("category", labels)
+        model = MultiHeadModel(load_backbone(str(minilm_path())), [head], pooling="mean", dropout=0.0).eval()
+        backend = EncoderBackend(model, AutoTokenizer.from_pretrained(str(minilm_path())), [head], 128)
+        feats = {s: backend.outputs([build_text(r, ["text"]) for r in rows[s]])[FEATURES] for s in SPLITS}
+        np.savez(cache, **feats)
+    index = {c: i for i, c in enumerate(labels)}
+    y = np.array([index[r["category"]] for r in rows["train"]])
+    clf = LogisticRegression(C=10.0, max_iter=3000).fit(feats["train"], y)
+    out = {s: {"category": clf.decision_function(feats[s]), FEATURES: feats[s]} for s in SPLITS}
+    vy = np.array([index[r["category"]] for r in rows["val"]])
+    return out, labels, float(fit_temperature(out["val"]["category"], vy))
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:
@@ -146,17 +181,23 @@ def open_metrics(pred: list[str], gold: list[str], known: set[str], scores: np.n
     }
 
 
-def evaluate_split(args, run: Path, data: Path, known: list[str]) -> dict:
-    """Every detector (and rejection target) on one trained router; plus the closed-set accuracy."""
-    from triagekit.data import load_prepared
-    from triagekit.route.heads import HeadSpec, row_targets
-    from triagekit.route.oos import FEATURES, fit_out_of_scope
-    from triagekit.route.router import Router
+def router_outputs(run: Path, data: Path) -> tuple[dict, list[str], float]:
+    """The trained router's outputs on every split, its class labels and temperature."""
+    from triagekit.route.heads import HeadSpec
 
     info = json.loads((run / "router.json").read_text())
     head = HeadSpec.from_dict(info["heads"][0])
-    temperature = float(info["calibration"].get(head.name, {}).get("temperature", 1.0))
-    out = cached_outputs(run, data)
+    return cached_outputs(run, data), head.labels, float(info["calibration"].get(head.name, {}).get("temperature", 1))
+
+
+def evaluate_split(args, outputs: tuple[dict, list[str], float], data: Path, known: list[str]) -> dict:
+    """Every detector (and rejection target) on one router's outputs; plus the closed-set accuracy."""
+    from triagekit.data import load_prepared
+    from triagekit.route.heads import HeadSpec, row_targets
+    from triagekit.route.oos import FEATURES, fit_out_of_scope
+
+    out, labels, temperature = outputs
+    head = HeadSpec("category", labels)
     rows = load_prepared(data)
     gold = [r["category"] if r["category"] in set(known) else OPEN for r in rows["test"]]
     is_known = np.array([g != OPEN for g in gold])
@@ -183,12 +224,12 @@ def evaluate_split(args, run: Path, data: Path, known: list[str]) -> dict:
             if detector == args.topic_detector and rate == args.target_rejection[0]:
                 result["_flags"] = flags
     if args.topics:
-        result["topics"] = topic_recovery(Router.load(run), rows["test"], out["test"], result.pop("_flags"), gold)
+        result["topics"] = topic_recovery(rows["test"], out["test"], result.pop("_flags"), gold)
     result.pop("_flags", None)
     return result
 
 
-def topic_recovery(router, rows: list[dict], outputs: dict, flags: np.ndarray, gold: list[str]) -> dict:
+def topic_recovery(rows: list[dict], outputs: dict, flags: np.ndarray, gold: list[str]) -> dict:
     """Cluster the flagged tickets; ARI and purity of the clusters against the true intents of the flagged
     open-class tickets (each held-out intent should be one topic)."""
     from sklearn.metrics import adjusted_rand_score
@@ -260,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default=None, help="explicit seeds instead of --splits, e.g. 1,2")
     p.add_argument("--config", default="minilm", help="router preset or YAML")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--frozen", action="store_true", help="untuned MiniLM features + logistic head (no fine-tune)")
     p.add_argument("--set", action="append", default=[], help="config override key=value (repeatable)")
     p.add_argument("--detectors", default=",".join(DETECTORS))
     p.add_argument("--target-rejection", default="0.05", help="in-scope validation rejection rates, e.g. 0.05,0.1")
@@ -277,11 +319,17 @@ def main(argv: list[str] | None = None) -> None:
         for seed in seeds:
             known = known_intents(categories, known_share, seed)
             tag = f"{args.config}-e{args.epochs or 'preset'}-k{known_share:g}-s{seed}"
-            work = Path(args.work) / tag
+            work = Path(args.work) / ("frozen-minilm" + tag[tag.index("-k") :] if args.frozen else tag)
             data = prepare_split(work, known, seed)
-            seconds = train_router(args, data, work / "run")
-            r = evaluate_split(args, work / "run", data, known)
-            r.update(known=f"{known_share:g}", seed=seed, n_known=len(known), train_seconds=seconds)
+            started = time.perf_counter()
+            if args.frozen:
+                outputs = frozen_outputs(work, data, known)
+            else:
+                train_router(args, data, work / "run")
+                outputs = router_outputs(work / "run", data)
+            seconds = time.perf_counter() - started
+            r = evaluate_split(args, outputs, data, known)
+            r.update(known=f"{known_share:g}", seed=seed, n_known=len(known), fit_seconds=round(seconds, 1))
             results.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "detectors"}, default=str), flush=True)
     summary = summarise(results)
