@@ -492,16 +492,16 @@ def _fit_lexical(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """TF-IDF on the training split, its pooling weight per head on validation; returns the pooled val logits."""
     from triagekit.data.text import build_text
-    from triagekit.route.hybrid import LEXICAL_DIR, fit_fusion_weights, fuse
+    from triagekit.route.hybrid import LEXICAL_DIR, fit_fusion, fuse
 
     lexical = _fit_tfidf(cfg, splits, heads)
     lexical.save(output / LEXICAL_DIR)
     lexical_val = lexical.logits([build_text(r, cfg.text_fields) for r in splits["val"]])
-    weights = fit_fusion_weights(heads, neural_val, lexical_val, val_targets)
-    pooled = {h.name: fuse(h, neural_val[h.name], lexical_val[h.name], weights[h.name]) for h in heads}
+    weights, scales = fit_fusion(heads, neural_val, lexical_val, val_targets)
+    pooled = {h.name: fuse(h, neural_val[h.name], lexical_val[h.name], weights[h.name], scales[h.name]) for h in heads}
     f1 = _macro_f1(heads, pooled, val_targets)
     console.print(f"hybrid: lexical weights {weights}; pooled val macro-F1 {np.mean(list(f1.values())):.4f}")
-    return pooled, {"weights": weights, "dir": LEXICAL_DIR, "val_macro_f1": f1}
+    return pooled, {"weights": weights, "scales": scales, "dir": LEXICAL_DIR, "val_macro_f1": f1}
 
 
 def _review_info(cfg: TrainConfig) -> dict[str, Any]:
