@@ -34,10 +34,9 @@ if not (SHARED / "data").exists():
 TICKETS = SHARED / "data" / "support-tickets" / "tickets.csv"
 LABELS = ["queue", "priority", "type"]
 TEXT = ["subject", "body"]
-C_GRID = [1.0, 3.0, 10.0, 30.0]
 MODELS = {  # row name -> triagekit train arguments
-    "minilm": ["--config", "configs/router/minilm.yaml"],
-    "gemma3": ["--config", "configs/router/gemma3-lora.yaml"],
+    "minilm": ["--config", "minilm"],
+    "gemma3": ["--config", "gemma3-lora"],
     "auto": ["--backbone", "auto"],
 }
 
@@ -74,42 +73,24 @@ def scores(y_true: list[str], y_pred: list[str]) -> dict[str, float]:
 
 
 def tuned_tfidf(data: Path) -> dict:
-    """Word 1-2 + char_wb 2-5 TF-IDF (sublinear), logistic regression with balanced classes, C per head on val."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.metrics import f1_score
-    from sklearn.pipeline import FeatureUnion
-
+    """The product's tuned baseline (``TfidfBackend.baseline``: word 1-2 + char_wb 2-5 sublinear TF-IDF, logistic
+    regression with balanced classes, C per head on validation macro-F1), the same one ``route eval`` shows."""
     from triagekit.data import load_prepared
     from triagekit.data.text import build_text
+    from triagekit.route.heads import heads_from_rows
+    from triagekit.route.tfidf import TfidfBackend
 
     splits = load_prepared(data)
-    texts = {k: [build_text(r, TEXT) for r in v] for k, v in splits.items()}
+    heads = heads_from_rows(splits["train"], LABELS, [])
     started = time.perf_counter()
-    features = FeatureUnion(
-        [
-            ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
-        ]
-    )
-    x_train = features.fit_transform(texts["train"])
-    x_val, x_test = features.transform(texts["val"]), features.transform(texts["test"])
-    out: dict = {"heads": {}, "C": {}}
-    for head in LABELS:
-        y_train, y_val = [r[head] for r in splits["train"]], [r[head] for r in splits["val"]]
-        best = max(
-            C_GRID, key=lambda c: f1_score(y_val, _logreg(c).fit(x_train, y_train).predict(x_val), average="macro")
-        )
-        model = _logreg(best).fit(x_train, y_train)
-        out["C"][head] = best
-        out["heads"][head] = scores([r[head] for r in splits["test"]], list(model.predict(x_test)))
-    out["train_seconds"] = time.perf_counter() - started
+    model = TfidfBackend.baseline(splits["train"], heads, TEXT, val_rows=splits["val"])
+    seconds = time.perf_counter() - started
+    logits = model.logits([build_text(r, TEXT) for r in splits["test"]])
+    out: dict = {"heads": {}, "C": dict(model.chosen_C), "train_seconds": seconds}
+    for h in heads:
+        pred = [h.labels[i] for i in logits[h.name].argmax(1)]
+        out["heads"][h.name] = scores([str(r[h.name]) for r in splits["test"]], pred)
     return out
-
-
-def _logreg(c: float):
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
 
 
 def neural(name: str, data: Path, run: Path, overrides: list[str]) -> dict:

@@ -235,10 +235,10 @@ def test_triton_validator_catches_broken_configs(runs, tmp_path, breakage, expec
     assert any(expected in e for e in errors), errors
 
 
-def test_triton_ensemble_runs_offline_and_matches_the_router(runs, tmp_path, monkeypatch):
+def _triton_matches_router(run, repo, monkeypatch):
     import onnxruntime as ort
 
-    repo = export(runs["full"], tmp_path / "repo", format="triton")
+    export(run, repo, format="triton")
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _fake_pb_utils())
     tokenizer = _python_model(
         repo / "triagekit_tokenizer" / "1" / "model.py", repo / "triagekit_tokenizer" / "config.pbtxt"
@@ -247,7 +247,7 @@ def test_triton_ensemble_runs_offline_and_matches_the_router(runs, tmp_path, mon
         repo / "triagekit_postprocess" / "1" / "model.py", repo / "triagekit_postprocess" / "config.pbtxt"
     )
     session = ort.InferenceSession(str(repo / "triagekit_router" / "1" / "model.onnx"))
-    router = Router.load(runs["full"])
+    router = Router.load(run)
     texts = router.texts(REAL)
     # Two requests, as Triton would hand them over: [batch, 1] byte strings each.
     requests = [
@@ -264,6 +264,23 @@ def test_triton_ensemble_runs_offline_and_matches_the_router(runs, tmp_path, mon
     for h in router.heads:
         got = np.concatenate([p[f"probs_{h.name}"] for p in probs])
         np.testing.assert_allclose(got, expected[h.name], atol=1e-4, err_msg=h.name)
+
+
+def test_triton_ensemble_runs_offline_and_matches_the_router(runs, tmp_path, monkeypatch):
+    _triton_matches_router(runs["full"], tmp_path / "repo", monkeypatch)
+
+
+def test_triton_ensemble_applies_the_prior_correction(runs, tmp_path, monkeypatch, copy_router):
+    run = copy_router(runs["full"], tmp_path / "run")
+    info = json.loads((run / "router.json").read_text())
+    queue = next(h for h in info["heads"] if h["name"] == "queue")
+    # a bias strong enough to change which queue wins, as a prior correction does for rare classes
+    bias = [3.0 * (i % 2) - 1.5 for i in range(len(queue["labels"]))]
+    info["calibration"].setdefault("queue", {})["logit_bias"] = bias
+    (run / "router.json").write_text(json.dumps(info))
+    plain = Router.load(runs["full"]).predict_proba(REAL)["queue"]
+    assert not np.allclose(Router.load(run).predict_proba(REAL)["queue"], plain, atol=1e-3)
+    _triton_matches_router(run, tmp_path / "repo", monkeypatch)
 
 
 def test_triton_configs_parse_with_tritons_own_proto(runs, tmp_path):

@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from triagekit.route.heads import HeadSpec
-from triagekit.route.hybrid import HybridBackend, fit_fusion_weights, fuse
+from triagekit.route.hybrid import HybridBackend, fit_fusion, fit_fusion_weights, fuse
 from triagekit.route.router import Router
 
 
@@ -15,6 +15,30 @@ def test_weights_follow_the_better_model():
     noise = rng.normal(0, 1, (400, 3))
     assert fit_fusion_weights([head], {"q": noise}, {"q": good}, {"q": y})["q"] > 0.5
     assert fit_fusion_weights([head], {"q": good}, {"q": noise}, {"q": y})["q"] == 0.0
+
+
+def test_convex_pool_uses_an_accurate_but_overconfident_lexical_model():
+    # The class-balanced TF-IDF half is right more often but far too sure of itself: the earlier rule (weight on
+    # its raw log-probabilities) switched it off; the convex pool scales each half on validation first.
+    rng = np.random.default_rng(1)
+    head = HeadSpec("q", ["a", "b", "c", "d"])
+    y = rng.integers(0, 4, 600)
+    weak = np.eye(4)[y] * 0.8 + rng.normal(0, 1, (600, 4))
+    wrong = rng.random(600) < 0.25
+    sure = 25.0 * np.eye(4)[np.where(wrong, rng.integers(0, 4, 600), y)]
+    assert fit_fusion_weights([head], {"q": weak}, {"q": sure}, {"q": y})["q"] <= 0.1
+    weights, scales = fit_fusion([head], {"q": weak}, {"q": sure}, {"q": y})
+    assert weights["q"] >= 0.5 and scales["q"][1] < 0.5  # the lexical half is cooled down, then trusted
+    pooled = fuse(head, weak, sure, weights["q"], scales["q"])
+    assert np.mean(pooled.argmax(1) == y) > max(np.mean(weak.argmax(1) == y), np.mean(sure.argmax(1) == y)) - 0.01
+
+
+def test_convex_pool_ends_are_the_two_halves():
+    head = HeadSpec("q", ["a", "b"])
+    zn, zl = np.array([[2.0, 0.0]]), np.array([[0.0, 3.0]])
+    assert fuse(head, zn, zl, 0.0, [0.5, 2.0]).tolist() == zn.tolist()
+    one = fuse(head, zn, zl, 1.0, [0.5, 2.0])
+    np.testing.assert_allclose(np.exp(one), np.exp(2.0 * zl) / np.exp(2.0 * zl).sum(), atol=1e-12)
 
 
 def test_fuse_is_log_linear_pooling():
@@ -29,6 +53,8 @@ def test_hybrid_router_trains_saves_and_loads(tiny_hybrid_router):
     out = tiny_hybrid_router  # trained once for the session (conftest.py) on queue, priority and tags
     info = json.loads((out / "router.json").read_text())
     assert set(info["lexical"]["weights"]) == {"queue", "priority", "tags"}
+    assert set(info["lexical"]["scales"]) == {"queue", "priority", "tags"}
+    assert all(0.0 <= w <= 1.0 for w in info["lexical"]["weights"].values())
     router = Router.load(out)
     assert isinstance(router.backend, HybridBackend)
     probs = router.predict_proba(["refund my double charge", "VPN is down"])

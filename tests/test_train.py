@@ -58,6 +58,35 @@ def test_each_method_trains_saves_and_reloads(tiny_encoder, prepared, tmp_path, 
     np.testing.assert_allclose(Router.load(out).predict_proba(texts)["queue"], probs["queue"], atol=1e-6)
 
 
+@pytest.mark.parametrize("long_text", ["truncate", "chunks"])
+def test_frozen_backbone_reads_each_ticket_once(tiny_encoder, prepared, tmp_path, monkeypatch, long_text):
+    # method: head caches the frozen backbone's sentence vectors: 4 epochs read each train and val ticket once,
+    # and the cached vectors are what the saved model computes (val logits vs a fresh forward pass).
+    from triagekit.route.modeling import MultiHeadModel
+
+    rows = {"n": 0}
+    pooled = MultiHeadModel.pooled
+
+    def counting(self, input_ids, attention_mask):
+        rows["n"] += int(input_ids.shape[0])
+        return pooled(self, input_ids, attention_mask)
+
+    monkeypatch.setattr(MultiHeadModel, "pooled", counting)
+    out = tmp_path / "head"
+    cfg = tiny_cfg(tiny_encoder, method="head", epochs=4, max_length=24, long_text=long_text, prior_correction=False)
+    train(cfg, prepared, out)
+    n_train, n_val = len(records(prepared / "train.jsonl")), len(records(prepared / "val.jsonl"))
+    if long_text == "truncate":
+        assert rows["n"] == n_train + n_val
+    else:  # one row per window, still read once
+        assert n_train + n_val < rows["n"] < 4 * (n_train + n_val)
+    router = Router.load(out)
+    with np.load(out / "val_logits.npz") as saved:
+        fresh = router.backend.logits(router.texts(records(prepared / "val.jsonl")))
+        for h in router.heads:
+            np.testing.assert_allclose(saved[h.name], fresh[h.name], atol=1e-4, err_msg=h.name)
+
+
 def test_lora_merge_matches_unmerged_adapter(tiny_encoder, prepared, tmp_path):
     from triagekit.route.modeling import load_model
 

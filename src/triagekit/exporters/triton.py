@@ -163,6 +163,7 @@ def export_triton(
                     **h.to_dict(),
                     "temperature": float(calibration.get(h.name, {}).get("temperature", 1.0)),
                     "review_threshold": calibration.get(h.name, {}).get("review_threshold"),
+                    "logit_bias": calibration.get(h.name, {}).get("logit_bias"),
                 }
                 for h in heads
             ],

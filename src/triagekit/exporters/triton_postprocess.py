@@ -1,7 +1,8 @@
 """Triton Python-backend model ``triagekit_postprocess``: raw logits per head -> calibrated probabilities.
 
 Copied as ``<repo>/triagekit_postprocess/1/model.py``; ``heads.json`` beside it holds each head's labels, whether it
-is multi-label (sigmoid) or not (softmax), and the temperature fitted at training time. Needs only numpy.
+is multi-label (sigmoid) or not (softmax), the prior correction (``logit_bias``, added to the raw logits) and the
+temperature fitted at training time, in the order the router applies them. Needs only numpy.
 """
 
 import json
@@ -10,8 +11,11 @@ from pathlib import Path
 import numpy as np
 
 
-def _probs(z, temperature, multilabel):
-    z = z.astype(np.float64) / temperature
+def _probs(z, temperature, multilabel, bias=None):
+    z = z.astype(np.float64)
+    if bias is not None:
+        z = z + np.asarray(bias, dtype=np.float64)
+    z = z / temperature
     if multilabel:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
     z = z - z.max(axis=-1, keepdims=True)
@@ -31,7 +35,7 @@ class TritonPythonModel:
             outputs = []
             for h in self.heads:
                 z = pb_utils.get_input_tensor_by_name(request, f"logits_{h['name']}").as_numpy()
-                p = _probs(z, float(h.get("temperature", 1.0)), bool(h["multilabel"]))
+                p = _probs(z, float(h.get("temperature", 1.0)), bool(h["multilabel"]), h.get("logit_bias"))
                 outputs.append(pb_utils.Tensor(f"probs_{h['name']}", p.astype(np.float32)))
             responses.append(pb_utils.InferenceResponse(output_tensors=outputs))
         return responses

@@ -1,23 +1,31 @@
-"""Hybrid routing: the fine-tuned encoder's log-probabilities plus a weighted TF-IDF term, per head.
+"""Hybrid routing: a convex log-linear pool of the fine-tuned encoder and a TF-IDF model, per head.
 
 Lexical n-grams (product names, error codes, fixed phrases) and a sentence encoder make different mistakes, so a
-log-linear pool of the two beats either alone. The weight of the lexical term is fitted on validation per head
-(0 turns it off), and the pooled logits are then temperature-calibrated like any other router's.
+log-linear pool of the two beats either alone. Each part is first temperature-scaled on validation (the
+class-balanced logistic regression is far more confident than the encoder trained with label smoothing; without
+this its probabilities are so badly calibrated that any weight on them raises the likelihood of the pool and the
+fit switches it off, measured on the support tickets: queue and priority weights of 0), then
+``(1 - w) log p_encoder + w log p_lexical`` with ``w`` in [0, 1] fitted on validation per head: 0 is the encoder
+alone, 1 the lexical model alone, so the pool can always fall back to the better half. The pooled logits are then
+temperature-calibrated like any other router's.
+
+Runs saved before the convex pool (no ``scales`` in ``router.json``) load with the earlier rule,
+``log p_encoder + w log p_lexical``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from triagekit.route.heads import HeadSpec
 
-__all__ = ["HybridBackend", "fuse", "fit_fusion_weights", "LEXICAL_DIR"]
+__all__ = ["HybridBackend", "fuse", "fit_fusion", "fit_fusion_weights", "LEXICAL_DIR"]
 
 LEXICAL_DIR = "lexical"
-WEIGHTS = np.round(np.arange(0.0, 1.51, 0.1), 2)
+WEIGHTS = np.round(np.arange(0.0, 1.001, 0.1), 2)
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -25,13 +33,25 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
-def fuse(head: HeadSpec, neural: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
-    """Pooled logits: log p_neural + w * log p_lexical (single-label), or logit sums (multi-label)."""
+def fuse(
+    head: HeadSpec, neural: np.ndarray, lexical: np.ndarray, weight: float, scales: Sequence[float] | None = None
+) -> np.ndarray:
+    """Pooled logits of one head.
+
+    With ``scales`` (``[1/T_neural, 1/T_lexical]``, the convex pool): ``(1 - w) log softmax(s_n z_n) + w log
+    softmax(s_l z_l)``, or ``(1 - w) z_n + w z_l`` for a multi-label head. Without (runs saved before it):
+    ``log p_neural + w log p_lexical``, or logit sums for a multi-label head. ``w = 0`` returns the neural logits.
+    """
     if weight == 0:
         return neural
+    if scales is None:
+        if head.multilabel:
+            return neural + weight * lexical
+        return _log_softmax(neural) + weight * _log_softmax(lexical)
     if head.multilabel:
-        return neural + weight * lexical
-    return _log_softmax(neural) + weight * _log_softmax(lexical)
+        return (1.0 - weight) * neural + weight * lexical
+    s_n, s_l = scales
+    return (1.0 - weight) * _log_softmax(s_n * neural) + weight * _log_softmax(s_l * lexical)
 
 
 def _nll(head: HeadSpec, z: np.ndarray, y: np.ndarray) -> float:
@@ -41,11 +61,33 @@ def _nll(head: HeadSpec, z: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(_log_softmax(z)[np.arange(len(y)), y]))
 
 
+def fit_fusion(
+    heads: list[HeadSpec],
+    neural: Mapping[str, np.ndarray],
+    lexical: Mapping[str, np.ndarray],
+    targets: Mapping[str, np.ndarray],
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Per head, ``(weights, scales)`` of the convex pool: each part's inverse temperature on validation, then the
+    lexical weight in [0, 1] with the lowest validation negative log-likelihood (see ``fit_fusion_weights``)."""
+    from triagekit.route.calibration import fit_temperature
+
+    scales = {}
+    for h in heads:
+        y = targets[h.name]
+        keep = np.ones(len(y), bool) if h.multilabel else y >= 0
+        if h.multilabel or not keep.any():
+            scales[h.name] = [1.0, 1.0]
+            continue
+        scales[h.name] = [1.0 / fit_temperature(part[h.name][keep], y[keep]) for part in (neural, lexical)]
+    return fit_fusion_weights(heads, neural, lexical, targets, scales), scales
+
+
 def fit_fusion_weights(
     heads: list[HeadSpec],
     neural: Mapping[str, np.ndarray],
     lexical: Mapping[str, np.ndarray],
     targets: Mapping[str, np.ndarray],
+    scales: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, float]:
     """Per head, the lexical weight with the lowest validation negative log-likelihood (ties: smaller weight).
 
@@ -63,7 +105,7 @@ def fit_fusion_weights(
             continue
         best = None
         for w in WEIGHTS:
-            z = fuse(h, neural[h.name][keep], lexical[h.name][keep], float(w))
+            z = fuse(h, neural[h.name][keep], lexical[h.name][keep], float(w), (scales or {}).get(h.name))
             key = (round(_nll(h, z, y[keep]), 9), w)
             best = key if best is None or key < best else best
         out[h.name] = float(best[1])
@@ -73,15 +115,20 @@ def fit_fusion_weights(
 class HybridBackend:
     """An encoder backend and a TF-IDF backend pooled with per-head weights; same ``logits`` protocol."""
 
-    def __init__(self, neural, lexical, weights: Mapping[str, float]):
+    def __init__(
+        self, neural, lexical, weights: Mapping[str, float], scales: Mapping[str, Sequence[float]] | None = None
+    ):
         self.neural, self.lexical, self.weights = neural, lexical, dict(weights)
+        self.scales = dict(scales or {})
         self.heads = neural.heads
 
     @classmethod
-    def load(cls, neural, path: Path, weights: Mapping[str, float]) -> "HybridBackend":
+    def load(
+        cls, neural, path: Path, weights: Mapping[str, float], scales: Mapping[str, Sequence[float]] | None = None
+    ) -> "HybridBackend":
         from triagekit.route.tfidf import TfidfBackend
 
-        return cls(neural, TfidfBackend.load(path / LEXICAL_DIR), weights)
+        return cls(neural, TfidfBackend.load(path / LEXICAL_DIR), weights, scales)
 
     def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         return self._pool(texts, self.neural.logits(texts, batch_size=batch_size))
@@ -98,6 +145,8 @@ class HybridBackend:
         # Only the heads with a non-zero weight need their lexical logits (the char n-gram features are shared).
         z_l = self.lexical.logits(texts, heads=pooled)
         return {
-            h.name: fuse(h, z_n[h.name], z_l[h.name], self.weights[h.name]) if h.name in z_l else z_n[h.name]
+            h.name: fuse(h, z_n[h.name], z_l[h.name], self.weights[h.name], self.scales.get(h.name))
+            if h.name in z_l
+            else z_n[h.name]
             for h in self.heads
         }

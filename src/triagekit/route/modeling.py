@@ -53,27 +53,44 @@ class MultiHeadModel(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Logits per head and the pooled sentence vectors they are computed from (before dropout; what the
         out-of-scope detectors score)."""
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        pooled = pool(hidden, attention_mask, self.pooling)
-        z = self.dropout(pooled)
-        logits = {h.name: self.head(h.name)(z.to(self.head(h.name).weight.dtype)) for h in self.head_specs}
-        return logits, pooled
+        pooled = self.pooled(input_ids, attention_mask)
+        return self.classify(pooled), pooled
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, owner: torch.Tensor | None = None, **_: Any
     ) -> dict[str, torch.Tensor]:
         """Logits per head; with ``owner`` (the example of each row, for tickets read as several windows) the
         rows of one example are averaged into one, as prediction does."""
-        logits, _ = self.logits_and_features(input_ids, attention_mask)
+        logits = self.classify(self.pooled(input_ids, attention_mask))
         if owner is None:
             return logits
-        n = int(owner.max()) + 1
-        counts = torch.bincount(owner, minlength=n).clamp(min=1).unsqueeze(1)
-        return {
-            k: torch.zeros(n, v.shape[1], dtype=v.dtype, device=v.device).index_add_(0, owner, v) / counts
-            for k, v in logits.items()
-        }
+        return {k: _mean_by_owner(v, owner) for k, v in logits.items()}
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The sentence vector of each row (window), before dropout and the heads."""
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        return pool(hidden, attention_mask, self.pooling)
+
+    def features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, owner: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """One vector per example: the pooled row, or the mean over an example's windows. The heads are linear, so
+        ``classify(features)`` equals averaging the windows' logits as ``forward`` does (up to dropout)."""
+        z = self.pooled(input_ids, attention_mask)
+        return z if owner is None else _mean_by_owner(z, owner)
+
+    def classify(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits per head of sentence vectors ``z`` (dropout applies in training mode)."""
+        z = self.dropout(z)
+        return {h.name: self.head(h.name)(z.to(self.head(h.name).weight.dtype)) for h in self.head_specs}
+
+
+def _mean_by_owner(v: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+    """Rows of ``v`` averaged per example (``owner[i]`` is the example of row i)."""
+    n = int(owner.max()) + 1
+    counts = torch.bincount(owner, minlength=n).clamp(min=1).unsqueeze(1)
+    return torch.zeros(n, v.shape[1], dtype=v.dtype, device=v.device).index_add_(0, owner, v) / counts
 
 
 def load_backbone(

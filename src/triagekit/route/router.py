@@ -192,7 +192,7 @@ class Router:
             if info.get("lexical"):
                 from triagekit.route.hybrid import HybridBackend
 
-                backend = HybridBackend.load(backend, path, info["lexical"]["weights"])
+                backend = HybridBackend.load(backend, path, info["lexical"]["weights"], info["lexical"].get("scales"))
         elif kind == "onnx":
             from triagekit.route.hybrid import HybridBackend
             from triagekit.route.onnx import OnnxBackend
@@ -201,7 +201,7 @@ class Router:
                 path, heads, info["max_length"], file=info["onnx_file"], device=device, long_text=long_text
             )
             if info.get("lexical"):
-                backend = HybridBackend.load(backend, path, info["lexical"]["weights"])
+                backend = HybridBackend.load(backend, path, info["lexical"]["weights"], info["lexical"].get("scales"))
         else:
             raise ValueError(f"{file}: unknown backend {kind!r}")
         router = cls(backend, heads, info["text_fields"], info.get("calibration"), info.get("meta"))

@@ -375,6 +375,19 @@ class _RouterTask:
             collate_fn=collate,
             batch_sampler=SequentialLengthSampler([e["length"] for e in self.val_ex], cfg.eval_batch_size),
         )
+        # A frozen backbone (method: head) gives every example the same sentence vector in every epoch: compute it
+        # once and train the heads on the cached vectors (one process only: under several, the unwrapped model
+        # would bypass DDP's gradient all-reduce).
+        self.frozen = cfg.method == "head" and accelerator.num_processes == 1
+        self._cache: dict[str, Any] = {}
+        self._feature_loaders = {
+            "train": torch.utils.data.DataLoader(
+                IndexedDataset(train_ex),
+                collate_fn=collate,
+                batch_sampler=SequentialLengthSampler([e["length"] for e in train_ex], cfg.eval_batch_size),
+            ),
+            "val": self.val_loader,
+        }
         self.weights = {}
         if cfg.class_weights:
             self.weights = {
@@ -390,15 +403,51 @@ class _RouterTask:
         return _param_groups(self.cfg, self.model)
 
     def step(self, model, batch):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], owner=batch.get("owner"))
+        if self.frozen:
+            z = self._features(model, "train")[batch["index"].to(self.accelerator.device)]
+            logits = self.accelerator.unwrap_model(model).classify(z)
+        else:
+            logits = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], owner=batch.get("owner")
+            )
         return _batch_loss(self.cfg, self.heads, logits, batch, self.weights)
+
+    def _features(self, model, split: str):
+        """Each example's sentence vector from the frozen backbone, computed on the first use of ``split``."""
+        import torch
+
+        if split not in self._cache:
+            net, device = self.accelerator.unwrap_model(model), self.accelerator.device
+            training, out = net.training, None
+            net.eval()
+            with torch.no_grad(), self.accelerator.autocast():
+                for batch in self._feature_loaders[split]:
+                    owner = batch.get("owner")
+                    z = net.features(
+                        batch["input_ids"].to(device),
+                        batch["attention_mask"].to(device),
+                        owner.to(device) if owner is not None else None,
+                    ).float()
+                    if out is None:
+                        out = torch.zeros(len(self._feature_loaders[split].dataset), z.shape[1], device=device)
+                    out[batch["index"].to(device)] = z
+            net.train(training)
+            self._cache[split] = out
+        return self._cache[split]
 
     def validate(self, model, loader):
         from triagekit.core.loop import Score
 
         if not self.val_ex:
             return None
-        self.logits = val_logits(self.accelerator, model, loader, self.heads, len(self.val_ex))
+        if self.frozen:
+            import torch
+
+            with torch.no_grad():
+                z = self.accelerator.unwrap_model(model).classify(self._features(model, "val"))
+            self.logits = {h.name: z[h.name].float().cpu().numpy() for h in self.heads}
+        else:
+            self.logits = val_logits(self.accelerator, model, loader, self.heads, len(self.val_ex))
         f1 = _macro_f1(self.heads, self.logits, self.val_targets, self.cfg.objective)
         score = float(np.mean(list(f1.values())))
         self.validations += 1
@@ -494,16 +543,16 @@ def _fit_lexical(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """TF-IDF on the training split, its pooling weight per head on validation; returns the pooled val logits."""
     from triagekit.data.text import build_text
-    from triagekit.route.hybrid import LEXICAL_DIR, fit_fusion_weights, fuse
+    from triagekit.route.hybrid import LEXICAL_DIR, fit_fusion, fuse
 
     lexical = _fit_tfidf(cfg, splits, heads)
     lexical.save(output / LEXICAL_DIR)
     lexical_val = lexical.logits([build_text(r, cfg.text_fields) for r in splits["val"]])
-    weights = fit_fusion_weights(heads, neural_val, lexical_val, val_targets)
-    pooled = {h.name: fuse(h, neural_val[h.name], lexical_val[h.name], weights[h.name]) for h in heads}
+    weights, scales = fit_fusion(heads, neural_val, lexical_val, val_targets)
+    pooled = {h.name: fuse(h, neural_val[h.name], lexical_val[h.name], weights[h.name], scales[h.name]) for h in heads}
     f1 = _macro_f1(heads, pooled, val_targets)
     console.print(f"hybrid: lexical weights {weights}; pooled val macro-F1 {np.mean(list(f1.values())):.4f}")
-    return pooled, {"weights": weights, "dir": LEXICAL_DIR, "val_macro_f1": f1}
+    return pooled, {"weights": weights, "scales": scales, "dir": LEXICAL_DIR, "val_macro_f1": f1}
 
 
 def _fit_out_of_scope(cfg: TrainConfig, output: Path, splits, console) -> None:
