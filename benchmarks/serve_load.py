@@ -86,14 +86,14 @@ PATHS = {
         ["--loop", "asyncio", "--http", "h11", "--no-fast-json", "--model-batch", "64"],
         {"TRIAGEKIT_HYBRID_PARALLEL": "0"},
     ),
-    # uvloop, httptools, orjson bodies, length-sorted forward passes of 8, the TF-IDF half beside the encoder.
+    # uvloop, httptools, orjson bodies, length-sorted forward passes of 4, the TF-IDF half beside the encoder.
     "after": (
-        ["--loop", "uvloop", "--http", "httptools", "--fast-json", "--model-batch", "8"],
+        ["--loop", "uvloop", "--http", "httptools", "--fast-json", "--model-batch", "4"],
         {"TRIAGEKIT_HYBRID_PARALLEL": "1"},
     ),
     # The same, with two model calls at once on one intra-op thread each.
     "after-2x1": (
-        ["--loop", "uvloop", "--http", "httptools", "--fast-json", "--model-batch", "8"]
+        ["--loop", "uvloop", "--http", "httptools", "--fast-json", "--model-batch", "4"]
         + ["--inference-workers", "2", "--threads", "1"],
         {"TRIAGEKIT_HYBRID_PARALLEL": "1"},
     ),

@@ -119,7 +119,7 @@ def test_serve_command_passes_the_speed_settings(tiny_router, monkeypatch):
     assert (s.loop, s.http, s.fast_json, s.model_batch, s.inference_workers) == ("asyncio", "h11", False, 64, 2)
     assert main(["serve", str(tiny_router)]) == 0
     s = seen["s"]
-    assert (s.loop, s.http, s.fast_json, s.model_batch, s.inference_workers) == ("auto", "auto", True, 8, 1)
+    assert (s.loop, s.http, s.fast_json, s.model_batch, s.inference_workers) == ("auto", "auto", True, 4, 1)
 
 
 pytest.importorskip("fastapi")

@@ -161,7 +161,7 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model-batch",
         type=int,
-        default=8,
+        default=4,
         help="most inputs per forward pass (a micro-batch runs length-sorted in chunks of this size)",
     )
     p.add_argument(

@@ -70,10 +70,10 @@ class ServeSettings:
     inference_workers: int = 1
     """Model calls that may run at once, each on its own thread; with ``threads`` 1, two of them keep 2 cores busy
     with less overhead than one call on two threads (docs/serving.md#throughput)."""
-    model_batch: int = 8
-    """Most inputs per forward pass: a micro-batch is sorted by length and run in chunks of this size, so short
-    tickets are not padded to the longest one (docs/serving.md#throughput: 8 halves the CPU per ticket of one
-    padded batch of 32)."""
+    model_batch: int = 4
+    """Most inputs per forward pass: a micro-batch is sorted by token length and run in chunks of this size, so
+    short tickets are not padded to the longest one (docs/serving.md#throughput: chunks of 4 cost 40 % of the CPU
+    per ticket of one padded pass of 32)."""
     max_batch_items: int = 64
     """Most items in one ``POST /predict_batch`` (413 above)."""
     max_body_bytes: int = 1_000_000
