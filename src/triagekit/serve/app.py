@@ -261,9 +261,9 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
 
 
 def _orjson_response(body: dict) -> Response:
-    """The service's own body, encoded by orjson: it is built by the service (never echoes unchecked input: texts
-    were validated on the way in), so validating it again against the response model only costs time (~35 us a
-    body, against ~2 us for the encoding; ``--no-fast-json`` keeps that check)."""
+    """The service's own body, encoded by orjson. The service builds it from validated input and the model's
+    output, so validating it again against the response model only costs time (~35 us a body against ~2 us for
+    the encoding, measured on a 4-head prediction); ``--no-fast-json`` keeps that check."""
     return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 

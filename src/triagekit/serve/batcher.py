@@ -2,8 +2,8 @@
 
 The model runs on a dedicated worker thread, so inference never blocks the event loop; calls never overlap
 (PyTorch and onnxruntime already spread one call over the cores) unless ``workers`` > 1, when one batch gathers and
-runs while another runs (with one intra-op thread per call, the cheaper way to fill 2 cores). The first request of a batch waits at most ``max_wait_ms`` for
-company; requests that queued while the worker was busy go into the next call without waiting at all. The wait is
+runs while another runs (with one intra-op thread per call, the cheaper way to fill 2 cores). The first request of
+a batch waits at most ``max_wait_ms`` for company; requests that queued while the worker was busy go into the next call without waiting at all. The wait is
 only paid when it can pay off: when no two requests have been in flight together for ``RECENT_S`` seconds (a lone
 client), a request runs at once, so single-request latency is that of ``--no-batching``.
 """
