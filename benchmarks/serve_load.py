@@ -2,9 +2,11 @@
 
 Starts the server with uvicorn in a subprocess on 127.0.0.1 (a free port), drives ``POST /predict`` with 1, 8, 32
 and 64 concurrent keep-alive clients for a fixed time each, and prints p50/p95/p99 latency, requests/s, mean batch
-size and errors per row, for each ``--paths`` (``before``: asyncio loop, h11 parser, response-model validation of
-every body; ``after``: uvloop, httptools, orjson bodies), ``--backends`` and ``--batching`` mode; then the ratio of
-the two paths and the goals (>= 300 req/s at 32 clients with 0 errors, p50 <= 5 ms at 1 client).
+size, server and client CPU per request and errors per row, for each ``--paths`` (``before``: asyncio loop, h11
+parser, response-model validation of every body, one padded forward pass per micro-batch, TF-IDF half after the
+encoder; ``after``: uvloop, httptools, orjson bodies, length-sorted passes of 4, TF-IDF half beside the encoder;
+``after-2x1``: the same with two model calls at once on one thread each), ``--backends`` and ``--batching`` mode;
+then the ratios to ``before`` and the goals (>= 300 req/s at 32 clients with 0 errors, p50 <= 5 ms at 1 client).
 
 The load generator runs on the same 2 cores as the server, so its CPU time per request is printed too: ``wrk``
 (C, ``apt-get install wrk``) when it is on PATH, else a Python generator (one event loop, raw keep-alive HTTP/1.1).
@@ -345,7 +347,7 @@ def parse_args() -> argparse.Namespace:
         help="serve --backend values to compare: onnx (int8 export, made in RUN/onnx-int8 on first start), "
         "onnx-fp32, auto (the run as it is: PyTorch)",
     )
-    p.add_argument("--paths", default="before,after", help=f"serving paths to compare: {', '.join(PATHS)}")
+    p.add_argument("--paths", default="before,after,after-2x1", help=f"serving paths to compare: {', '.join(PATHS)}")
     p.add_argument("--batching", default="on,off", help="micro-batching modes: on, off or both")
     p.add_argument(
         "--generator",
@@ -403,13 +405,13 @@ def _names(text: str, known=None) -> list[str]:
 
 def print_table(results: list[dict]) -> None:
     header = (
-        f"{'path':<8}{'backend':<10}{'batching':<9}{'clients':>8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}"
+        f"{'path':<10}{'backend':<10}{'batching':<9}{'clients':>8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}"
         f"{'p95 ms':>9}{'p99 ms':>9}{'infer p50':>10}{'batch':>7}{'server cpu':>11}{'client cpu':>11}{'errors':>8}"
     )
     print(header + "\n" + "-" * len(header))
     for r in results:
         print(
-            f"{r['path']:<8}{r['backend']:<10}{r['batching']:<9}{r['clients']:>8}{r['requests']:>10}{r['rps']:>9.1f}"
+            f"{r['path']:<10}{r['backend']:<10}{r['batching']:<9}{r['clients']:>8}{r['requests']:>10}{r['rps']:>9.1f}"
             f"{r['p50']:>9.2f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['inference_p50']:>10.1f}{r['mean_batch']:>7.1f}"
             f"{r['server_cpu_ms']:>11.2f}{r['client_cpu_ms']:>11.3f}{r['errors']:>8}"
         )
