@@ -14,7 +14,11 @@ __all__ = ["create_app", "ServeSettings", "run_server", "require_serve_extra"]
 
 def require_serve_extra(*modules: str) -> None:
     """Raise a RuntimeError naming the missing packages of the ``serve`` extra."""
-    missing = [m for m in modules or ("fastapi", "uvicorn", "sqlalchemy", "prometheus_client") if find_spec(m) is None]
+    missing = [
+        m
+        for m in modules or ("fastapi", "uvicorn", "sqlalchemy", "prometheus_client", "orjson")
+        if find_spec(m) is None
+    ]
     if missing:
         raise RuntimeError(f"this needs {', '.join(missing)}: pip install 'triagekit[serve]'")
 

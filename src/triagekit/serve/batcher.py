@@ -1,8 +1,9 @@
 """Micro-batching: concurrent requests are gathered for a few milliseconds and run as one model call.
 
-The model runs on one dedicated worker thread, so inference never blocks the event loop and calls never overlap
-(PyTorch already spreads one call over the cores). The first request of a batch waits at most ``max_wait_ms`` for
-company; requests that queued while the worker was busy go into the next call without waiting at all. The wait is
+The model runs on a dedicated worker thread, so inference never blocks the event loop; calls never overlap
+(PyTorch and onnxruntime already spread one call over the cores) unless ``workers`` > 1, when one batch gathers and
+runs while another runs (with one intra-op thread per call, the cheaper way to fill 2 cores). The first request of
+a batch waits at most ``max_wait_ms`` for company; requests that queued while the worker was busy go into the next call without waiting at all. The wait is
 only paid when it can pay off: when no two requests have been in flight together for ``RECENT_S`` seconds (a lone
 client), a request runs at once, so single-request latency is that of ``--no-batching``.
 """
@@ -41,7 +42,9 @@ class MicroBatcher:
         max_wait_ms: longest a batch's first item waits for more to arrive.
         enabled: False runs each item alone (still on the worker thread).
         on_batch: called on the event loop after each call with (batch size, seconds the call took).
-        initializer: run once on the worker thread (e.g. to set torch's thread count there).
+        initializer: run once on each worker thread (e.g. to set torch's thread count there).
+        workers: model calls that may run at once, each on its own thread (a batch is gathered while another
+            runs); 1 keeps calls from ever overlapping.
     """
 
     def __init__(
@@ -52,12 +55,14 @@ class MicroBatcher:
         enabled: bool = True,
         on_batch: Callable[[int, float], None] | None = None,
         initializer: Callable[[], None] | None = None,
+        workers: int = 1,
     ):
         self.fn, self.max_batch, self.max_wait = fn, max(1, int(max_batch)), max(0.0, max_wait_ms) / 1000
         self.enabled, self.on_batch = enabled, on_batch
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="triagekit-infer", initializer=initializer)
+        self.workers = max(1, int(workers))
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="triagekit-infer", initializer=initializer)
         self._queue: asyncio.Queue[_Job | None] | None = None
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._closed = False
         self._inflight = 0
         self._last_concurrent = float("-inf")
@@ -65,7 +70,7 @@ class MicroBatcher:
     async def start(self) -> None:
         self._queue = asyncio.Queue()
         if self.enabled:
-            self._task = asyncio.create_task(self._run(), name="triagekit-batcher")
+            self._tasks = [asyncio.create_task(self._run(), name=f"triagekit-batcher-{i}") for i in range(self.workers)]
 
     async def submit(self, item: Any) -> tuple[Any, float]:
         """The result for ``item`` and the milliseconds of the model call that produced it."""
@@ -89,9 +94,10 @@ class MicroBatcher:
     async def stop(self) -> None:
         """Stop taking work, finish everything already queued, then release the worker thread."""
         self._closed = True
-        if self._task is not None and self._queue is not None:
-            self._queue.put_nowait(None)
-            await self._task
+        if self._tasks and self._queue is not None:
+            for _ in self._tasks:
+                self._queue.put_nowait(None)  # one stop sentinel per gathering task
+            await asyncio.gather(*self._tasks)
         self._executor.shutdown(wait=True)
 
     # -- internals --------------------------------------------------------------------------------------------
@@ -150,9 +156,14 @@ class MicroBatcher:
             for j, r in zip(batch, results):
                 if not j.future.done():
                     j.future.set_result((r, seconds * 1000))
-        # Anything submitted between the sentinel and now is still answered (drain).
+        # Anything submitted between the sentinel and now is still answered (drain); the other tasks' sentinels
+        # go back so that each of them stops too.
+        rest = []
         while not self._queue.empty():
-            job = self._queue.get_nowait()
+            rest.append(self._queue.get_nowait())
+        for _ in range(sum(job is None for job in rest)):
+            self._queue.put_nowait(None)
+        for job in rest:
             if job is not None and not job.future.done():
                 try:
                     results, seconds = await loop.run_in_executor(self._executor, self._call, [job.item])

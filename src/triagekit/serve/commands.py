@@ -25,11 +25,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        loop=args.loop,
+        http=args.http,
+        fast_json=args.fast_json,
         db=args.db,
         api_key_env=args.api_key_env,
         batching=args.batching,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
+        model_batch=args.model_batch,
+        inference_workers=args.inference_workers,
         max_batch_items=args.max_batch_items,
         max_body_bytes=args.max_body_bytes,
         max_text_chars=args.max_text_chars,
@@ -127,8 +132,38 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         help="require header X-API-Key equal to this environment variable",
     )
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each loads the model)")
+    p.add_argument(
+        "--loop",
+        default="auto",
+        choices=["auto", "uvloop", "asyncio"],
+        help="event loop (auto: uvloop when installed)",
+    )
+    p.add_argument(
+        "--http",
+        default="auto",
+        choices=["auto", "httptools", "h11"],
+        help="HTTP/1.1 parser (auto: httptools when installed)",
+    )
+    p.add_argument(
+        "--fast-json",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="orjson prediction bodies (--no-fast-json: validate each body against its response model first)",
+    )
     p.add_argument("--max-batch", type=int, default=32, help="most inputs per model call")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill up")
+    p.add_argument(
+        "--inference-workers",
+        type=int,
+        default=1,
+        help="model calls that may run at once (2 with --threads 1 fills 2 cores best)",
+    )
+    p.add_argument(
+        "--model-batch",
+        type=int,
+        default=4,
+        help="most inputs per forward pass (a micro-batch runs length-sorted in chunks of this size)",
+    )
     p.add_argument(
         "--batching",
         action=argparse.BooleanOptionalAction,

@@ -68,7 +68,13 @@ class Service:
             self._db_task = asyncio.create_task(self._connect_db(), name="triagekit-db-connect")
         await self._load_model()
         self.batcher = MicroBatcher(
-            self._predict_batch, s.max_batch, s.max_wait_ms, s.batching, self._on_batch, initializer=self._set_threads
+            self._predict_batch,
+            s.max_batch,
+            s.max_wait_ms,
+            s.batching,
+            self._on_batch,
+            initializer=self._set_threads,
+            workers=s.inference_workers,
         )
         self.writer = LogWriter(self.store, s.log_flush_ms, on_write=self._on_write)
         await self.batcher.start()
@@ -276,7 +282,8 @@ class Service:
         for idx in groups.values():
             router = items[idx[0]][2]
             k = max(items[i][1] for i in idx)
-            for i, r in zip(idx, router.predict([items[i][0] for i in idx], top_k=k)):
+            texts = [items[i][0] for i in idx]
+            for i, r in zip(idx, router.predict(texts, top_k=k, batch_size=self.settings.model_batch)):
                 results[i] = _truncate(r, items[i][1]) if items[i][1] < k else r
         return results
 

@@ -13,6 +13,8 @@ __all__ = ["ServeSettings", "SETTINGS_ENV", "MODEL_DIR_ENV", "DB_URL_ENV", "env_
 SETTINGS_ENV = "TRIAGEKIT_SERVE_SETTINGS"
 """Environment variable carrying the settings as JSON to uvicorn worker processes (``--workers N``)."""
 MODEL_DIR_ENV = "TRIAGEKIT_SERVE_MODEL_DIR"
+LOOPS = ("auto", "uvloop", "asyncio")
+HTTP_PARSERS = ("auto", "httptools", "h11")
 DB_URL_ENV = "TRIAGEKIT_DB_URL"
 """Prediction log URL when ``--db`` is not given (the container image, compose and Kubernetes set it)."""
 
@@ -41,6 +43,15 @@ class ServeSettings:
     """TCP port."""
     workers: int = 1
     """uvicorn worker processes; each loads its own copy of the model."""
+    loop: str = "auto"
+    """uvicorn's event loop: ``auto`` (uvloop when installed, as the ``serve`` extra does), ``uvloop`` or
+    ``asyncio``."""
+    http: str = "auto"
+    """uvicorn's HTTP/1.1 parser: ``auto`` (httptools when installed, as the ``serve`` extra does), ``httptools``
+    or ``h11``."""
+    fast_json: bool = True
+    """Answer ``/predict`` and ``/predict_batch`` with orjson-encoded bodies built by the service (the response
+    models still document them); False validates each body against its response model first (the older path)."""
     db: str | None = None
     """SQLAlchemy URL of the prediction log; default ``$TRIAGEKIT_DB_URL``, else ``sqlite:///<model dir>/
     predictions.db``. Replicas that share one (PostgreSQL) log report the same drift, review queue and overview."""
@@ -56,6 +67,13 @@ class ServeSettings:
     """Most inputs in one model call."""
     max_wait_ms: float = 5.0
     """Longest time the first request of a batch waits for company."""
+    inference_workers: int = 1
+    """Model calls that may run at once, each on its own thread; with ``threads`` 1, two of them keep 2 cores busy
+    with less overhead than one call on two threads (docs/serving.md#throughput)."""
+    model_batch: int = 4
+    """Most inputs per forward pass: a micro-batch is sorted by token length and run in chunks of this size, so
+    short tickets are not padded to the longest one (docs/serving.md#throughput: chunks of 4 cost 40 % of the CPU
+    per ticket of one padded pass of 32)."""
     max_batch_items: int = 64
     """Most items in one ``POST /predict_batch`` (413 above)."""
     max_body_bytes: int = 1_000_000
@@ -98,6 +116,8 @@ class ServeSettings:
             "port",
             "workers",
             "max_batch",
+            "model_batch",
+            "inference_workers",
             "max_batch_items",
             "max_body_bytes",
             "max_text_chars",
@@ -112,6 +132,10 @@ class ServeSettings:
 
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.loop not in LOOPS or self.http not in HTTP_PARSERS:
+            raise ValueError(
+                f"loop must be one of {LOOPS} and http one of {HTTP_PARSERS}, got {self.loop!r}, {self.http!r}"
+            )
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.watch_seconds < 0:
