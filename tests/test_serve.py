@@ -96,7 +96,25 @@ def test_endpoints_auth_and_prediction_log(router_dir, tmp_path, monkeypatch):
         assert body["id"] == "T-1" and len(body["prediction_id"]) == 32
         assert set(body["heads"]) == {"queue", "priority", "type", "tags"}
         queue = body["heads"]["queue"]
-        assert set(queue) == {"label", "confidence", "top_k", "requires_review"} and len(queue["top_k"]) == 2
+        # the router has an out-of-scope detector (the default), so each single-label head also says why it needs
+        # review and whether the ticket fits none of its classes
+        assert (
+            set(queue)
+            == {
+                "label",
+                "confidence",
+                "top_k",
+                "requires_review",
+                "review_reasons",
+                "out_of_scope",
+                "oos_score",
+            }
+            and len(queue["top_k"]) == 2
+        )
+        assert isinstance(queue["out_of_scope"], bool) and set(queue["review_reasons"]) <= {
+            "low_confidence",
+            "out_of_scope",
+        }
         assert isinstance(body["heads"]["tags"]["labels"], list)
         assert body["requires_review"] is True and body["heads"]["priority"]["requires_review"] is True
         assert body["model_version"] == ready.json()["model_version"] and body["inference_ms"] > 0
