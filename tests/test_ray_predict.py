@@ -23,7 +23,7 @@ def router_run(tiny_encoder, prepared, tmp_path_factory):
             epochs=1,
             batch_size=16,
             max_length=64,
-            tensorboard=False,
+            trackers=[],
             labels=["queue", "priority"],
             multilabel=["tags"],
         ),
