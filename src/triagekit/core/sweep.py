@@ -132,7 +132,7 @@ def open_study(
     """Create or join the study ``name`` (TPE sampler; median or Hyperband pruning).
 
     A crashed or killed trial is marked failed after its heartbeat stops and re-queued once with the same
-    parameters (``RetryFailedTrialCallback``), so a sweep survives a lost worker.
+    parameters (``RetryHeartbeatStaleTrialCallback``, optuna >= 4.9), so a sweep survives a lost worker.
     """
     optuna = require_optuna()
     if pruner not in PRUNERS:
@@ -145,7 +145,7 @@ def open_study(
         engine_kwargs=engine,
         heartbeat_interval=30,
         grace_period=120,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
     )
     pruners = {
         "median": optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
@@ -181,7 +181,7 @@ def run_trials(study, space: SweepSpace, objective: Objective, study_dir: str | 
         trial = study.ask()
         ahead = [t.number for t in study.get_trials(deepcopy=False, states=live) if t.number < trial.number]
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-        retried = optuna.storages.RetryFailedTrialCallback.retried_trial_number(frozen)
+        retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if len(ahead) >= n_trials and retried is None:
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=TS.FAIL)
