@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -140,13 +141,17 @@ def open_study(
     Path(study_dir).mkdir(parents=True, exist_ok=True)
     url = storage_url(study_dir, storage)
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    store = optuna.storages.RDBStorage(
-        url,
-        engine_kwargs=engine,
-        heartbeat_interval=30,
-        grace_period=120,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-    )
+    with warnings.catch_warnings():
+        # Heartbeats and their retry callback are marked experimental since Optuna 2.8; the warning would print at
+        # every sweep for a feature it relies on by design.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        store = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=30,
+            grace_period=120,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
     pruners = {
         "median": optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
         "hyperband": optuna.pruners.HyperbandPruner(),
@@ -266,12 +271,15 @@ def _plots(study, study_dir: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import optuna
     from optuna.visualization import matplotlib as ovm
 
     written = []
     for name, fn in (("history.png", ovm.plot_optimization_history), ("importance.png", ovm.plot_param_importances)):
         try:
-            ax = fn(study)
+            with warnings.catch_warnings():  # Optuna's matplotlib plots are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                ax = fn(study)
         except (ValueError, RuntimeError, ZeroDivisionError):  # importances need >= 2 complete trials that vary
             continue
         fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
