@@ -82,6 +82,7 @@ def test_router_run_logs_to_tensorboard_and_mlflow_file_store(tiny_encoder, prep
     assert mlrun.info.run_name == "run-a" and mlrun.info.status == "FINISHED"
     params = mlrun.data.params
     assert params["backbone"] == str(tiny_encoder) and float(params["head_lr"]) == 1e-2
+    assert float(params["lr"]) == cfg.resolved_lr and "tensorboard" not in params
     assert json.loads(params["labels"]) == cfg.labels
     assert int(params["parameters_trainable"]) == parameters["trainable"]
     metrics = mlrun.data.metrics

@@ -77,9 +77,13 @@ def start_trackers(accelerator, cfg, output: Path, parameters: Mapping[str, Any]
     names = [str(t) for t in accelerator.log_with]  # LoggerType members print as their value
     if not names:
         return
+    config = cfg.to_dict()
+    config.pop("tensorboard", None)  # the deprecated switch, already folded into trackers
+    if config.get("lr") is None and hasattr(cfg, "resolved_lr"):
+        config["lr"] = cfg.resolved_lr  # the rate the run used, not "None: the method's default"
     accelerator.init_trackers(
         cfg.tracker_project,
-        config=run_config(cfg.to_dict(), parameters),
+        config=run_config(config, parameters),
         init_kwargs=_init_kwargs(names, Path(output)),
     )
 
