@@ -238,7 +238,7 @@ def predict_ray(
             "threads": threads,
         },
         batch_size=batch_size,
-        concurrency=num_actors,
+        compute=ray.data.ActorPoolStrategy(size=num_actors),  # a fixed pool (`concurrency=` is deprecated)
         num_cpus=threads,
         batch_format="numpy",
     )
