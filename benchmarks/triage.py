@@ -65,7 +65,7 @@ def _train_router(rows: list[dict], fields, out: Path) -> tuple[Path, float]:
         text_fields=["text"],
         val_fraction=0.15,
         test_fraction=0.0,
-        tensorboard=False,
+        trackers=[],
     )
     start = time.perf_counter()
     train(cfg, flat, out, overwrite=True)

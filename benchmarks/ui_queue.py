@@ -42,7 +42,7 @@ def train_router(work: Path) -> Path:
         hybrid=False,
         labels=["queue", "priority", "type"],
         multilabel=["tags"],
-        tensorboard=False,
+        trackers=[],
     )
     out = work / "router"
     train(cfg, work / "prepared", out)

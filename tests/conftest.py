@@ -113,7 +113,7 @@ def tiny_router_config(tiny_encoder, **kw):
         lr=3e-3,
         head_lr=3e-2,
         max_length=48,
-        tensorboard=False,
+        trackers=[],
         prior_correction=False,
         **ROUTER_HEADS,
     )

@@ -58,7 +58,7 @@ def test_decoder_router_round_trip(tiny_decoder, prepared, tmp_path, method):
         lr=1e-3,
         head_lr=1e-2,
         max_length=64,
-        tensorboard=False,
+        trackers=[],
     )
     result = train(cfg, prepared, out)
     assert result.steps > 0
@@ -114,7 +114,7 @@ def test_cpu_bf16_autocast_and_eager_attention(tiny_decoder, prepared, tmp_path)
         lr=1e-3,
         head_lr=1e-2,
         max_length=64,
-        tensorboard=False,
+        trackers=[],
         device="cpu",
         mixed_precision="bf16",
         attn_implementation="eager",

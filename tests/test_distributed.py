@@ -71,7 +71,7 @@ def test_two_cpu_processes(tiny_encoder, prepared, tmp_path):
             "--set",
             "max_length=64",
             "--set",
-            "tensorboard=false",
+            "trackers=[]",
         ]
     )
     _steps_fit_two_shards(out, len((prepared / "train.jsonl").read_text().splitlines()), 16, 2)

@@ -66,7 +66,7 @@ def router_run(tiny_encoder, prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("image") / "router"
     heads = dict(labels=["queue", "priority"], multilabel=["tags"])
     train(
-        TrainConfig(backbone=str(tiny_encoder), epochs=1, batch_size=16, max_length=64, tensorboard=False, **heads),
+        TrainConfig(backbone=str(tiny_encoder), epochs=1, batch_size=16, max_length=64, trackers=[], **heads),
         prepared,
         out,
     )

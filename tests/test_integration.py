@@ -24,7 +24,7 @@ def test_minilm_lora_few_steps(prepared, tmp_path):
         batch_size=8,
         max_length=48,
         eval_batch_size=64,
-        tensorboard=False,
+        trackers=[],
     )
     result = train(cfg, prepared, out)
     assert result.steps == 4
@@ -51,7 +51,7 @@ def test_smollm2_lora_few_steps_on_packaged_weights(prepared, tmp_path):
         batch_size=4,
         max_length=32,
         eval_batch_size=32,
-        tensorboard=False,
+        trackers=[],
     )
     result = train(cfg, prepared, out)
     assert result.steps == 3

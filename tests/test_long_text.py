@@ -75,7 +75,7 @@ def chunked_run(tmp_path_factory, tiny_encoder, prepared):
         chunk_stride=8,
         max_chunks=3,
         lr=1e-3,
-        tensorboard=False,
+        trackers=[],
     )
     train(cfg, prepared, out, console=Console(quiet=True))
     return out

@@ -40,7 +40,7 @@ def _router(tiny_encoder, prepared, out, **kw):
                 lr=1e-3,
                 head_lr=1e-2,
                 max_length=64,
-                tensorboard=False,
+                trackers=[],
             ),
             **kw,
         }

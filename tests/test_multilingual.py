@@ -203,7 +203,7 @@ def test_gemma3_router_trains_with_lora_without_logits(tiny_gemma, prepared, tmp
         lora_dropout=0.0,
         attn_implementation="eager",
         mixed_precision="native",
-        tensorboard=False,
+        trackers=[],
     )
     heads = heads_from_rows(load_prepared(prepared)["train"], cfg.labels, [])
     model = build_model(cfg, heads)

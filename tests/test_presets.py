@@ -61,7 +61,7 @@ def test_route_train_without_config_uses_the_default_preset(tiny_encoder, prepar
             "--set",
             "max_steps=2",
             "--set",
-            "tensorboard=false",
+            "trackers=[]",
             "--set",
             "max_length=32",
         ]
@@ -135,7 +135,7 @@ def test_a_wheel_installed_in_a_fresh_venv_trains_with_the_default_preset(tmp_pa
             "--set",
             "max_length=32",
             "--set",
-            "tensorboard=false",
+            "trackers=[]",
         ],
         cwd=tmp_path,
         env=env,

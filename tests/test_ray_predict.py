@@ -23,7 +23,7 @@ def router_run(tiny_encoder, prepared, tmp_path_factory):
             epochs=1,
             batch_size=16,
             max_length=64,
-            tensorboard=False,
+            trackers=[],
             labels=["queue", "priority"],
             multilabel=["tags"],
         ),
@@ -104,3 +104,16 @@ def test_bad_inputs_are_clear_errors(router_run, tmp_path):
         predict_ray(tmp_path, tmp_path / "x", tmp_path / "o")
     with pytest.raises(ValueError, match="num-actors"):
         predict_ray(router_run, tmp_path / "x", tmp_path / "o", num_actors=0)
+
+
+def test_actors_share_the_cores_out(monkeypatch):
+    """2 cores, 2 actors: one thread each (2 in all, like the in-process path); a cluster: 1 unless told."""
+    import triagekit.route.onnx as onnx
+    from triagekit.route.distributed import actor_threads
+
+    monkeypatch.setattr(onnx, "available_cores", lambda: 2)
+    assert [actor_threads(n) for n in (1, 2, 4)] == [2, 1, 1]
+    monkeypatch.setattr(onnx, "available_cores", lambda: 16)
+    assert actor_threads(4) == 4 and actor_threads(4, address="auto") == 1 and actor_threads(4, "auto", 3) == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        actor_threads(2, given=0)

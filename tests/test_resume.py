@@ -47,7 +47,7 @@ def cli(tiny_encoder, prepared, out, *extra):
         "--set",
         "max_length=64",
         "--set",
-        "tensorboard=false",
+        "trackers=[]",
         "--set",
         "early_stopping_patience=0",
         *extra,

@@ -87,3 +87,34 @@ def test_two_workers_share_one_sqlite_study(tiny_encoder, prepared, tmp_path):
     cfg = load_config(tmp_path / "study" / "best.yaml")  # the best config is a preset that loads
     assert cfg.lr == pytest.approx(summary["best_params"]["lr"])
     assert (tmp_path / "study" / "history.png").stat().st_size > 1000
+
+
+def test_a_trial_lost_with_its_worker_is_retried_with_its_params_in_its_folder(tmp_path):
+    """A worker that dies mid-trial leaves it RUNNING with a silent heartbeat: the next worker fails it and runs it
+    again with the same parameters in the same folder, and the study still ends with exactly the trials asked."""
+    import time
+
+    from triagekit.core.sweep import load_space, open_study, run_trials
+
+    space = load_space({"lr": {"log_uniform": [1e-4, 1e-2]}, "epochs": {"int": [1, 9]}})
+    study = open_study("lost", tmp_path, pruner="none", heartbeat_interval=1, grace_period=1)
+    calls = []
+
+    def killed(params, folder, report):
+        calls.append((params, folder))
+        raise SystemExit("the worker was killed")  # not an error Optuna records: the trial stays RUNNING
+
+    with pytest.raises(SystemExit):
+        run_trials(study, space, killed, tmp_path, n_trials=3)
+    assert [t.state.name for t in study.get_trials()] == ["RUNNING"]
+    time.sleep(2.5)  # past the grace period
+
+    def works(params, folder, report):
+        calls.append((params, folder))
+        return params["lr"]
+
+    run_trials(study, space, works, tmp_path, n_trials=3)
+    assert calls[1] == calls[0] and calls[0][1] == tmp_path / "trial-0"
+    assert len(calls) == 4 and len({str(folder) for _, folder in calls}) == 3
+    states = [t.state.name for t in study.get_trials()]
+    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1 and "RUNNING" not in states

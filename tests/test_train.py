@@ -20,7 +20,7 @@ def tiny_cfg(tiny_encoder, **kw):
         lr=1e-3,
         head_lr=1e-2,
         max_length=64,
-        tensorboard=False,
+        trackers=[],
         **HEADS,
     )
     base.update(kw)

@@ -167,7 +167,7 @@ def tfidf_router(tmp_path_factory):
         text_fields=["text"],
         val_fraction=0.2,
         test_fraction=0.0,
-        tensorboard=False,
+        trackers=[],
     )
     train(cfg, out / "rows.jsonl", out / "run")
     return out / "run"

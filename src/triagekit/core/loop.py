@@ -5,7 +5,7 @@ that returns the loss, a validation that returns a :class:`Score`, ``save_best``
 else lives here once: HF Accelerate (CPU, one GPU or ``accelerate launch`` multi-process), gradient accumulation
 and clipping, the warmup + decay schedule, ``max_steps``, validation every ``eval_every`` steps (or per epoch),
 early stopping on patience and ``min_delta``, atomic resumable checkpoints in ``DIR/checkpoints/step-N``
-(``save_every``, ``keep_checkpoints``), ``metrics.jsonl`` and TensorBoard.
+(``save_every``, ``keep_checkpoints``), ``metrics.jsonl`` and the experiment trackers (``core.tracking``: TensorBoard, MLflow, W&B).
 
 When validation runs (the same for every mode):
 - ``eval_every: 0``: at the end of every epoch.
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from triagekit.core.modeling import count_parameters, parameter_report
+from triagekit.core.tracking import log_final, log_metrics, start_trackers
 from triagekit.core.training import STATE_FILE, latest_checkpoint, save_checkpoint
 
 __all__ = ["Score", "Task", "Loop", "run", "setup", "fit", "validate", "save", "new_state"]
@@ -155,10 +156,7 @@ def setup(task: Task, cfg, accelerator, output: Path, *, resume: bool, console) 
         console.print(f"resumed from {ckpt} (step {state['global_step']}, epoch {state['epoch']})")
     elif resume:
         console.print("[yellow]--resume: no checkpoint found, starting from scratch")
-    if cfg.tensorboard and accelerator.log_with:
-        accelerator.init_trackers(
-            "tb", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))}
-        )
+    start_trackers(accelerator, cfg, output, parameters)
     return Loop(
         cfg,
         accelerator,
@@ -177,11 +175,11 @@ def setup(task: Task, cfg, accelerator, output: Path, *, resume: bool, console) 
 
 
 def log(loop: Loop, record: dict[str, Any]) -> None:
-    """One line of ``metrics.jsonl`` (main process) and the same numbers to the trackers (TensorBoard)."""
+    """One line of ``metrics.jsonl`` (main process) and the same numbers to the trackers (``cfg.trackers``)."""
     if loop.accelerator.is_main_process:
         with (loop.output / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")
-    loop.accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=record["step"])
+    log_metrics(loop.accelerator, record, record["step"])
 
 
 def save(loop: Loop) -> None:
@@ -340,6 +338,7 @@ def run(task: Task, cfg, accelerator, output: Path, *, resume: bool = False, con
     loop = setup(task, cfg, accelerator, Path(output), resume=resume, console=console or Console(stderr=True))
     fit(loop)
     result = task.finish(loop.state, loop.parameters)
+    log_final(accelerator, loop.state)
     accelerator.wait_for_everyone()
     accelerator.end_training()  # after the last barrier: it tears down the process group
     return result

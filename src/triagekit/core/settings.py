@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from triagekit.core.config import ATTENTION, PRECISIONS
+from triagekit.core.tracking import TRACKERS
 
 __all__ = ["Settings", "LoRASettings", "LoopSettings", "QUANTIZATIONS", "SCHEDULERS"]
 
@@ -152,10 +153,31 @@ class LoopSettings(Settings):
     trains a decoder about 2x faster; on a CPU without bf16 instructions it is slower."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
-    tensorboard: bool = True
-    """Also log metrics to TensorBoard under ``DIR/tb`` (when tensorboard is installed)."""
+    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Experiment trackers (Accelerate's ``log_with``), any of tensorboard (``DIR/tb``), mlflow (a file store in
+    ``DIR/mlruns`` unless ``MLFLOW_TRACKING_URI`` is set; extra ``mlflow``) and wandb (``WANDB_MODE=offline`` needs
+    no account; extra ``wandb``); ``[]`` logs to ``metrics.jsonl`` only. Each gets the resolved config and parameter
+    counts once, every train-loss and validation record, and the final metrics."""
+    tracker_project: str = "triagekit"
+    """The MLflow experiment / W&B project / TensorBoard sub-folder the runs are logged under (each run is named
+    after its folder; ``MLFLOW_EXPERIMENT_NAME`` overrides it for MLflow)."""
+    tensorboard: bool | None = None
+    """Deprecated: ``tensorboard: false`` means ``trackers: []``, ``true`` adds tensorboard to ``trackers``."""
 
     DEFAULT_LR = {"full": 5e-5, "lora": 5e-4}
+
+    def _upgrade(self) -> None:
+        super()._upgrade()
+        if self.tensorboard is not None:
+            # `tensorboard: true|false` was the only tracker switch until trackers existed; it keeps loading.
+            warnings.warn(
+                "tensorboard: is deprecated; write trackers: [tensorboard] (or trackers: [] for none)",
+                FutureWarning,
+                stacklevel=4,
+            )
+            others = [t for t in self.trackers if t != "tensorboard"]
+            self.trackers = (["tensorboard"] if self.tensorboard else []) + others
+            self.tensorboard = None
 
     @property
     def resolved_lr(self) -> float:
@@ -180,4 +202,8 @@ class LoopSettings(Settings):
                 f"attn_implementation must be one of {ATTENTION}, not {self.attn_implementation!r}",
             ),
             (self.device in ("auto", "cpu", "cuda", "mps"), "device must be auto, cpu, cuda or mps"),
+            (
+                set(self.trackers) <= set(TRACKERS),
+                f"trackers must be a list of {', '.join(TRACKERS)} (or [] for none), got {self.trackers!r}",
+            ),
         ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -128,11 +129,14 @@ def open_study(
     pruner: str = "median",
     seed: int = 0,
     startup_trials: int = 3,
+    heartbeat_interval: int = 30,
+    grace_period: int = 120,
 ):
     """Create or join the study ``name`` (TPE sampler; median or Hyperband pruning).
 
-    A crashed or killed trial is marked failed after its heartbeat stops and re-queued once with the same
-    parameters (``RetryFailedTrialCallback``), so a sweep survives a lost worker.
+    A crashed or killed trial is marked failed once its heartbeat (every ``heartbeat_interval`` s) has been silent
+    for ``grace_period`` s, and re-queued once with the same parameters (``RetryHeartbeatStaleTrialCallback``,
+    optuna >= 4.9), so a sweep survives a lost worker.
     """
     optuna = require_optuna()
     if pruner not in PRUNERS:
@@ -140,13 +144,17 @@ def open_study(
     Path(study_dir).mkdir(parents=True, exist_ok=True)
     url = storage_url(study_dir, storage)
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    store = optuna.storages.RDBStorage(
-        url,
-        engine_kwargs=engine,
-        heartbeat_interval=30,
-        grace_period=120,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
-    )
+    with warnings.catch_warnings():
+        # Heartbeats and their retry callback are marked experimental since Optuna 2.8; the warning would print at
+        # every sweep for a feature it relies on by design.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        store = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
     pruners = {
         "median": optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
         "hyperband": optuna.pruners.HyperbandPruner(),
@@ -166,30 +174,38 @@ def open_study(
 Objective = Callable[[dict[str, Any], Path, Callable[[int, float], None]], float]
 
 
+class _Surplus(Exception):
+    """The study already holds ``n_trials`` live trials: this one is closed without running."""
+
+
 def run_trials(study, space: SweepSpace, objective: Objective, study_dir: str | Path, n_trials: int) -> None:
     """Work on ``study`` until it holds ``n_trials`` finished trials (complete or pruned), whoever ran them.
 
-    Trials are asked for one at a time (Optuna's ask/tell), and a trial whose number comes after the first
-    ``n_trials`` live ones is closed at once as surplus (``FAIL``, ``user_attrs["surplus"]``), so several workers
-    never run more than ``n_trials`` trials between them. Each trial runs in ``study_dir/trial-N``; a retried
-    trial (its first run was lost with its worker) resumes the folder of the trial it retries.
+    Each trial runs under ``study.optimize(n_trials=1)``, Optuna's loop that records the trial's heartbeat while it
+    runs and, before asking for the next one, fails trials whose heartbeat stopped (their worker died) and re-queues
+    them (``open_study``'s retry callback); ask/tell alone records no heartbeat, so a lost trial would stay RUNNING
+    for ever. A trial whose number comes after the first ``n_trials`` live ones is closed at once as surplus
+    (``FAIL``, ``user_attrs["surplus"]``), so several workers never run more than ``n_trials`` trials between them.
+    Each trial runs in ``study_dir/trial-N``; a retried trial resumes the folder of the trial it retries.
     """
     optuna = require_optuna()
     TS = optuna.trial.TrialState
     live = (TS.COMPLETE, TS.PRUNED, TS.RUNNING)
-    while len(study.get_trials(deepcopy=False, states=live)) < n_trials:
-        trial = study.ask()
+    surplus = False
+
+    def one(trial) -> float:
+        nonlocal surplus
         ahead = [t.number for t in study.get_trials(deepcopy=False, states=live) if t.number < trial.number]
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-        retried = optuna.storages.RetryFailedTrialCallback.retried_trial_number(frozen)
+        retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if len(ahead) >= n_trials and retried is None:
+            surplus = True
             trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TS.FAIL)
-            break
+            raise _Surplus(f"the study already holds {n_trials} trials")
         folder = Path(study_dir) / f"trial-{retried if retried is not None else trial.number}"
         trial.set_user_attr("run", str(folder))
 
-        def report(step: int, value: float, trial=trial) -> None:
+        def report(step: int, value: float) -> None:
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 return
             trial.report(float(value), step)
@@ -197,14 +213,18 @@ def run_trials(study, space: SweepSpace, objective: Objective, study_dir: str | 
                 raise optuna.TrialPruned(f"pruned at step {step} (value {value:.4f})")
 
         try:
-            value = float(objective(space.suggest(trial), folder, report))
-        except optuna.TrialPruned:
-            study.tell(trial, state=TS.PRUNED)
+            return float(objective(space.suggest(trial), folder, report))
         except (RuntimeError, ValueError) as exc:  # a bad point of the space: recorded, the sweep goes on
             trial.set_user_attr("error", str(exc)[:500])
-            study.tell(trial, state=TS.FAIL)
-        else:
-            study.tell(trial, value)
+            raise
+
+    while not surplus:
+        with warnings.catch_warnings():  # heartbeats and retries are "experimental" in Optuna since 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # before counting: a dead worker's trial is not live
+            if len(study.get_trials(deepcopy=False, states=live)) >= n_trials:
+                break
+            study.optimize(one, n_trials=1, catch=(RuntimeError, ValueError, _Surplus))
 
 
 def summarise(
@@ -266,12 +286,15 @@ def _plots(study, study_dir: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import optuna
     from optuna.visualization import matplotlib as ovm
 
     written = []
     for name, fn in (("history.png", ovm.plot_optimization_history), ("importance.png", ovm.plot_param_importances)):
         try:
-            ax = fn(study)
+            with warnings.catch_warnings():  # Optuna's matplotlib plots are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                ax = fn(study)
         except (ValueError, RuntimeError, ZeroDivisionError):  # importances need >= 2 complete trials that vary
             continue
         fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure

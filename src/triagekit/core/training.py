@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from triagekit.core.tracking import check_trackers
+
 __all__ = [
     "CHECKPOINTS",
     "STATE_FILE",
@@ -59,8 +61,8 @@ def resolve_precision(requested: str, cpu: bool) -> str:
 
 
 def setup_accelerator(cfg: Any, output: Path):
-    """An ``Accelerator`` for ``cfg`` (device, mixed_precision, grad_accum, num_threads, tensorboard) logging to
-    ``output/tb``."""
+    """An ``Accelerator`` for ``cfg`` (device, mixed_precision, grad_accum, num_threads) with ``cfg.trackers``
+    (``core.tracking``; TensorBoard writes under ``output/tb``)."""
     import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -82,14 +84,7 @@ def setup_accelerator(cfg: Any, output: Path):
             "than fp32; set mixed_precision: no",
             stacklevel=2,
         )
-    trackers = []
-    if cfg.tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-
-            trackers = ["tensorboard"]
-        except ImportError:
-            pass
+    check_trackers(cfg.trackers)  # a missing tracker package fails here, before any model is loaded
     # Backbones carry parameters the router never uses (BERT's pooler, a decoder's unused norms): DDP must not
     # wait for their gradients.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
@@ -100,7 +95,7 @@ def setup_accelerator(cfg: Any, output: Path):
         cpu=cpu,
         mixed_precision=precision,
         gradient_accumulation_steps=cfg.grad_accum,
-        log_with=trackers or None,
+        log_with=list(cfg.trackers) or None,
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "tb")),
         kwargs_handlers=[ddp],
     )

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["input_shards", "predict_ray", "require_ray"]
+__all__ = ["input_shards", "predict_ray", "require_ray", "actor_threads"]
 
 FORMATS = ("jsonl", "parquet")
 
@@ -51,6 +51,18 @@ def input_shards(spec: str | Path) -> list[Path]:
     if clash:
         raise ValueError(f"--input {spec}: shards {clash} would write the same output name; rename them")
     return files
+
+
+def actor_threads(num_actors: int, address: str | None = None, given: int | None = None) -> int:
+    """Torch / onnxruntime threads per actor: ``given``, else this machine's cores shared out between the actors on
+    a local Ray, else 1 on a cluster (whose nodes this process cannot see)."""
+    from triagekit.route.onnx import available_cores
+
+    if given is not None:
+        if given < 1:
+            raise ValueError("threads per actor must be at least 1")
+        return given
+    return 1 if address else max(1, available_cores() // num_actors)
 
 
 def _output(out_dir: Path, shard: Path, fmt: str) -> Path:
@@ -96,9 +108,14 @@ def _read_shard(item: dict[str, Any], text_fields: Sequence[str]) -> list[dict[s
 class _Predictor:
     """One actor: the router loaded once, then batches of rows in, JSON prediction lines out."""
 
-    def __init__(self, run: str, top_k: int, batch_size: int, precision: str = "fp32"):
+    def __init__(self, run: str, top_k: int, batch_size: int, precision: str = "fp32", threads: int = 1):
+        import torch
+
         from triagekit.route import Router
 
+        # The actor's share of the cores, for torch and onnxruntime alike (set before the model is loaded).
+        torch.set_num_threads(threads)
+        os.environ["TRIAGEKIT_ORT_THREADS"] = str(threads)
         self.router = Router.load(run, precision=precision)
         self.top_k, self.batch_size = top_k, batch_size
 
@@ -146,6 +163,7 @@ def predict_ray(
     top_k: int = 3,
     fmt: str = "jsonl",
     precision: str = "fp32",
+    threads_per_actor: int | None = None,
     console=None,
 ) -> dict[str, int]:
     """Route every record of the shards of ``inputs`` with Ray Data and write one output per shard to ``output``.
@@ -153,7 +171,10 @@ def predict_ray(
     Args:
         run: a run or export directory (an ONNX export serves the int8 graph through onnxruntime).
         address: a Ray cluster to join (``auto``: the one this machine belongs to); None starts a local Ray.
-        num_actors: the actor pool's size (each actor loads the router once and uses one CPU).
+        num_actors: the actor pool's size (each actor loads the router once).
+        threads_per_actor: torch / onnxruntime threads of each actor, and the CPUs it reserves; None: this
+            machine's cores shared out between the actors on a local Ray (2 cores, 2 actors: 1 each, like the
+            in-process path's 2 threads in all), 1 on a cluster (``--num-actors`` then sets the parallelism).
         batch_size: rows per ``map_batches`` call (and per model call inside it).
         fmt: ``jsonl`` or ``parquet`` output shards.
 
@@ -176,13 +197,17 @@ def predict_ray(
     counts = {"predicted": 0, "rejected": 0, "shards": len(pending), "skipped": len(shards) - len(pending)}
     if not pending:
         return counts
+    from triagekit.route.onnx import available_cores
+
     ray = require_ray()
+    threads = actor_threads(num_actors, address, threads_per_actor)
     if not ray.is_initialized():
-        # One onnxruntime / torch thread per actor: the actors are the parallelism.
+        # The actors are the parallelism: each gets its share of the cores, never a thread per core each
+        # (2 actors x 2 threads on 2 cores oversubscribe them).
         env = {
             "env_vars": {
-                "TRIAGEKIT_ORT_THREADS": "1",
-                "OMP_NUM_THREADS": "1",
+                "TRIAGEKIT_ORT_THREADS": str(threads),
+                "OMP_NUM_THREADS": str(threads),
                 "TOKENIZERS_PARALLELISM": "false",
                 "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
             }
@@ -193,7 +218,7 @@ def predict_ray(
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
-            **({} if address else {"num_cpus": max(num_actors, os.cpu_count() or 1)}),
+            **({} if address else {"num_cpus": max(num_actors * threads, available_cores())}),
         )
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # the same order as the in-process predict
@@ -210,10 +235,11 @@ def predict_ray(
             "top_k": top_k,
             "batch_size": batch_size,
             "precision": precision,
+            "threads": threads,
         },
         batch_size=batch_size,
-        concurrency=num_actors,
-        num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=num_actors),  # a fixed pool (`concurrency=` is deprecated)
+        num_cpus=threads,
         batch_format="numpy",
     )
     current, preds, rejs = 0, [], []

@@ -57,7 +57,7 @@ def sweep_router(
     )
 
     def objective(params: dict[str, Any], folder: Path, report) -> float:
-        cfg = base.replace(**params, tensorboard=False)
+        cfg = base.replace(**params, trackers=[])
         resume = latest_checkpoint(folder) is not None
         result = train(
             cfg, data, folder, val=val, resume=resume, overwrite=not resume, console=console, on_validate=report

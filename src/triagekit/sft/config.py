@@ -46,7 +46,6 @@ class SFTConfig(LoRASettings, LoopSettings):
     keep_checkpoints: int = 1
     early_stopping_patience: int = 2
     early_stopping_min_delta: float = 1e-3
-    tensorboard: bool = False
 
     DEFAULT_LR = {"full": 5e-5, "lora": 1e-3}
 
