@@ -126,7 +126,8 @@ def test_old_log_rows_join_the_queue_in_place(url, legacy):
     store = PredictionStore(url)
     try:
         table = _old_style_table(store.engine)
-        old = [_row(i, c, None) for i, c in enumerate([0.9, 0.2, 0.6, 0.4])] + [_row(4, 0.1, None, review=False)]
+        old = [_row(i, c, None, lang="de" if i == 1 else "en") for i, c in enumerate([0.9, 0.2, 0.6, 0.4])]
+        old.append(_row(4, 0.1, None, review=False))
         answer = {"prediction_id": "p0003", "head": "queue", "correct_label": "X", "created_at": T0}
         with store.engine.begin() as conn:
             conn.execute(insert(table), old)
@@ -134,20 +135,27 @@ def test_old_log_rows_join_the_queue_in_place(url, legacy):
         store.create()  # what start-up does: add the columns and the index, fill them in
         assert backfill_review_state(store.engine) == 0  # idempotent: nothing left to fill
         with store.engine.connect() as conn:
-            cols = (predictions.c.id, predictions.c.review_priority, predictions.c.awaiting_review)
-            state = {r[0]: (r[1], r[2]) for r in conn.execute(select(*cols))}
+            cols = (
+                predictions.c.id,
+                predictions.c.review_priority,
+                predictions.c.awaiting_review,
+                predictions.c.language,
+            )
+            state = {r[0]: tuple(r[1:]) for r in conn.execute(select(*cols))}
         assert state == {
-            "p0000": (0.9, True),
-            "p0001": (0.2, True),
-            "p0002": (0.6, True),
-            "p0003": (0.4, False),  # has feedback
-            "p0004": (0.1, False),  # never required review
+            "p0000": (0.9, True, "en"),
+            "p0001": (0.2, True, "de"),
+            "p0002": (0.6, True, "en"),
+            "p0003": (0.4, False, "en"),  # has feedback
+            "p0004": (0.1, False, "en"),  # never required review
         }
         store.write([_row(10, 0.5, 0.3), _row(11, 0.95, None)], [])
         order = _all_ids(store.engine)
         assert order == ["p0001", "p0010", "p0002", "p0000", "p0011"] == legacy(_all_ids, store.engine)
         assert _walk(store.engine) == order
         assert reviewstore.queue_count(store.engine, QueueFilter(), HEADS) == 5
+        assert _all_ids(store.engine, QueueFilter(language="de")) == ["p0001"]
+        assert reviewstore.queue_facets(store.engine) == {"languages": ["de", "en"], "model_versions": ["m1"]}
     finally:
         store.dispose()
 
@@ -181,7 +189,7 @@ def test_waiting_flag_follows_feedback_from_every_path(url):
 
 
 def test_queue_is_served_by_its_index_on_sqlite(tmp_path):
-    """No sort of the waiting rows: SQLite walks ix_predictions_review_queue for the page, the step and the count."""
+    """No sort of the waiting rows: SQLite walks an index for the page, the steps, the count and the filter menus."""
     store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
     try:
         store.create()
@@ -197,14 +205,15 @@ def test_queue_is_served_by_its_index_on_sqlite(tmp_path):
         reviewstore.neighbour(store.engine, QueueFilter(), HEADS, "p0010")
         reviewstore.neighbour(store.engine, QueueFilter(), HEADS, "p0010", backwards=True)
         reviewstore.queue_count(store.engine, QueueFilter(), HEADS)
+        reviewstore.queue_facets(store.engine)
         event.remove(store.engine, "before_cursor_execute", capture)
-        queue = [(s, p) for s, p in seen if "ORDER BY" in s or "count(" in s]
-        assert len(queue) == 4, seen
+        queue = [(s, p) for s, p in seen if "ORDER BY" in s or "count(" in s or "DISTINCT" in s]
+        assert len(queue) == 6, seen
         raw = store.engine.raw_connection()
         try:
             for statement, parameters in queue:
                 plan = " | ".join(r[-1] for r in raw.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
-                assert "ix_predictions_review_queue" in plan and "TEMP B-TREE" not in plan, (statement, plan)
+                assert "ix_predictions_review_" in plan and "TEMP B-TREE" not in plan, (statement, plan)
         finally:
             raw.close()
     finally:

@@ -45,6 +45,7 @@ __all__ = [
     "review_priority",
     "mark_answered",
     "waiting",
+    "stored_language",
 ]
 
 metadata = MetaData()
@@ -75,8 +76,12 @@ predictions = Table(
         nullable=True,
         comment="requires_review and no feedback row yet; kept in the transaction of every feedback write and undo",
     ),
+    Column("language", String(200), nullable=True, comment="inputs.language (the queue's filter and its menu)"),
     # The queue's WHERE and ORDER BY in one index: a page or a keyset step reads only the rows it returns.
     Index("ix_predictions_review_queue", "awaiting_review", "review_priority", "created_at", "id"),
+    # The filter menus (languages, model versions among the waiting tickets) from index entries, not row JSON.
+    Index("ix_predictions_review_language", "awaiting_review", "language"),
+    Index("ix_predictions_review_version", "awaiting_review", "model_version"),
 )
 
 feedback = Table(
@@ -118,10 +123,18 @@ def waiting():
     return predictions.c.awaiting_review == true()
 
 
+def stored_language(inputs: dict[str, Any]) -> str | None:
+    """``inputs.language`` as the ``language`` column holds it (a string of at most 200 characters, or NULL)."""
+    lang = (inputs or {}).get("language")
+    return str(lang)[:200] if lang not in (None, "") else None
+
+
 def _with_review_state(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     if out.get("review_priority") is None:
         out["review_priority"] = review_priority(out.get("outputs") or {})
+    if out.get("language") is None:
+        out["language"] = stored_language(out.get("inputs") or {})
     if out.get("awaiting_review") is None:
         out["awaiting_review"] = bool(out.get("requires_review"))
     return out

@@ -62,7 +62,7 @@ def add_missing_indexes(engine: Engine, metadata: MetaData) -> list[str]:
 
 
 def backfill_review_state(engine: Engine, batch: int = 5000) -> int:
-    """Fill ``review_priority`` and ``awaiting_review`` of predictions logged before they were stored.
+    """Fill ``review_priority``, ``language`` and ``awaiting_review`` of predictions logged before they were stored.
 
     Idempotent (touches only NULLs; a log written by this version has none), so every replica may run it at start-up.
     The flag is one UPDATE from the rule itself (requires review, no feedback row); the priority is computed in
@@ -71,7 +71,7 @@ def backfill_review_state(engine: Engine, batch: int = 5000) -> int:
     Returns:
         The number of priorities filled.
     """
-    from triagekit.serve.db import feedback, predictions, review_priority
+    from triagekit.serve.db import feedback, predictions, review_priority, stored_language
 
     answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
     with engine.begin() as conn:
@@ -81,17 +81,22 @@ def backfill_review_state(engine: Engine, batch: int = 5000) -> int:
             .values(awaiting_review=case((and_(predictions.c.requires_review, ~answered), True), else_=False))
         )
     filled = 0
-    query = select(predictions.c.id, predictions.c.outputs).where(predictions.c.review_priority.is_(None)).limit(batch)
+    cols = (predictions.c.id, predictions.c.inputs, predictions.c.outputs)
+    query = select(*cols).where(predictions.c.review_priority.is_(None)).limit(batch)
     stmt = (
         update(predictions)
         .where(predictions.c.id == bindparam("pid"), predictions.c.review_priority.is_(None))
-        .values(review_priority=bindparam("priority"))
+        .values(review_priority=bindparam("priority"), language=bindparam("lang"))
     )
     while True:
         with engine.begin() as conn:
             rows = conn.execute(query).all()
             if rows:
-                conn.execute(stmt, [{"pid": pid, "priority": review_priority(out or {})} for pid, out in rows])
+                values = [
+                    {"pid": pid, "priority": review_priority(out or {}), "lang": stored_language(inputs or {})}
+                    for pid, inputs, out in rows
+                ]
+                conn.execute(stmt, values)
         filled += len(rows)
         if len(rows) < batch:
             return filled

@@ -128,6 +128,10 @@ def _order(engine: Engine, heads: Heads) -> tuple:
     return key, predictions.c.created_at, predictions.c.id
 
 
+def _language():
+    return predictions.c.inputs["language"].as_string() if LEGACY_QUERIES else predictions.c.language
+
+
 def _json_priority(engine: Engine, heads: Heads):
     confs = [func.coalesce(predictions.c.outputs[(h, "confidence")].as_float(), 1.0) for h in heads.single]
     if len(confs) < 2:
@@ -144,7 +148,7 @@ def _where(f: QueueFilter, heads: Heads) -> list:
         label_heads = [f.head] if f.head else list(heads.single)
         out.append(or_(*[predictions.c.outputs[(h, "label")].as_string() == f.label for h in label_heads]))
     if f.language:
-        out.append(predictions.c.inputs["language"].as_string() == f.language)
+        out.append(_language() == f.language)
     if f.model_version:
         out.append(predictions.c.model_version == f.model_version)
     return out
@@ -183,7 +187,7 @@ def queue_page(engine: Engine, f: QueueFilter, heads: Heads, offset: int, limit:
 
 def queue_facets(engine: Engine, limit: int = 100) -> dict[str, list[str]]:
     """The languages and model versions present among the waiting tickets (for the filter menus)."""
-    lang = predictions.c.inputs["language"].as_string()
+    lang = _language()
     with engine.connect() as conn:
         langs = conn.execute(select(lang).where(_waiting(), lang.is_not(None)).distinct().limit(limit)).scalars()
         versions = conn.execute(select(predictions.c.model_version).where(_waiting()).distinct().limit(limit)).scalars()
