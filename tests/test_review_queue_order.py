@@ -8,6 +8,7 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import DBS
 from sqlalchemy import MetaData, Table, event, insert, select, text
 
 from triagekit.serve import reviewstore
@@ -17,15 +18,6 @@ from triagekit.serve.reviewstore import Heads, QueueFilter
 
 HEADS = Heads(["queue", "priority"], ["tags"])
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-DBS = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=pytest.mark.skipif(
-            not os.environ.get("TRIAGEKIT_TEST_PG_URL"), reason="TRIAGEKIT_TEST_PG_URL not set (scripts/ci_postgres.sh)"
-        ),
-    ),
-]
 
 
 @pytest.fixture(params=DBS)
