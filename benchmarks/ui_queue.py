@@ -2,10 +2,12 @@
 
 Trains a TF-IDF router on synthetic tickets (seconds), fills a fresh SQLite prediction log with N real predictions
 of it (every one waiting for review), and times each page in-process (FastAPI TestClient: routing, SQL, template
-rendering; no network) as the median of ``--reps`` requests.
+rendering; no network) as the median of ``--reps`` requests. ``--legacy`` also times every page on the same log
+with the queue queries as they were before the review state was stored (order from the ``outputs`` JSON per row,
+waiting test a NOT EXISTS per row): before and after side by side.
 
 Usage:
-    flock /tmp/triagekit-cpu.lock python benchmarks/ui_queue.py            # N = 100 and 10,000
+    flock /tmp/triagekit-cpu.lock python benchmarks/ui_queue.py --legacy   # N = 100 and 10,000, before and after
     python benchmarks/ui_queue.py --sizes 100 10000 100000 --reps 10
 """
 
@@ -111,18 +113,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 10_000])
     parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--legacy", action="store_true", help="also time the queries as before the stored priority")
     args = parser.parse_args()
     from fastapi.testclient import TestClient
 
     from triagekit.data import write_synth
-    from triagekit.serve import ServeSettings, create_app
+    from triagekit.serve import ServeSettings, create_app, reviewstore
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         router = train_router(work)
         write_synth(2000, work / "more.jsonl", seed=7)
         tickets = [json.loads(line) for line in (work / "more.jsonl").read_text().splitlines()]
-        results = {}
+        results, modes = {}, [("before", True), ("after", False)] if args.legacy else [("", False)]
         for n in args.sizes:
             app = create_app(router, ServeSettings(db=f"sqlite:///{work / f'log{n}.db'}"))
             with TestClient(app) as c:
@@ -130,11 +133,18 @@ def main() -> None:
                 login = c.get("/ui/login").text
                 token = login.split('name="csrf_token" value="')[1].split('"')[0]
                 c.post("/ui/login", data={"name": "bench", "csrf_token": token})
-                results[n] = time_pages(c, args.reps)
-        names = list(next(iter(results.values())))
-        print(f"{'page (median ms)':44s}" + "".join(f"{f'{n:,} waiting':>16s}" for n in args.sizes))
-        for name in names:
-            print(f"{name:44s}" + "".join(f"{results[n][name]:16.1f}" for n in args.sizes))
+                for mode, legacy in modes:
+                    reviewstore.LEGACY_QUERIES = legacy
+                    results[(n, mode)] = time_pages(c, args.reps)
+                reviewstore.LEGACY_QUERIES = False
+        print_table(results)
+
+
+def print_table(results: dict[tuple[int, str], dict[str, float]]) -> None:
+    names = list(next(iter(results.values())))
+    print(f"{'page (median ms)':44s}" + "".join(f"{f'{n:,} waiting {mode}':>24s}" for n, mode in results))
+    for name in names:
+        print(f"{name:44s}" + "".join(f"{r[name]:24.1f}" for r in results.values()))
 
 
 if __name__ == "__main__":

@@ -175,3 +175,16 @@ def copy_router():
         return dest
 
     return copy
+
+
+#: The databases a prediction-log test runs on: SQLite always, PostgreSQL where ``TRIAGEKIT_TEST_PG_URL`` names one
+#: (``eval "$(bash scripts/ci_postgres.sh)"`` starts a throwaway cluster).
+DBS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            not os.environ.get("TRIAGEKIT_TEST_PG_URL"), reason="TRIAGEKIT_TEST_PG_URL not set (scripts/ci_postgres.sh)"
+        ),
+    ),
+]

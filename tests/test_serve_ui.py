@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import DBS
 
 pytest.importorskip("fastapi")
 pytest.importorskip("sqlalchemy")
@@ -369,15 +370,6 @@ def browser():
     pw.stop()
 
 
-DBS = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=pytest.mark.skipif(
-            not os.environ.get("TRIAGEKIT_TEST_PG_URL"), reason="TRIAGEKIT_TEST_PG_URL not set (scripts/ci_postgres.sh)"
-        ),
-    ),
-]
 SUBJECTS = [
     "Invoice charged twice",
     "VPN drops every hour",

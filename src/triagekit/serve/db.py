@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -28,10 +29,24 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    true,
+    update,
 )
 from sqlalchemy.engine import Engine, make_url
 
-__all__ = ["PredictionStore", "predictions", "feedback", "metadata", "make_engine", "export_feedback", "utcnow"]
+__all__ = [
+    "PredictionStore",
+    "predictions",
+    "feedback",
+    "metadata",
+    "make_engine",
+    "export_feedback",
+    "utcnow",
+    "review_priority",
+    "mark_answered",
+    "waiting",
+    "stored_language",
+]
 
 metadata = MetaData()
 
@@ -47,6 +62,26 @@ predictions = Table(
     Column("latency_ms", Float, nullable=False, comment="time in the service, queueing included"),
     Column("model_version", String(200), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    # The review queue's state, stored so that the queue is one index range instead of a JSON sort and a NOT EXISTS
+    # per waiting row. Nullable so that an existing log gains them (migrate.py); start-up backfills the NULLs.
+    Column(
+        "review_priority",
+        Float,
+        nullable=True,
+        comment="queue order: the lowest confidence over the single-label heads (1.0 without any)",
+    ),
+    Column(
+        "awaiting_review",
+        Boolean,
+        nullable=True,
+        comment="requires_review and no feedback row yet; kept in the transaction of every feedback write and undo",
+    ),
+    Column("language", String(200), nullable=True, comment="inputs.language (the queue's filter and its menu)"),
+    # The queue's WHERE and ORDER BY in one index: a page or a keyset step reads only the rows it returns.
+    Index("ix_predictions_review_queue", "awaiting_review", "review_priority", "created_at", "id"),
+    # The filter menus (languages, model versions among the waiting tickets) from index entries, not row JSON.
+    Index("ix_predictions_review_language", "awaiting_review", "language"),
+    Index("ix_predictions_review_version", "awaiting_review", "model_version"),
 )
 
 feedback = Table(
@@ -64,6 +99,45 @@ feedback = Table(
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def review_priority(outputs: dict[str, Any]) -> float:
+    """The queue order of a prediction: the lowest confidence over its single-label heads (1.0 without any).
+
+    Multi-label heads carry ``scores``, not ``confidence``, so they do not count (as in the service's selection).
+    """
+    confs = [float(v["confidence"]) for v in (outputs or {}).values() if isinstance(v, dict) and "confidence" in v]
+    return min(confs, default=1.0)
+
+
+def mark_answered(conn: Any, prediction_ids: list[str]) -> None:
+    """Take predictions out of the queue: they have feedback now (run it before inserting the feedback rows, in the
+    same transaction; on PostgreSQL the row lock orders it against an undo of the same ticket)."""
+    for start in range(0, len(prediction_ids), 500):  # bounded IN lists
+        chunk = prediction_ids[start : start + 500]
+        conn.execute(update(predictions).where(predictions.c.id.in_(chunk)).values(awaiting_review=False))
+
+
+def waiting():
+    """The queue: predictions that require review and have no feedback row (the stored flag, indexed)."""
+    return predictions.c.awaiting_review == true()
+
+
+def stored_language(inputs: dict[str, Any]) -> str | None:
+    """``inputs.language`` as the ``language`` column holds it (a string of at most 200 characters, or NULL)."""
+    lang = (inputs or {}).get("language")
+    return str(lang)[:200] if lang not in (None, "") else None
+
+
+def _with_review_state(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    if out.get("review_priority") is None:
+        out["review_priority"] = review_priority(out.get("outputs") or {})
+    if out.get("language") is None:
+        out["language"] = stored_language(out.get("inputs") or {})
+    if out.get("awaiting_review") is None:
+        out["awaiting_review"] = bool(out.get("requires_review"))
+    return out
 
 
 def make_engine(url: str) -> Engine:
@@ -106,10 +180,12 @@ class PredictionStore:
 
     def create(self) -> None:
         """Create the tables that are missing (connects: raises when the database is unreachable)."""
-        from triagekit.serve.migrate import add_missing_columns
+        from triagekit.serve.migrate import add_missing_columns, add_missing_indexes, backfill_review_state
 
         metadata.create_all(self.engine)
         add_missing_columns(self.engine, metadata)  # logs written before a table gained a column
+        add_missing_indexes(self.engine, metadata)
+        backfill_review_state(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -118,8 +194,9 @@ class PredictionStore:
         """Insert both lists in one transaction (predictions first: feedback refers to them)."""
         with self.engine.begin() as conn:
             if prediction_rows:
-                conn.execute(insert(predictions), prediction_rows)
+                conn.execute(insert(predictions), [_with_review_state(r) for r in prediction_rows])
             if feedback_rows:
+                mark_answered(conn, sorted({r["prediction_id"] for r in feedback_rows}))
                 conn.execute(insert(feedback), feedback_rows)
 
     def prediction_exists(self, prediction_id: str) -> bool:
@@ -132,13 +209,7 @@ class PredictionStore:
 
     def review_queue(self, limit: int = 50) -> list[dict[str, Any]]:
         """Oldest predictions that need a human and have no feedback yet."""
-        answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
-        query = (
-            select(predictions)
-            .where(predictions.c.requires_review, ~answered)
-            .order_by(predictions.c.created_at, predictions.c.id)
-            .limit(limit)
-        )
+        query = select(predictions).where(waiting()).order_by(predictions.c.created_at, predictions.c.id).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [
@@ -168,22 +239,18 @@ class PredictionStore:
     def overview(self) -> dict[str, int]:
         """Counts over the whole log: predictions, those that required review, those still waiting (no feedback),
         feedback rows. One round trip; every replica sharing the log gets the same numbers."""
-        answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
         query = select(
             select(func.count()).select_from(predictions).scalar_subquery(),
             select(func.count()).select_from(predictions).where(predictions.c.requires_review).scalar_subquery(),
-            select(func.count())
-            .select_from(predictions)
-            .where(predictions.c.requires_review, ~answered)
-            .scalar_subquery(),
+            select(func.count()).select_from(predictions).where(waiting()).scalar_subquery(),
             select(func.count()).select_from(feedback).scalar_subquery(),
         )
         with self.engine.connect() as conn:
-            total, review, waiting, fb = conn.execute(query).one()
+            total, review, awaiting, fb = conn.execute(query).one()
         return {
             "predictions": int(total),
             "requires_review": int(review),
-            "awaiting_review": int(waiting),
+            "awaiting_review": int(awaiting),
             "feedback": int(fb),
         }
 

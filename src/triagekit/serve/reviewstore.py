@@ -2,9 +2,11 @@
 
 A ticket waits while its prediction ``requires_review`` and has no feedback row (the rule of ``GET /review``), so
 saving one here removes it from the queue for every replica at once. The order is the service's selection
-strategy: least confident first (the lowest confidence over the single-label heads), then oldest. Filtering,
-counting and paging run in the database (JSON paths that SQLAlchemy renders for SQLite and PostgreSQL alike), so a
-page costs one indexed scan of the waiting rows and transfers only the rows it shows.
+strategy: least confident first (the lowest confidence over the single-label heads), then oldest. Both are stored
+with the prediction (``awaiting_review``, kept in the transaction of every feedback write and undo, and
+``review_priority``) under one index in queue order, so a page or a next/previous step reads only the index entries
+it skips and the rows it shows, and an unfiltered count is an index range. The filters (JSON paths that SQLAlchemy
+renders for SQLite and PostgreSQL alike) are tested on the waiting rows only, in index order.
 
 Every action a reviewer takes (save, skip) is a ``review_actions`` row; undo deletes the feedback rows the action
 wrote and marks it undone, so the feedback table holds exactly what stands. All calls are blocking.
@@ -25,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -36,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from triagekit.serve.db import feedback, metadata, predictions, utcnow
+from triagekit.serve.db import feedback, mark_answered, metadata, predictions, utcnow, waiting
 
 __all__ = [
     "review_actions",
@@ -106,18 +109,33 @@ class Heads:
         return list(self.single) + list(self.multi)
 
 
+#: Benchmark only (``benchmarks/ui_queue.py --legacy``): the queries as before the review state was stored, the
+#: order from the ``outputs`` JSON per row and the waiting test a NOT EXISTS per row, to measure what it saves.
+LEGACY_QUERIES = False
+
+
 def _waiting():
-    answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
-    return and_(predictions.c.requires_review, ~answered)
+    if LEGACY_QUERIES:
+        answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
+        return and_(predictions.c.requires_review, ~answered)
+    return waiting()
 
 
-def _order_key(engine: Engine, heads: Heads):
-    """The lowest confidence over the single-label heads (1.0 where a head is missing): least confident first."""
+def _order(engine: Engine, heads: Heads) -> tuple:
+    """The queue order, ``(priority, created_at, id)`` ascending: least confident first, then oldest (the stored
+    ``review_priority``, which the index ``ix_predictions_review_queue`` holds in this order)."""
+    key = _json_priority(engine, heads) if LEGACY_QUERIES else predictions.c.review_priority
+    return key, predictions.c.created_at, predictions.c.id
+
+
+def _language():
+    return predictions.c.inputs["language"].as_string() if LEGACY_QUERIES else predictions.c.language
+
+
+def _json_priority(engine: Engine, heads: Heads):
     confs = [func.coalesce(predictions.c.outputs[(h, "confidence")].as_float(), 1.0) for h in heads.single]
-    if not confs:
-        return literal(1.0)
-    if len(confs) == 1:
-        return confs[0]
+    if len(confs) < 2:
+        return confs[0] if confs else literal(1.0)
     # SQLite's min() with several arguments is the scalar minimum; PostgreSQL calls it least().
     return (func.least if engine.dialect.name == "postgresql" else func.min)(*confs)
 
@@ -130,7 +148,7 @@ def _where(f: QueueFilter, heads: Heads) -> list:
         label_heads = [f.head] if f.head else list(heads.single)
         out.append(or_(*[predictions.c.outputs[(h, "label")].as_string() == f.label for h in label_heads]))
     if f.language:
-        out.append(predictions.c.inputs["language"].as_string() == f.language)
+        out.append(_language() == f.language)
     if f.model_version:
         out.append(predictions.c.model_version == f.model_version)
     return out
@@ -158,16 +176,9 @@ def queue_count(engine: Engine, f: QueueFilter, heads: Heads) -> int:
 
 def queue_page(engine: Engine, f: QueueFilter, heads: Heads, offset: int, limit: int) -> list[dict[str, Any]]:
     """One page of the waiting tickets in queue order."""
-    key = _order_key(engine, heads)
-    # Sort and skip over the narrow (key, id) rows only, then fetch the page's full rows: a deep page of 10,000
-    # waiting tickets took 73 ms sorting whole rows and 20 ms this way (SQLite, 2 shared cores).
-    ids = (
-        select(predictions.c.id)
-        .where(*_where(f, heads))
-        .order_by(key, predictions.c.created_at, predictions.c.id)
-        .offset(offset)
-        .limit(limit)
-    )
+    # Skip over the narrow index entries only, then fetch the page's full rows (a deep page of 10,000 waiting tickets
+    # took 73 ms sorting whole rows and 20 ms this way even before the order was indexed; SQLite, 2 shared cores).
+    ids = select(predictions.c.id).where(*_where(f, heads)).order_by(*_order(engine, heads)).offset(offset).limit(limit)
     with engine.connect() as conn:
         order = list(conn.execute(ids).scalars())
         rows = {r["id"]: r for r in conn.execute(select(predictions).where(predictions.c.id.in_(order))).mappings()}
@@ -176,7 +187,7 @@ def queue_page(engine: Engine, f: QueueFilter, heads: Heads, offset: int, limit:
 
 def queue_facets(engine: Engine, limit: int = 100) -> dict[str, list[str]]:
     """The languages and model versions present among the waiting tickets (for the filter menus)."""
-    lang = predictions.c.inputs["language"].as_string()
+    lang = _language()
     with engine.connect() as conn:
         langs = conn.execute(select(lang).where(_waiting(), lang.is_not(None)).distinct().limit(limit)).scalars()
         versions = conn.execute(select(predictions.c.model_version).where(_waiting()).distinct().limit(limit)).scalars()
@@ -190,8 +201,7 @@ def neighbour(
 
     ``after`` itself may have left the queue already (just saved): its place in the order is still known.
     """
-    key = _order_key(engine, heads)
-    cols = (key, predictions.c.created_at, predictions.c.id)
+    cols = _order(engine, heads)
     where = _where(f, heads)
     with engine.connect() as conn:
         if after is not None:
@@ -233,6 +243,7 @@ def save_review(engine: Engine, prediction_id: str, labels: dict[str, Any], revi
         conn.execute(select(predictions.c.id).where(predictions.c.id == prediction_id).with_for_update()).first()
         if conn.execute(select(feedback.c.id).where(feedback.c.prediction_id == prediction_id).limit(1)).first():
             raise AlreadyReviewed(prediction_id)
+        mark_answered(conn, [prediction_id])
         ids = []
         for head, label in labels.items():
             res = conn.execute(
@@ -287,6 +298,17 @@ def last_action(engine: Engine, reviewer: str) -> Optional[dict[str, Any]]:
     return None if r is None else dict(r)
 
 
+def _reopen(conn: Any, prediction_id: str, feedback_ids: list[int]) -> None:
+    """Delete a save's feedback rows; the ticket waits again unless other feedback (say the API's) stands."""
+    # The prediction's row lock first (PostgreSQL), as save_review and the log writer take it before inserting
+    # feedback, so the flag below is computed after any concurrent feedback on this ticket has committed.
+    conn.execute(select(predictions.c.id).where(predictions.c.id == prediction_id).with_for_update()).first()
+    conn.execute(delete(feedback).where(feedback.c.id.in_(feedback_ids)))
+    answered = select(feedback.c.id).where(feedback.c.prediction_id == prediction_id).exists()
+    state = case((and_(predictions.c.requires_review, ~answered), True), else_=False)
+    conn.execute(update(predictions).where(predictions.c.id == prediction_id).values(awaiting_review=state))
+
+
 def undo_last(engine: Engine, reviewer: str) -> Optional[dict[str, Any]]:
     """Take back the reviewer's latest action: a save's feedback rows are deleted (the ticket waits again).
 
@@ -308,6 +330,6 @@ def undo_last(engine: Engine, reviewer: str) -> Optional[dict[str, Any]]:
         if r is None:
             return None
         if r["feedback_ids"]:
-            conn.execute(delete(feedback).where(feedback.c.id.in_(list(r["feedback_ids"]))))
+            _reopen(conn, r["prediction_id"], list(r["feedback_ids"]))
         conn.execute(update(review_actions).where(review_actions.c.id == r["id"]).values(undone_at=utcnow()))
         return dict(r)
