@@ -309,3 +309,12 @@ def test_table_merge_and_option_aliases():
     assert resolve(["g", "x", "--kind", "b"], table, aliases) == ["g", "x", "--kind", "b"]
     with pytest.raises(ValueError, match="'triagekit old --kind c' is not a command"):
         resolve(["old", "--kind", "c"], table, aliases)
+
+
+def test_error_messages_are_printed_as_text_not_markup(tmp_path, capsys):
+    # Paths and library errors contain "[...]" (gloo's "[/.../pair.cc:553]"); as rich markup they crashed the
+    # error report itself.
+    run = tmp_path / "no[/such]run"
+    assert main(["route", "predict", str(run), "--text", "vpn down"]) == 2
+    captured = capsys.readouterr()
+    assert "no[/such]run" in captured.out + captured.err

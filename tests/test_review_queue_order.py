@@ -12,8 +12,7 @@ from conftest import DBS
 from sqlalchemy import MetaData, Table, event, insert, select, text
 
 from triagekit.serve import reviewstore
-from triagekit.serve.db import PredictionStore, feedback, predictions
-from triagekit.serve.migrate import backfill_review_state
+from triagekit.serve.db import PredictionStore, backfill_review_state, feedback, predictions
 from triagekit.serve.reviewstore import Heads, QueueFilter
 
 HEADS = Heads(["queue", "priority"], ["tags"])

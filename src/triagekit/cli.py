@@ -57,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(exc: Exception) -> int:
+    from rich.markup import escape
+
     from triagekit.core.cli import console
 
-    console().print(f"[red]error:[/] {exc}")
+    # The message is text, not markup: paths and library errors contain "[...]" (e.g. gloo's "[/.../pair.cc:553]").
+    console().print(f"[red]error:[/] {escape(str(exc))}")
     return 2
 
 

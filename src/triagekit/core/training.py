@@ -116,6 +116,10 @@ def save_checkpoint(accelerator, output: Path, state: dict[str, Any], keep: int)
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    # save_state has no barrier of its own: every process writes its RNG state into tmp, and the rename below
+    # must wait for the slowest one (without this, another rank's write failed with "Parent directory ...
+    # step-N.tmp does not exist" under `accelerate launch`).
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
         shutil.rmtree(final, ignore_errors=True)

@@ -24,6 +24,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
+    bindparam,
+    case,
     create_engine,
     event,
     func,
@@ -46,6 +49,7 @@ __all__ = [
     "mark_answered",
     "waiting",
     "stored_language",
+    "backfill_review_state",
 ]
 
 metadata = MetaData()
@@ -180,7 +184,7 @@ class PredictionStore:
 
     def create(self) -> None:
         """Create the tables that are missing (connects: raises when the database is unreachable)."""
-        from triagekit.serve.migrate import add_missing_columns, add_missing_indexes, backfill_review_state
+        from triagekit.serve.migrate import add_missing_columns, add_missing_indexes
 
         metadata.create_all(self.engine)
         add_missing_columns(self.engine, metadata)  # logs written before a table gained a column
@@ -300,3 +304,42 @@ def export_feedback(url: str, out: str | Path) -> int:
     finally:
         store.dispose()
     return n
+
+
+def backfill_review_state(engine: Engine, batch: int = 5000) -> int:
+    """Fill ``review_priority``, ``language`` and ``awaiting_review`` of predictions logged before they were stored.
+
+    Idempotent (touches only NULLs; a log written by this version has none), so every replica may run it at start-up.
+    The flag is one UPDATE from the rule itself (requires review, no feedback row); the priority is computed in
+    Python by ``review_priority``, the function that writes new rows, so old and new rows sort alike.
+
+    Returns:
+        The number of priorities filled.
+    """
+    answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
+    with engine.begin() as conn:
+        conn.execute(
+            update(predictions)
+            .where(predictions.c.awaiting_review.is_(None))
+            .values(awaiting_review=case((and_(predictions.c.requires_review, ~answered), True), else_=False))
+        )
+    filled = 0
+    cols = (predictions.c.id, predictions.c.inputs, predictions.c.outputs)
+    query = select(*cols).where(predictions.c.review_priority.is_(None)).limit(batch)
+    stmt = (
+        update(predictions)
+        .where(predictions.c.id == bindparam("pid"), predictions.c.review_priority.is_(None))
+        .values(review_priority=bindparam("priority"), language=bindparam("lang"))
+    )
+    while True:
+        with engine.begin() as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                values = [
+                    {"pid": pid, "priority": review_priority(out or {}), "lang": stored_language(inputs or {})}
+                    for pid, inputs, out in rows
+                ]
+                conn.execute(stmt, values)
+        filled += len(rows)
+        if len(rows) < batch:
+            return filled

@@ -6,10 +6,10 @@ Only nullable columns are ever added, so rows written before keep their meaning 
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, and_, bindparam, case, inspect, select, text, update
+from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Engine
 
-__all__ = ["add_missing_columns", "add_missing_indexes", "backfill_review_state"]
+__all__ = ["add_missing_columns", "add_missing_indexes"]
 
 
 def add_missing_columns(engine: Engine, metadata: MetaData) -> list[str]:
@@ -59,44 +59,3 @@ def add_missing_indexes(engine: Engine, metadata: MetaData) -> list[str]:
                 index.create(engine, checkfirst=True)  # checkfirst: another replica may have made it meanwhile
                 created.append(index.name)
     return created
-
-
-def backfill_review_state(engine: Engine, batch: int = 5000) -> int:
-    """Fill ``review_priority``, ``language`` and ``awaiting_review`` of predictions logged before they were stored.
-
-    Idempotent (touches only NULLs; a log written by this version has none), so every replica may run it at start-up.
-    The flag is one UPDATE from the rule itself (requires review, no feedback row); the priority is computed in
-    Python by ``review_priority``, the function that writes new rows, so old and new rows sort alike.
-
-    Returns:
-        The number of priorities filled.
-    """
-    from triagekit.serve.db import feedback, predictions, review_priority, stored_language
-
-    answered = select(feedback.c.id).where(feedback.c.prediction_id == predictions.c.id).exists()
-    with engine.begin() as conn:
-        conn.execute(
-            update(predictions)
-            .where(predictions.c.awaiting_review.is_(None))
-            .values(awaiting_review=case((and_(predictions.c.requires_review, ~answered), True), else_=False))
-        )
-    filled = 0
-    cols = (predictions.c.id, predictions.c.inputs, predictions.c.outputs)
-    query = select(*cols).where(predictions.c.review_priority.is_(None)).limit(batch)
-    stmt = (
-        update(predictions)
-        .where(predictions.c.id == bindparam("pid"), predictions.c.review_priority.is_(None))
-        .values(review_priority=bindparam("priority"), language=bindparam("lang"))
-    )
-    while True:
-        with engine.begin() as conn:
-            rows = conn.execute(query).all()
-            if rows:
-                values = [
-                    {"pid": pid, "priority": review_priority(out or {}), "lang": stored_language(inputs or {})}
-                    for pid, inputs, out in rows
-                ]
-                conn.execute(stmt, values)
-        filled += len(rows)
-        if len(rows) < batch:
-            return filled
