@@ -179,6 +179,10 @@ def copy_router():
 
 #: The databases a prediction-log test runs on: SQLite always, PostgreSQL where ``TRIAGEKIT_TEST_PG_URL`` names one
 #: (``eval "$(bash scripts/ci_postgres.sh)"`` starts a throwaway cluster).
+# What a single-label head returns for a ticket when the router has an out-of-scope detector (the default): the
+# prediction, and whether and why it needs review.
+HEAD_RESULT_KEYS = {"label", "confidence", "top_k", "requires_review", "review_reasons", "out_of_scope", "oos_score"}
+
 DBS = [
     "sqlite",
     pytest.param(

@@ -20,6 +20,7 @@ pytest.importorskip("sqlalchemy")
 pytest.importorskip("prometheus_client")
 httpx = pytest.importorskip("httpx")
 
+from conftest import HEAD_RESULT_KEYS  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from triagekit.cli import main  # noqa: E402
@@ -98,19 +99,7 @@ def test_endpoints_auth_and_prediction_log(router_dir, tmp_path, monkeypatch):
         queue = body["heads"]["queue"]
         # the router has an out-of-scope detector (the default), so each single-label head also says why it needs
         # review and whether the ticket fits none of its classes
-        assert (
-            set(queue)
-            == {
-                "label",
-                "confidence",
-                "top_k",
-                "requires_review",
-                "review_reasons",
-                "out_of_scope",
-                "oos_score",
-            }
-            and len(queue["top_k"]) == 2
-        )
+        assert set(queue) == HEAD_RESULT_KEYS and len(queue["top_k"]) == 2
         assert isinstance(queue["out_of_scope"], bool) and set(queue["review_reasons"]) <= {
             "low_confidence",
             "out_of_scope",

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import HEAD_RESULT_KEYS
 
 from triagekit.route.config import TrainConfig
 from triagekit.route.router import Router
@@ -53,15 +54,7 @@ def test_each_method_trains_saves_and_reloads(tiny_encoder, prepared, tmp_path, 
     np.testing.assert_allclose(probs["queue"].sum(1), 1.0, atol=1e-5)
     pred = router.predict(texts)[0]
     # with the default out-of-scope detector each single-label head also says whether and why it needs review
-    assert set(pred["queue"]) == {
-        "label",
-        "confidence",
-        "top_k",
-        "requires_review",
-        "review_reasons",
-        "out_of_scope",
-        "oos_score",
-    }
+    assert set(pred["queue"]) == HEAD_RESULT_KEYS
     assert isinstance(pred["tags"]["labels"], list)
     # A second load gives the same numbers (no randomness left at inference).
     np.testing.assert_allclose(Router.load(out).predict_proba(texts)["queue"], probs["queue"], atol=1e-6)
