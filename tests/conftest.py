@@ -15,43 +15,55 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 
 
+def save_tiny_model(path, tokenizer_dir, model_cls, config_cls, token_ids=(), **config):
+    """``model_cls`` with random weights (seed 0) from ``config_cls(vocab_size=<tokenizer's>, **config)``, saved to
+    ``path`` with the tokenizer of ``tokenizer_dir``; ``token_ids`` names tokenizer ids the config copies (e.g.
+    ``eos_token_id``). Returns ``path``."""
+    import torch
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    ids = {name: getattr(tokenizer, name) for name in token_ids}
+    torch.manual_seed(0)
+    model_cls(config_cls(vocab_size=len(tokenizer), **ids, **config)).save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory):
     """A 2-layer, hidden-32 BERT with random weights and the embedded MiniLM tokenizer, saved to disk."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from transformers import BertConfig, BertModel
 
     from triagekit.core.backbones import minilm_path
 
-    path = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    config = BertConfig(
-        vocab_size=len(tokenizer),
+    return save_tiny_model(
+        tmp_path_factory.mktemp("tiny-bert"),
+        minilm_path(),
+        BertModel,
+        BertConfig,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
     )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return path
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory):
     """A 2-layer, hidden-32 Llama causal LM with random weights and the embedded SmolLM2 tokenizer (SFT, triage
     and answer tests)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     from triagekit.core.backbones import smollm2_path
 
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_path()))
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+    return save_tiny_model(
+        tmp_path_factory.mktemp("tiny-llama"),
+        smollm2_path(),
+        LlamaForCausalLM,
+        LlamaConfig,
+        token_ids=("eos_token_id", "bos_token_id"),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -59,13 +71,7 @@ def tiny_llama(tmp_path_factory):
         num_key_value_heads=2,
         max_position_embeddings=1024,
         tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
     )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import save_tiny_model
 
 from triagekit.data import load_prepared
 from triagekit.route.config import TrainConfig
@@ -13,37 +14,26 @@ from triagekit.route.train import train
 
 @pytest.fixture(scope="module", params=["llama", "gpt_neox"])
 def tiny_decoder(request, tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, GPTNeoXConfig, GPTNeoXModel, LlamaConfig, LlamaModel
+    from transformers import GPTNeoXConfig, GPTNeoXModel, LlamaConfig, LlamaModel
 
     from triagekit.core.backbones import minilm_path
 
-    path = tmp_path_factory.mktemp(f"tiny-{request.param}")
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    torch.manual_seed(0)
     if request.param == "llama":
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-        )
-        LlamaModel(config).save_pretrained(str(path))
+        model, config_cls, extra = LlamaModel, LlamaConfig, {"num_key_value_heads": 2}
     else:
-        config = GPTNeoXConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=128,
-        )
-        GPTNeoXModel(config).save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return path
+        model, config_cls, extra = GPTNeoXModel, GPTNeoXConfig, {}
+    return save_tiny_model(
+        tmp_path_factory.mktemp(f"tiny-{request.param}"),
+        minilm_path(),
+        model,
+        config_cls,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+        **extra,
+    )
 
 
 @pytest.mark.parametrize("method", ["lora", "head"])

@@ -5,6 +5,7 @@ import json
 import warnings
 
 import pytest
+from conftest import save_tiny_model
 
 from triagekit.data.language import UNKNOWN, detect_language, language_mix, mix_warnings, row_languages
 from triagekit.route.auto import check_memory, choose_preset, estimate_training_bytes, resolve_auto
@@ -158,15 +159,16 @@ def test_memory_estimate_matches_the_measured_gemma_activations():
 def tiny_gemma(tmp_path_factory):
     """A 2-layer, hidden-32 Gemma 3 text model with random weights (the real architecture: q/k norms, sliding and
     full attention layers, tied embeddings) and the MiniLM tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     from triagekit.core.backbones import minilm_path
 
-    path = tmp_path_factory.mktemp("tiny-gemma3")
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    config = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
+    return save_tiny_model(
+        tmp_path_factory.mktemp("tiny-gemma3"),
+        minilm_path(),
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        token_ids=("pad_token_id",),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -176,12 +178,7 @@ def tiny_gemma(tmp_path_factory):
         max_position_embeddings=128,
         sliding_window=16,
         layer_types=["sliding_attention", "full_attention"],
-        pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(0)
-    Gemma3ForCausalLM(config).save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return path
 
 
 def test_gemma3_router_trains_with_lora_without_logits(tiny_gemma, prepared, tmp_path):
