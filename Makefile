@@ -29,8 +29,13 @@ demo: install
 	@rm -rf $(DEMO)
 	HF_HUB_OFFLINE=1 $(BIN)/triagekit demo --out $(DEMO) --config demo
 
+# pytest-xdist: the tests run one OpenMP thread each (tests/conftest.py) and many wait on subprocesses, servers or
+# the image build's downloads, so 3 workers keep 2 cores busy; worksteal lets an idle worker take the queued tests of
+# one held up by a long test (the cold image build). TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 3
+
 test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # Formatting first (ruff format --check changes nothing; `ruff format src tests benchmarks` applies it), then the
 # lint rules of pyproject.toml. ruff comes with the test extra.

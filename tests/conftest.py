@@ -15,6 +15,28 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs ``-n``), each worker gets a PostgreSQL database of its own: the
+    PostgreSQL tests start from a clean slate (they drop the tables), which two workers on one database would do to
+    each other's tables mid-test."""
+    url, worker = os.environ.get("TRIAGEKIT_TEST_PG_URL"), os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    os.environ["TRIAGEKIT_TEST_PG_URL"] = base.set(database=name).render_as_string(hide_password=False)
+
+
 def save_tiny_model(path, tokenizer_dir, model_cls, config_cls, token_ids=(), **config):
     """``model_cls`` with random weights (seed 0) from ``config_cls(vocab_size=<tokenizer's>, **config)``, saved to
     ``path`` with the tokenizer of ``tokenizer_dir``; ``token_ids`` names tokenizer ids the config copies (e.g.
@@ -198,3 +220,13 @@ DBS = [
         ),
     ),
 ]
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest tests first (the image build, then the ``slow`` ones), so that under pytest-xdist they do not
+    start last and leave the other workers idle at the end; the order is otherwise the collection order."""
+
+    def rank(item) -> int:
+        return 0 if item.get_closest_marker("image") else 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)

@@ -62,7 +62,8 @@ def _error(exc: Exception) -> int:
     from triagekit.core.cli import console
 
     # The message is text, not markup: paths and library errors contain "[...]" (e.g. gloo's "[/.../pair.cc:553]").
-    console().print(f"[red]error:[/] {escape(str(exc))}")
+    # soft_wrap: no line breaks inserted into it, so a path in it can be copied whole whatever the terminal's width.
+    console().print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
     return 2
 
 
