@@ -1,6 +1,7 @@
 """Training on a tiny random encoder: each method, multi-head + multi-label, early stopping, save/load parity."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,51 @@ def test_an_earlier_run_is_never_mixed_in(tiny_encoder, prepared, tmp_path):
     first = len(records(out / "metrics.jsonl"))
     train(cfg, prepared, out, overwrite=True)
     assert len(records(out / "metrics.jsonl")) == first
+
+
+def test_lora_base_is_written_once_per_run_and_linked_after(tiny_encoder, prepared, tmp_path, monkeypatch):
+    # LoRA leaves the base frozen: the first best model writes model/backbone, later ones hard-link its files
+    # (a new best of the Gemma 3 preset re-serialised 1 GB otherwise), and the run still reloads and predicts.
+    # The training model is released before finish (its out-of-scope fit loads the saved model a second time).
+    from triagekit.core import loop as core_loop
+    from triagekit.route import modeling
+
+    saves, base_writes, released = [], [], []
+    save_model, release = modeling.save_model, core_loop.release
+    bert = type(modeling.load_backbone(str(tiny_encoder)))
+    save_pretrained = bert.save_pretrained
+
+    def counting_save(model, out, **kw):
+        saves.append(kw.get("base_from"))
+        return save_model(model, out, **kw)
+
+    def counting_write(self, path, *a, **kw):
+        if Path(path).name == "backbone":
+            base_writes.append(path)
+        return save_pretrained(self, path, *a, **kw)
+
+    def spy(loop):
+        release(loop)
+        released.append((loop.model, loop.task.model, loop.optimizer))
+
+    monkeypatch.setattr(modeling, "save_model", counting_save)
+    monkeypatch.setattr(bert, "save_pretrained", counting_write)
+    monkeypatch.setattr(core_loop, "release", spy)
+    out = tmp_path / "lora"
+    # min_delta -1: every validation is a new best, so the model is saved once per epoch
+    train(tiny_cfg(tiny_encoder, method="lora", epochs=3, early_stopping_min_delta=-1.0), prepared, out)
+    assert len(saves) == 3 and saves[0] is None and all(s == out / "model" / "backbone" for s in saves[1:])
+    assert len(base_writes) == 1
+    assert released == [(None, None, None)]
+    probs = Router.load(out).predict_proba(["my invoice shows a double charge"])
+    np.testing.assert_allclose(probs["queue"].sum(1), 1.0, atol=1e-5)
+
+
+def test_link_tree_links_the_files_of_a_folder(tmp_path):
+    from triagekit.route.modeling import link_tree
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "w.bin").write_bytes(b"weights")
+    assert link_tree(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "b" / "w.bin").stat().st_ino == (tmp_path / "a" / "w.bin").stat().st_ino
+    assert not link_tree(tmp_path / "missing", tmp_path / "c") and not (tmp_path / "c").exists()

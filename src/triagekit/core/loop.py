@@ -26,7 +26,7 @@ from triagekit.core.modeling import count_parameters, parameter_report
 from triagekit.core.tracking import log_final, log_metrics, start_trackers
 from triagekit.core.training import STATE_FILE, latest_checkpoint, save_checkpoint
 
-__all__ = ["Score", "Task", "Loop", "run", "setup", "fit", "validate", "save", "new_state"]
+__all__ = ["Score", "Task", "Loop", "run", "setup", "fit", "validate", "save", "release", "trim_heap", "new_state"]
 
 LOG_EVERY = 10  # optimizer steps between train-loss records
 
@@ -331,12 +331,41 @@ def fit(loop: Loop) -> None:
         save(loop)
 
 
+def release(loop: Loop) -> None:
+    """Drop the trained model, its optimizer state and loaders before ``finish``: the best model is on disk, and
+    a mode's ``finish`` that loads it again (the router's out-of-scope fit) would otherwise hold two copies. The freed
+    heap goes back to the system (glibc ``malloc_trim``): measured on the Gemma 3 270M LoRA preset, the finish phase
+    peaked at 5.3 GB RSS beside the training model and its fragmented heap."""
+    import gc
+
+    loop.task.model = loop.model = loop.optimizer = loop.scheduler = None
+    loop.train_loader = loop.val_loader = None
+    loop.accelerator.free_memory()
+    gc.collect()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Return the free memory at the top and inside glibc's heap to the system (no-op elsewhere)."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # musl and other libcs have no malloc_trim
+        pass
+
+
 def run(task: Task, cfg, accelerator, output: Path, *, resume: bool = False, console=None) -> Any:
     """Train ``task`` under ``accelerator`` into ``output`` and return ``task.finish``'s result."""
     from rich.console import Console
 
     loop = setup(task, cfg, accelerator, Path(output), resume=resume, console=console or Console(stderr=True))
     fit(loop)
+    release(loop)
     result = task.finish(loop.state, loop.parameters)
     log_final(accelerator, loop.state)
     accelerator.wait_for_everyone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from torch import nn
 from triagekit.core.modeling import quantized_kwargs, quiet_transformers
 from triagekit.route.heads import HeadSpec
 
-__all__ = ["MultiHeadModel", "pool", "load_backbone", "save_model", "load_model"]
+__all__ = ["MultiHeadModel", "pool", "load_backbone", "save_model", "link_tree", "load_model"]
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -113,20 +114,23 @@ def load_backbone(
     return AutoModel.from_pretrained(name_or_path, **kwargs)
 
 
-def save_model(model: MultiHeadModel, out: Path, *, adapter: bool) -> None:
+def save_model(model: MultiHeadModel, out: Path, *, adapter: bool, base_from: Path | None = None) -> None:
     """Write ``backbone/`` (HF format, base weights), ``adapter/`` (LoRA, if any) and ``heads.safetensors``.
 
     Adapters stay separate from the base so they can be swapped or merged later (``triagekit route export --merge``).
+    ``base_from``: a ``backbone/`` this run saved already (LoRA keeps the base frozen, so it is the same bytes): its
+    files are hard-linked instead of serialised again (1 GB of Gemma 3 weights per new best model otherwise).
     """
     out.mkdir(parents=True, exist_ok=True)
     backbone = model.backbone
     if adapter:
         backbone.save_pretrained(out / "adapter")
-        base = backbone.get_base_model()
-        # Saving the base from inside a peft wrapper would include lora_* tensors: strip them.
-        state = {k: v for k, v in base.state_dict().items() if "lora_" not in k}
-        state = {k.replace(".base_layer", ""): v for k, v in state.items()}
-        base.save_pretrained(out / "backbone", state_dict=state)
+        if base_from is None or not link_tree(base_from, out / "backbone"):
+            base = backbone.get_base_model()
+            # Saving the base from inside a peft wrapper would include lora_* tensors: strip them.
+            state = {k: v for k, v in base.state_dict().items() if "lora_" not in k}
+            state = {k.replace(".base_layer", ""): v for k, v in state.items()}
+            base.save_pretrained(out / "backbone", state_dict=state)
     else:
         backbone.save_pretrained(out / "backbone")
     heads = {
@@ -136,6 +140,24 @@ def save_model(model: MultiHeadModel, out: Path, *, adapter: bool) -> None:
     }
     save_file(heads, str(out / "heads.safetensors"))
     (out / "model.json").write_text(json.dumps({"pooling": model.pooling, "adapter": adapter}, indent=2))
+
+
+def link_tree(src: Path, dest: Path) -> bool:
+    """Hard-link the files of ``src`` into a new folder ``dest`` (copied where links are refused, e.g. across file
+    systems); False, and nothing written, when ``src`` is not a folder."""
+    import shutil
+
+    if not src.is_dir():
+        return False
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dest, copy_function=link)
+    return True
 
 
 def load_model(

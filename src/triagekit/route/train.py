@@ -177,15 +177,17 @@ def _param_groups(cfg: TrainConfig, model) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # checkpoints
-def _save_best(accelerator, model, tokenizer, output: Path, adapter: bool) -> None:
-    """The best model so far into ``output/model`` (swapped in atomically)."""
+def _save_best(accelerator, model, tokenizer, output: Path, adapter: bool, base_saved: bool = False) -> None:
+    """The best model so far into ``output/model`` (swapped in atomically). ``base_saved``: this process wrote
+    ``model/backbone`` already in this run, and LoRA leaves it as it was: link it, do not write it again."""
     from triagekit.route.modeling import save_model
 
     if not accelerator.is_main_process:
         return
+    base_from = output / "model" / "backbone" if adapter and base_saved else None
 
     def write(tmp: Path) -> None:
-        save_model(accelerator.unwrap_model(model), tmp, adapter=adapter)
+        save_model(accelerator.unwrap_model(model), tmp, adapter=adapter, base_from=base_from)
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
 
     swap_in(output / "model", write)
@@ -346,6 +348,7 @@ class _RouterTask:
 
         self.cfg, self.accelerator, self.splits, self.heads = cfg, accelerator, splits, heads
         self.output, self.meta, self.console = output, meta, console
+        self.base_saved = False  # set by the first save_best (a LoRA base is then linked, not written again)
         from triagekit.route.auto import check_memory
 
         backbone_path = resolve_backbone(cfg.backbone)
@@ -461,7 +464,8 @@ class _RouterTask:
         )
 
     def save_best(self, model) -> None:
-        _save_best(self.accelerator, model, self.tokenizer, self.output, self.cfg.method == "lora")
+        _save_best(self.accelerator, model, self.tokenizer, self.output, self.cfg.method == "lora", self.base_saved)
+        self.base_saved = True
         if self.logits:
             self.best_logits = self.logits
             if self.accelerator.is_main_process:
