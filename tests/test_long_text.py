@@ -110,3 +110,17 @@ def test_onnx_export_of_a_chunked_run_matches_pytorch(chunked_run, tmp_path):
     a = Router.load(chunked_run, device="cpu").predict_proba([LONG, "vpn down", LONG[:200]])["queue"]
     b = Router.load(out).predict_proba([LONG, "vpn down", LONG[:200]])["queue"]
     np.testing.assert_allclose(b, a, atol=1e-4)
+
+
+def test_collator_pads_to_a_multiple_of_the_setting_and_masks_the_pads():
+    import torch
+
+    from triagekit.route.batching import Collator
+    from triagekit.route.heads import HeadSpec
+
+    heads = [HeadSpec("queue", ["a", "b"])]
+    items = [(0, {"windows": [[5, 6, 7]], "queue": 1}), (1, {"windows": [[5] * 17], "queue": 0})]
+    plain, padded = Collator(heads, 0)(items), Collator(heads, 0, pad_to_multiple_of=16)(items)
+    assert plain["input_ids"].shape == (2, 17) and padded["input_ids"].shape == (2, 32)
+    assert torch.equal(padded["attention_mask"].sum(1), torch.tensor([3, 17]))
+    assert torch.equal(padded["input_ids"][:, :17], plain["input_ids"]) and int(padded["input_ids"][:, 17:].sum()) == 0

@@ -39,12 +39,14 @@ class Collator:
     """Pads the windows of a list of examples to the longest in the batch; keeps each example's index for gathering
     and, when an example has several windows, the ``owner`` (position in the batch) of each window."""
 
-    def __init__(self, heads: list[HeadSpec], pad_id: int):
-        self.heads, self.pad_id = heads, pad_id
+    def __init__(self, heads: list[HeadSpec], pad_id: int, pad_to_multiple_of: int = 0):
+        self.heads, self.pad_id, self.multiple = heads, pad_id, pad_to_multiple_of
 
     def __call__(self, items: list[tuple[int, dict[str, Any]]]) -> dict[str, torch.Tensor]:
         windows = [(row, w) for row, (_, ex) in enumerate(items) for w in ex["windows"]]
         width = max(len(w) for _, w in windows)
+        if self.multiple > 1:
+            width = -(-width // self.multiple) * self.multiple
         ids = torch.full((len(windows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(windows), width), dtype=torch.long)
         for k, (_, w) in enumerate(windows):

@@ -367,7 +367,7 @@ class _RouterTask:
         )
         self.val_targets = row_targets(val_rows, heads) if self.val_ex else {}
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        collate = Collator(heads, pad_id)
+        collate = Collator(heads, pad_id, cfg.pad_to_multiple_of)
         self.train_loader = torch.utils.data.DataLoader(
             IndexedDataset(train_ex),
             collate_fn=collate,
