@@ -15,10 +15,15 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ui_queue import print_table  # noqa: E402 - the same table as the page-level benchmark
 
 SINGLE = ["queue", "priority", "type"]
 
@@ -93,10 +98,7 @@ def main() -> None:
                 results[(n, mode)] = time_calls(store, n, args.reps)
             reviewstore.LEGACY_QUERIES = False
             store.dispose()
-    names = list(next(iter(results.values())))
-    print(f"{'call (median CPU ms)':42s}" + "".join(f"{f'{n:,} {mode}':>16s}" for n, mode in results))
-    for name in names:
-        print(f"{name:42s}" + "".join(f"{r[name]:16.2f}" for r in results.values()))
+    print_table(results, "call (median CPU ms)", digits=2)
 
 
 if __name__ == "__main__":

@@ -140,11 +140,15 @@ def main() -> None:
         print_table(results)
 
 
-def print_table(results: dict[tuple[int, str], dict[str, float]]) -> None:
+def print_table(
+    results: dict[tuple[int, str], dict[str, float]], label: str = "page (median ms)", digits: int = 1
+) -> None:
+    """One row per measured name, one column per (queue size, before/after); ``benchmarks/review_queue_sql.py``
+    prints its table with it too."""
     names = list(next(iter(results.values())))
-    print(f"{'page (median ms)':44s}" + "".join(f"{f'{n:,} waiting {mode}':>24s}" for n, mode in results))
+    print(f"{label:44s}" + "".join(f"{f'{n:,} waiting {mode}':>24s}" for n, mode in results))
     for name in names:
-        print(f"{name:44s}" + "".join(f"{r[name]:24.1f}" for r in results.values()))
+        print(f"{name:44s}" + "".join(f"{r[name]:24.{digits}f}" for r in results.values()))
 
 
 if __name__ == "__main__":

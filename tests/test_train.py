@@ -215,7 +215,7 @@ def test_lora_base_is_written_once_per_run_and_linked_after(tiny_encoder, prepar
 
 
 def test_link_tree_links_the_files_of_a_folder(tmp_path):
-    from triagekit.route.modeling import link_tree
+    from triagekit.core.training import link_tree
 
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "w.bin").write_bytes(b"weights")

@@ -336,12 +336,9 @@ def release(loop: Loop) -> None:
     a mode's ``finish`` that loads it again (the router's out-of-scope fit) would otherwise hold two copies. The freed
     heap goes back to the system (glibc ``malloc_trim``): measured on the Gemma 3 270M LoRA preset, the finish phase
     peaked at 5.3 GB RSS beside the training model and its fragmented heap."""
-    import gc
-
     loop.task.model = loop.model = loop.optimizer = loop.scheduler = None
     loop.train_loader = loop.val_loader = None
-    loop.accelerator.free_memory()
-    gc.collect()
+    loop.accelerator.free_memory()  # accelerate's release_memory: drops its own references, then gc.collect()
     trim_heap()
 
 

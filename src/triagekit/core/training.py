@@ -25,6 +25,7 @@ __all__ = [
     "save_checkpoint",
     "check_output",
     "swap_in",
+    "link_tree",
 ]
 
 CHECKPOINTS = "checkpoints"
@@ -143,6 +144,22 @@ def swap_in(final: Path, write) -> None:
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def link_tree(src: Path, dest: Path) -> bool:
+    """Hard-link the files of ``src`` into a new folder ``dest`` (copied where links are refused, e.g. across file
+    systems); False, and nothing written, when ``src`` is not a folder."""
+    if not src.is_dir():
+        return False
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dest, copy_function=link)
+    return True
 
 
 def check_output(output: Path, resume: bool, overwrite: bool, artifacts: Sequence[str]) -> None:

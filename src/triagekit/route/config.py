@@ -68,7 +68,8 @@ class TrainConfig(LoRASettings, LoopSettings):
     max_chunks: int = 4
     """At most this many windows per ticket (the rest of a very long text is dropped, bounding the cost)."""
     pad_to_multiple_of: int = 0
-    """Training batches are padded to a multiple of this many tokens (0: to the longest in the batch). Fewer
+    """Training and validation batches are padded to a multiple of this many tokens (0: to the longest in the
+    batch; prediction always pads to the longest). Fewer
     distinct tensor shapes keep the CPU allocator's heap from fragmenting over a long run: 16 in the Gemma 3 preset
     (see docs/benchmarks.md, memory)."""
     head_dropout: float = 0.1

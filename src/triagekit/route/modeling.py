@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from triagekit.core.modeling import quantized_kwargs, quiet_transformers
+from triagekit.core.training import link_tree
 from triagekit.route.heads import HeadSpec
 
-__all__ = ["MultiHeadModel", "pool", "load_backbone", "save_model", "link_tree", "load_model"]
+__all__ = ["MultiHeadModel", "pool", "load_backbone", "save_model", "load_model"]
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -140,24 +140,6 @@ def save_model(model: MultiHeadModel, out: Path, *, adapter: bool, base_from: Pa
     }
     save_file(heads, str(out / "heads.safetensors"))
     (out / "model.json").write_text(json.dumps({"pooling": model.pooling, "adapter": adapter}, indent=2))
-
-
-def link_tree(src: Path, dest: Path) -> bool:
-    """Hard-link the files of ``src`` into a new folder ``dest`` (copied where links are refused, e.g. across file
-    systems); False, and nothing written, when ``src`` is not a folder."""
-    import shutil
-
-    if not src.is_dir():
-        return False
-
-    def link(a: str, b: str) -> None:
-        try:
-            os.link(a, b)
-        except OSError:
-            shutil.copy2(a, b)
-
-    shutil.copytree(src, dest, copy_function=link)
-    return True
 
 
 def load_model(
