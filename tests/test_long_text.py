@@ -112,6 +112,11 @@ def test_onnx_export_of_a_chunked_run_matches_pytorch(chunked_run, tmp_path):
     np.testing.assert_allclose(b, a, atol=1e-4)
 
 
+def test_a_negative_pad_multiple_is_a_clear_error():
+    with pytest.raises(ValueError, match="pad_to_multiple_of must be 0"):
+        TrainConfig(labels=["queue"], pad_to_multiple_of=-16)
+
+
 def test_collator_pads_to_a_multiple_of_the_setting_and_masks_the_pads():
     import torch
 

@@ -156,6 +156,7 @@ class TrainConfig(LoRASettings, LoopSettings):
             ),
             (0 < self.ood_target_rejection < 1, "ood_target_rejection must be in (0, 1), e.g. 0.05"),
             (self.max_length >= 8, "max_length must be at least 8"),
+            (self.pad_to_multiple_of >= 0, "pad_to_multiple_of must be 0 (pad to the longest) or a token count"),
             (not any("." in f for f in self.labels + self.multilabel), "label field names cannot contain '.'"),
         ]
 
