@@ -150,6 +150,52 @@ def test_decode_matches_generate(tiny_llama):
     assert streamed == texts[0]
 
 
+class _Forcing:
+    """Forces ``forced[row]`` after every sampled token of that row: forced runs of different lengths per row."""
+
+    def __init__(self, forced):
+        self.forced = forced
+
+    def begin(self, n):
+        pass
+
+    def prepare(self, rows):
+        pass
+
+    def mask_(self, logits, rows):
+        pass
+
+    def advance(self, row, token):
+        return list(self.forced[row])
+
+    def finished(self, row):
+        return False
+
+
+def test_decode_with_forced_runs_of_different_lengths_matches_a_full_recompute(tiny_llama):
+    # Each row's next token must come from its own last position, however many forced tokens each row read in
+    # the same forward pass (only those positions' logits are computed).
+    lm = load(str(tiny_llama), device="cpu")
+    prompts = [lm.prompt_ids(p) for p in ["a", "a much longer prompt about a broken printer", "vpn"]]
+    forced = [[11, 12, 13], [], [14]]
+    ours = decode(
+        lm.model,
+        prompts,
+        max_new_tokens=13,
+        stop_ids=set(),
+        pad_id=lm.tokenizer.pad_token_id,
+        constraint=_Forcing(forced),
+        overlap=False,
+    )
+    for p, f, new in zip(prompts, forced, ours):
+        seq = list(p)
+        while len(seq) - len(p) < 13:
+            with torch.no_grad():
+                token = int(lm.model(torch.tensor([seq])).logits[0, -1].argmax())
+            seq += [token] + f
+        assert new == seq[len(p) : len(p) + 13]
+
+
 @pytest.mark.parametrize(
     "preset",
     sorted(__import__("pathlib").Path(__file__).resolve().parents[1].glob("src/triagekit/presets/triage/*.yaml")),

@@ -170,9 +170,9 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--unsure",
         choices=["topk", "router", "llm"],
-        default="topk",
-        help="a field the router is unsure of: the LLM picks among the router's top-k (topk), the "
-        "router's top-1 anyway (router), or the LLM picks freely (llm)",
+        default="router",
+        help="a field the router is unsure of: the router's top-1 anyway, marked for review (router, the "
+        "default), the LLM picks among the router's top-k (topk), or the LLM picks freely (llm)",
     )
     p.add_argument("--router-top-k", type=int, default=3, help="labels the LLM may choose among (--unsure topk)")
 
