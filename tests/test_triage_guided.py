@@ -137,6 +137,22 @@ def test_a_router_that_does_not_fit_the_schema_is_refused_before_decoding(tmp_pa
         RouterGuide(_router(), SCHEMA, unsure="maybe")
 
 
+def test_the_cli_and_triager_load_share_the_guides_unsure_modes_and_default():
+    # The CLI and Triager.load spell them out (importing the guide at start-up would load numpy); they must agree.
+    import argparse
+    import inspect
+
+    from triagekit.triage.commands import _model_arguments
+    from triagekit.triage.guided import DEFAULT_UNSURE, UNSURE_MODES
+
+    p = argparse.ArgumentParser()
+    _model_arguments(p)
+    action = next(a for a in p._actions if a.dest == "unsure")
+    assert tuple(action.choices) == UNSURE_MODES and action.default == DEFAULT_UNSURE
+    assert inspect.signature(Triager.load).parameters["unsure"].default == DEFAULT_UNSURE
+    assert inspect.signature(RouterGuide).parameters["unsure"].default == DEFAULT_UNSURE
+
+
 def test_guided_needs_the_grammar(base):
     with pytest.raises(ValueError, match="constrained"):
         base.triage(TEXTS[:1], constrained=False, guide=RouterGuide(_router(), SCHEMA))

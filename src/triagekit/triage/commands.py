@@ -167,6 +167,7 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
         "writes only the free ones); fields map to heads by name",
     )
     p.add_argument("--field-map", default=None, help="JSON/YAML file of schema_field: router_head (with --router)")
+    # triage.guided's UNSURE_MODES and DEFAULT_UNSURE, spelled out to keep numpy out of start-up (a test ties them).
     p.add_argument(
         "--unsure",
         choices=["topk", "router", "llm"],

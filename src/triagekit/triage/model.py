@@ -154,7 +154,7 @@ class Triager:
         schema_in_prompt: bool | None = None,
         router: str | Path | None = None,
         field_map: str | Path | dict | None = None,
-        unsure: str = "router",
+        unsure: str = "router",  # triage.guided.DEFAULT_UNSURE (a test ties them)
         top_k: int = 3,
     ) -> "Triager":
         """A tuned run or an untuned model; ``router`` (a router run directory) fills the schema's enum fields
