@@ -341,3 +341,56 @@ def test_predict_resume_appends_only_the_missing_records(runs, tmp_path):
     other = tmp_path / "other.jsonl"
     other.write_text(json.dumps({"id": "zzz", "subject": "a", "body": "b"}) + "\n")
     assert main(["route", "predict", str(onnx_dir), "--input", str(other), "--output", str(part), "--resume"]) == 2
+
+
+def test_fused_export_matches_pytorch_and_quantizes_its_attention(runs, tmp_path, fixture_rows):
+    """``--optimize``: onnxruntime's transformer fusions rewrite the graph (one Attention op per layer) and the fp32
+    probabilities stay within 1e-4 of PyTorch; the int8 graph quantizes those Attention ops too."""
+    import onnx
+
+    out = export(runs["full"], tmp_path / "fused", quantize="int8", optimize=True)
+    fused = json.loads((out / "router.json").read_text())["meta"]["export"]["fused"]
+    layers = json.loads((runs["full"] / "model" / "backbone" / "config.json").read_text())["num_hidden_layers"]
+    assert fused.get("Attention") == layers and fused.get("SkipLayerNormalization"), fused
+    ops = {n.op_type for n in onnx.load(str(out / "model.int8.onnx")).graph.node}
+    assert "QAttention" in ops and "Attention" not in ops, ops
+    torch_router, info = Router.load(runs["full"]), json.loads((out / "router.json").read_text())
+    fp32 = Router(
+        OnnxBackend.load(out, torch_router.heads, info["max_length"], file="model.onnx"),
+        torch_router.heads,
+        torch_router.text_fields,
+        info["calibration"],
+    )
+    texts = REAL + _random_texts(24)
+    for batch_size in (1, 7, 64):
+        a, b = torch_router.predict_proba(texts, batch_size=batch_size), fp32.predict_proba(texts, batch_size=batch_size)
+        for h in torch_router.heads:
+            np.testing.assert_allclose(b[h.name], a[h.name], atol=1e-4, err_msg=f"{h.name} @ batch {batch_size}")
+    a, b = torch_router.logits(fixture_rows), Router.load(out).logits(fixture_rows)
+    for h in torch_router.heads:
+        same = (a[h.name] > 0) == (b[h.name] > 0) if h.multilabel else a[h.name].argmax(1) == b[h.name].argmax(1)
+        assert same.mean() >= 0.99, (h.name, same.mean())
+
+
+def test_optimize_is_refused_where_it_does_not_apply(runs, tmp_path):
+    from triagekit.exporters.onnx import fuse_transformer
+
+    with pytest.raises(ValueError, match="--optimize applies to --format onnx"):
+        export(runs["full"], tmp_path / "hf", format="hf", optimize=True)
+    with pytest.raises(ValueError, match="fuses BERT-like encoders.*'llama'"):
+        fuse_transformer(tmp_path / "in.onnx", tmp_path / "out.onnx", types.SimpleNamespace(model_type="llama"))
+    assert not (tmp_path / "out.onnx").exists()
+
+
+@pytest.mark.slow
+def test_compiled_pytorch_backend_matches_eager(runs):
+    """``Router.load(compile=True)`` (``route predict --compile``): the torch.compile'd forward pass gives the eager
+    probabilities at other batch and sequence sizes than the first call's (one dynamic-shape graph)."""
+    eager, compiled = Router.load(runs["full"]), Router.load(runs["full"], compile=True)
+    assert compiled.backend.forward is not compiled.backend.model.logits_and_features
+    texts = REAL + _random_texts(24)
+    # Batch 1 is left out: dynamic shapes specialise sizes 0 and 1, so it would compile a second graph (~10 s).
+    for batch_size in (7, 64):
+        a, b = eager.predict_proba(texts, batch_size=batch_size), compiled.predict_proba(texts, batch_size=batch_size)
+        for h in eager.heads:
+            np.testing.assert_allclose(b[h.name], a[h.name], atol=1e-5, err_msg=f"{h.name} @ batch {batch_size}")

@@ -18,7 +18,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError("--merge writes merged HF weights (--format hf); ONNX and Triton exports merge LoRA anyway")
     from triagekit.route.router import resolve_model_path
 
-    out = export(resolve_model_path(args.model)[0], args.out, format=fmt, quantize=args.quantize)
+    out = export(resolve_model_path(args.model)[0], args.out, format=fmt, quantize=args.quantize, optimize=args.optimize)
     console().print(
         f"[green]exported[/] {args.model} as {fmt}{' (' + args.quantize + ')' if args.quantize else ''} -> {out}"
     )
@@ -29,6 +29,11 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a run directory or registry:NAME@alias")
     p.add_argument("--format", choices=["onnx", "triton", "hf"], default=None, help="default: onnx (hf with --merge)")
     p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 weights (onnx, triton)")
+    p.add_argument(
+        "--optimize",
+        action="store_true",
+        help="fuse attention/LayerNorm/GELU offline with onnxruntime's transformer optimizer (onnx, BERT-like encoders)",
+    )
     p.add_argument("--merge", action="store_true", help="merged full weights in HF format (= --format hf)")
     p.add_argument("--out", required=True, help="output directory")
 

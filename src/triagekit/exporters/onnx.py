@@ -17,11 +17,23 @@ from triagekit.exporters.common import copy_lexical, copy_tokenizer, load_merged
 from triagekit.route import HeadSpec
 from triagekit.route.onnx import FEATURES_OUTPUT, INPUTS, INT8_FILE, ONNX_FILE, output_name
 
-__all__ = ["export_onnx", "export_graph", "quantize_int8", "output_name", "INPUTS", "ONNX_FILE", "INT8_FILE", "OPSET"]
+__all__ = [
+    "export_onnx",
+    "export_graph",
+    "fuse_transformer",
+    "quantize_int8",
+    "output_name",
+    "INPUTS",
+    "ONNX_FILE",
+    "INT8_FILE",
+    "OPSET",
+]
 
 OPSET = 17
 """17 has LayerNormalization as one op; onnxruntime >= 1.14 and Triton's onnxruntime backend run it."""
 QUANTIZE = ("int8",)
+FUSABLE = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert": "bert", "electra": "bert"}
+"""Backbone ``model_type`` -> onnxruntime.transformers optimizer type, for the encoders its BERT fusions match."""
 
 
 def export_graph(model, heads: list[HeadSpec], path: Path, max_length: int, features: bool = True) -> Path:
@@ -89,11 +101,45 @@ class _NoPreprocessHint(logging.Filter):
         return "pre-processing before quantization" not in record.getMessage()
 
 
+def fuse_transformer(src: Path, dst: Path, config) -> dict[str, int]:
+    """Rewrite the graph with onnxruntime's transformer fusions (one ``Attention``, ``SkipLayerNormalization``,
+    ``BiasGelu`` and ``EmbedLayerNormalization`` op per block instead of their dozens of primitive ops).
+
+    Args:
+        config: the backbone's HF config (``model_type``, ``num_attention_heads``, ``hidden_size``).
+
+    Returns:
+        The count of each fused op in the written graph.
+
+    Raises:
+        ValueError: the backbone is not one the BERT fusions match (``FUSABLE``).
+    """
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    kind = FUSABLE.get(getattr(config, "model_type", ""))
+    if kind is None:
+        raise ValueError(
+            f"--optimize fuses BERT-like encoders ({', '.join(sorted(FUSABLE))}); this backbone is "
+            f"{getattr(config, 'model_type', None)!r}: export it without --optimize"
+        )
+    # opt_level 0: only the offline fusions; the session applies onnxruntime's own graph optimisations at load.
+    model = optimize_model(
+        str(src),
+        model_type=kind,
+        num_heads=config.num_attention_heads,
+        hidden_size=config.hidden_size,
+        opt_level=0,
+    )
+    model.save_model_to_file(str(dst))
+    return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
+
+
 def quantize_int8(src: Path, dst: Path) -> Path:
     """Dynamic quantization: int8 MatMul weights, one scale per output channel; activations quantized per call.
 
     Per-channel scales keep the argmax of a fine-tuned MiniLM on ~99.5% of tickets where one scale per tensor kept
-    ~93% (x86 u8s8 kernels), at the same speed.
+    ~93% (x86 u8s8 kernels), at the same speed. A fused graph (``fuse_transformer``) also gets its ``Attention`` ops
+    quantized (``QAttention``); their outputs are a contrib domain's, hence the default tensor type.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -102,7 +148,12 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     logging.getLogger().addFilter(hint)
     try:
         quantize_dynamic(
-            str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
+            str(src),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Attention"],
+            per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     finally:
         logging.getLogger().removeFilter(hint)
@@ -110,7 +161,9 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     return dst
 
 
-def export_onnx(run_dir: str | Path, out_dir: str | Path, quantize: str | None = None) -> Path:
+def export_onnx(
+    run_dir: str | Path, out_dir: str | Path, quantize: str | None = None, optimize: bool = False
+) -> Path:
     """Export a trained encoder run to ``out_dir`` so that ``Router.load(out_dir)`` serves it with onnxruntime.
 
     Args:
@@ -118,6 +171,9 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, quantize: str | None =
         out_dir: written: ``model.onnx`` (fp32), ``model.int8.onnx`` (with ``quantize="int8"``), ``tokenizer/``,
             ``lexical/`` (hybrid runs) and ``router.json`` pointing at the int8 graph when there is one.
         quantize: None or ``"int8"``.
+        optimize: fuse the graph offline with onnxruntime's transformer optimizer (``fuse_transformer``) before
+            quantizing. Off by default: onnxruntime 1.32 applies the same fusions when a session loads the plain
+            graph, and on the 2-core benchmark machine the fused graph ran no faster (docs/benchmarks.md).
 
     Returns:
         ``out_dir``.
@@ -128,7 +184,9 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, quantize: str | None =
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     info = read_run(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    export_graph(load_merged(run_dir, info), run_heads(info), out_dir / ONNX_FILE, info["max_length"])
+    model = load_merged(run_dir, info)
+    export_graph(model, run_heads(info), out_dir / ONNX_FILE, info["max_length"])
+    fused = fuse_transformer(out_dir / ONNX_FILE, out_dir / ONNX_FILE, model.backbone.config) if optimize else None
     files = {"fp32": ONNX_FILE}
     if quantize == "int8":
         quantize_int8(out_dir / ONNX_FILE, out_dir / INT8_FILE)
@@ -140,7 +198,7 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, quantize: str | None =
         out_dir,
         run_dir,
         "onnx",
-        {"format": "onnx", "opset": OPSET, "quantize": quantize},
+        {"format": "onnx", "opset": OPSET, "quantize": quantize, "fused": fused},
         onnx_file=files.get("int8", ONNX_FILE),
         onnx_files=files,
         tokenizer_dir="tokenizer",

@@ -57,7 +57,8 @@ class EncoderBackend:
     """A ``MultiHeadModel`` with its tokenizer; batches are sorted by length so padding stays small.
 
     ``precision="bf16"`` runs the forward pass under bf16 autocast (fast on GPUs and on CPUs with AMX; the weights
-    stay fp32 and the logits come back as fp32).
+    stay fp32 and the logits come back as fp32). ``compile=True`` runs the forward pass through ``torch.compile``
+    (dynamic shapes, so one graph serves every batch and sequence size; the first call compiles it).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class EncoderBackend:
         device: str = "cpu",
         precision: str = "fp32",
         long_text=None,
+        compile: bool = False,
     ):
         from triagekit.route.windows import LongText
 
@@ -77,6 +79,13 @@ class EncoderBackend:
         self.model, self.tokenizer, self.heads = model, tokenizer, heads
         self.max_length, self.device, self.precision = max_length, device, precision
         self.long_text = long_text or LongText()
+        self.forward = model.logits_and_features
+        if compile:
+            import torch
+
+            # Off by default: on the 2-core benchmark CPU it compiled for ~16 s and ran within noise of eager
+            # (docs/benchmarks.md, Inference).
+            self.forward = torch.compile(model.logits_and_features, dynamic=True)
 
     @classmethod
     def load(
@@ -87,6 +96,7 @@ class EncoderBackend:
         device: str | None = None,
         precision: str = "fp32",
         long_text=None,
+        compile: bool = False,
     ) -> "EncoderBackend":
         import torch
         from transformers import AutoTokenizer
@@ -96,7 +106,7 @@ class EncoderBackend:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = load_model(path, heads).to(device)
         tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
-        return cls(model, tokenizer, heads, max_length, device, precision, long_text)
+        return cls(model, tokenizer, heads, max_length, device, precision, long_text, compile)
 
     def logits(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         out = self.outputs(texts, batch_size=batch_size)
@@ -121,7 +131,7 @@ class EncoderBackend:
         )
         with torch.inference_mode(), autocast:
             for idx, ids, mask in padded_batches(windows, batch_size, pad_id):
-                logits, features = self.model.logits_and_features(
+                logits, features = self.forward(
                     torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
                 )
                 for name, value in logits.items():
@@ -157,7 +167,9 @@ class Router:
 
     # -- loading and saving -------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None, precision: str = "fp32") -> "Router":
+    def load(
+        cls, path: str | Path, device: str | None = None, precision: str = "fp32", compile: bool = False
+    ) -> "Router":
         """Load a run or export directory, or a registry version (``registry:NAME@alias``); needs no network.
 
         Args:
@@ -165,6 +177,7 @@ class Router:
                 ``model_version`` becomes ``NAME@vK``).
             precision: ``bf16`` runs a PyTorch backbone under bf16 autocast (about 2x the throughput of a decoder
                 router on a CPU with AMX); ONNX and TF-IDF runs ignore it.
+            compile: run a PyTorch backbone through ``torch.compile`` (see ``EncoderBackend``); others ignore it.
         """
         path, registered = resolve_model_path(path)
         file = path / ROUTER_FILE
@@ -188,6 +201,7 @@ class Router:
                 device=device,
                 precision=precision,
                 long_text=long_text,
+                compile=compile,
             )
             if info.get("lexical"):
                 from triagekit.route.hybrid import HybridBackend
