@@ -156,7 +156,6 @@ def int8_rate(work: Path, hidden: int, rows: int = 2048) -> float:
     encoder's FFN shape: ``rows`` x ``hidden`` activations times a ``hidden`` x 4``hidden`` int8 weight."""
     import numpy as np
     import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     from triagekit.exporters.onnx import quantize_int8

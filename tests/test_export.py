@@ -363,7 +363,10 @@ def test_fused_export_matches_pytorch_and_quantizes_its_attention(runs, tmp_path
     )
     texts = REAL + _random_texts(24)
     for batch_size in (1, 7, 64):
-        a, b = torch_router.predict_proba(texts, batch_size=batch_size), fp32.predict_proba(texts, batch_size=batch_size)
+        a, b = (
+            torch_router.predict_proba(texts, batch_size=batch_size),
+            fp32.predict_proba(texts, batch_size=batch_size),
+        )
         for h in torch_router.heads:
             np.testing.assert_allclose(b[h.name], a[h.name], atol=1e-4, err_msg=f"{h.name} @ batch {batch_size}")
     a, b = torch_router.logits(fixture_rows), Router.load(out).logits(fixture_rows)

@@ -18,7 +18,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError("--merge writes merged HF weights (--format hf); ONNX and Triton exports merge LoRA anyway")
     from triagekit.route.router import resolve_model_path
 
-    out = export(resolve_model_path(args.model)[0], args.out, format=fmt, quantize=args.quantize, optimize=args.optimize)
+    out = export(
+        resolve_model_path(args.model)[0], args.out, format=fmt, quantize=args.quantize, optimize=args.optimize
+    )
     console().print(
         f"[green]exported[/] {args.model} as {fmt}{' (' + args.quantize + ')' if args.quantize else ''} -> {out}"
     )

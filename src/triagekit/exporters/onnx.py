@@ -161,9 +161,7 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     return dst
 
 
-def export_onnx(
-    run_dir: str | Path, out_dir: str | Path, quantize: str | None = None, optimize: bool = False
-) -> Path:
+def export_onnx(run_dir: str | Path, out_dir: str | Path, quantize: str | None = None, optimize: bool = False) -> Path:
     """Export a trained encoder run to ``out_dir`` so that ``Router.load(out_dir)`` serves it with onnxruntime.
 
     Args:
