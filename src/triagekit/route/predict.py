@@ -54,6 +54,11 @@ def _written(path: Path, field: str | None) -> list:
     return [json.loads(line).get(field) if field else None for line in data.splitlines() if line.strip()]
 
 
+CHUNK_SIZE = 1024
+"""Records handed to ``prediction_lines`` at once (the model still runs ``batch_size`` at a time): the length sort,
+the TF-IDF half and the numpy post-processing then work on a thousand tickets per call, not one batch."""
+
+
 def predict_file(
     router,
     input: str | Path,
@@ -61,7 +66,7 @@ def predict_file(
     batch_size: int = 64,
     top_k: int = 3,
     console=None,
-    chunk_size: int = 1024,
+    chunk_size: int = CHUNK_SIZE,
     resume: bool = False,
 ) -> dict[str, int]:
     """Stream ``input`` (any supported format) to JSONL predictions in constant memory.
