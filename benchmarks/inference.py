@@ -159,6 +159,7 @@ def int8_rate(work: Path, hidden: int, rows: int = 2048) -> float:
     from onnx import TensorProto, helper, numpy_helper
 
     from triagekit.exporters.onnx import quantize_int8
+    from triagekit.route.onnx import OnnxBackend
 
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((hidden, 4 * hidden)).astype(np.float32), "w")
     graph = helper.make_graph(
@@ -170,8 +171,6 @@ def int8_rate(work: Path, hidden: int, rows: int = 2048) -> float:
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(work / "ffn.onnx"))
     quantize_int8(work / "ffn.onnx", work / "ffn.int8.onnx")
-    from triagekit.route.onnx import OnnxBackend
-
     session = OnnxBackend.session(work / "ffn.int8.onnx")
     x = np.random.default_rng(1).standard_normal((rows, hidden)).astype(np.float32)
     session.run(None, {"x": x})

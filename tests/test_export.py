@@ -375,14 +375,21 @@ def test_fused_export_matches_pytorch_and_quantizes_its_attention(runs, tmp_path
         assert same.mean() >= 0.99, (h.name, same.mean())
 
 
-def test_optimize_is_refused_where_it_does_not_apply(runs, tmp_path):
-    from triagekit.exporters.onnx import fuse_transformer
+def test_optimize_is_refused_where_it_does_not_apply(runs, tmp_path, monkeypatch):
+    from triagekit.exporters import onnx as onnx_export
 
     with pytest.raises(ValueError, match="--optimize applies to --format onnx"):
         export(runs["full"], tmp_path / "hf", format="hf", optimize=True)
     with pytest.raises(ValueError, match="fuses BERT-like encoders.*'llama'"):
-        fuse_transformer(tmp_path / "in.onnx", tmp_path / "out.onnx", types.SimpleNamespace(model_type="llama"))
+        onnx_export.fuse_transformer(
+            tmp_path / "in.onnx", tmp_path / "out.onnx", types.SimpleNamespace(model_type="llama")
+        )
     assert not (tmp_path / "out.onnx").exists()
+    # A backbone the fusions do not match is refused before the export folder is written.
+    monkeypatch.setattr(onnx_export, "FUSABLE", {})
+    with pytest.raises(ValueError, match="fuses BERT-like encoders.*'bert'"):
+        export(runs["full"], tmp_path / "refused", optimize=True)
+    assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.slow

@@ -101,6 +101,21 @@ class _NoPreprocessHint(logging.Filter):
         return "pre-processing before quantization" not in record.getMessage()
 
 
+def fusion_type(config) -> str:
+    """The onnxruntime optimizer type for a backbone config.
+
+    Raises:
+        ValueError: the backbone is not one the BERT fusions match (``FUSABLE``).
+    """
+    kind = FUSABLE.get(getattr(config, "model_type", ""))
+    if kind is None:
+        raise ValueError(
+            f"--optimize fuses BERT-like encoders ({', '.join(sorted(FUSABLE))}); this backbone is "
+            f"{getattr(config, 'model_type', None)!r}: export it without --optimize"
+        )
+    return kind
+
+
 def fuse_transformer(src: Path, dst: Path, config) -> dict[str, int]:
     """Rewrite the graph with onnxruntime's transformer fusions (one ``Attention``, ``SkipLayerNormalization``,
     ``BiasGelu`` and ``EmbedLayerNormalization`` op per block instead of their dozens of primitive ops).
@@ -116,12 +131,7 @@ def fuse_transformer(src: Path, dst: Path, config) -> dict[str, int]:
     """
     from onnxruntime.transformers.optimizer import optimize_model
 
-    kind = FUSABLE.get(getattr(config, "model_type", ""))
-    if kind is None:
-        raise ValueError(
-            f"--optimize fuses BERT-like encoders ({', '.join(sorted(FUSABLE))}); this backbone is "
-            f"{getattr(config, 'model_type', None)!r}: export it without --optimize"
-        )
+    kind = fusion_type(config)
     # opt_level 0: only the offline fusions; the session applies onnxruntime's own graph optimisations at load.
     model = optimize_model(
         str(src),
@@ -181,8 +191,10 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, quantize: str | None =
         raise ValueError(f"--quantize must be one of {QUANTIZE}, got {quantize!r}")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     info = read_run(run_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     model = load_merged(run_dir, info)
+    if optimize:
+        fusion_type(model.backbone.config)  # refused before anything is written
+    out_dir.mkdir(parents=True, exist_ok=True)
     export_graph(model, run_heads(info), out_dir / ONNX_FILE, info["max_length"])
     fused = fuse_transformer(out_dir / ONNX_FILE, out_dir / ONNX_FILE, model.backbone.config) if optimize else None
     files = {"fp32": ONNX_FILE}

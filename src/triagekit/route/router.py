@@ -83,7 +83,7 @@ class EncoderBackend:
         if compile:
             import torch
 
-            # Off by default: on the 2-core benchmark CPU it compiled for ~16 s and ran within noise of eager
+            # Off by default: on the 2-core benchmark CPU it compiled for ~10 s and ran within noise of eager
             # (docs/benchmarks.md, Inference).
             self.forward = torch.compile(model.logits_and_features, dynamic=True)
 
