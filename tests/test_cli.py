@@ -4,6 +4,7 @@ the old spellings (hidden aliases with a note) and a start-up that imports none 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -318,3 +319,34 @@ def test_error_messages_are_printed_as_text_not_markup(tmp_path, capsys):
     assert main(["route", "predict", str(run), "--text", "vpn down"]) == 2
     captured = capsys.readouterr()
     assert "no[/such]run" in captured.out + captured.err
+
+
+def test_demo_next_steps_are_commands_the_cli_parses(tmp_path):
+    from triagekit.cli import ALIASES, TABLE
+    from triagekit.core.cli import build_parser, resolve
+    from triagekit.demo import next_steps
+
+    parser = build_parser(TABLE)
+    steps = next_steps(tmp_path)
+    assert {argv[0] for _, argv in steps} >= {"route", "serve", "triage", "answer"}
+    for what, argv in steps:
+        assert resolve(argv, TABLE, ALIASES) == argv, what
+        assert callable(parser.parse_args(argv).func), what
+
+
+def test_readme_commands_use_the_current_spelling():
+    import re
+    import shlex
+
+    from triagekit.cli import ALIASES, TABLE
+    from triagekit.core.cli import resolve
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    commands = [
+        line for block in blocks for line in block.replace("\\\n", " ").splitlines() if line.startswith("triagekit ")
+    ]
+    assert len(commands) >= 10
+    for line in commands:
+        argv = shlex.split(line, comments=True)[1:]
+        assert resolve(argv, TABLE, ALIASES) == argv, line

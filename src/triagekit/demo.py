@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from functools import partial
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Callable
 
 from triagekit.core.cli import Table, Verb, console
 
-__all__ = ["commands", "demo_steps", "cmd_demo"]
+__all__ = ["commands", "demo_steps", "next_steps", "cmd_demo"]
 
 
 def demo_steps(out: Path, n: int, config: str) -> list[tuple[str, list[str]]]:
@@ -70,6 +71,32 @@ def demo_steps(out: Path, n: int, config: str) -> list[tuple[str, list[str]]]:
     ]
 
 
+def next_steps(out: Path) -> list[tuple[str, list[str]]]:
+    """(what, argv) of the commands to try after the demo: the same router served and exported, then the other two
+    capabilities on their own synthetic data."""
+    router, triage = str(out / "router"), str(out / "triage")
+    return [
+        (
+            "export it to ONNX int8 (4-5x the HF pipeline on CPU)",
+            ["route", "export", router, "--quantize", "int8", "--out", str(out / "router-int8")],
+        ),
+        ("serve it (POST /predict, the /ui review page)", ["serve", str(out / "router-int8"), "--port", "8000"]),
+        (
+            "triage: synthetic IT tickets with gold JSON",
+            ["triage", "synth", "--n", "1000", "--out", str(out / "triage.jsonl"), "--seed", "0"],
+        ),
+        (
+            "triage: fine-tune SmolLM2-135M to fill the schema",
+            ["triage", "train", "--data", str(out / "triage.jsonl"), "--output", triage],
+        ),
+        (
+            "triage: turn free text into schema-valid JSON",
+            ["triage", "run", triage, "--text", "vpn drops every 10 min"],
+        ),
+        ("answer: reply pairs from your tickets", ["answer", "prepare", "--input", "tickets.csv", "--out", "answers"]),
+    ]
+
+
 def cmd_demo(args: argparse.Namespace, run: Callable[[list[str]], int]) -> int:
     """Run the steps with ``run`` (the CLI's ``main``), stopping at the first that fails, and print their times."""
     out = Path(args.out)
@@ -85,6 +112,9 @@ def cmd_demo(args: argparse.Namespace, run: Callable[[list[str]], int]) -> int:
     log.rule("[bold]timings")
     log.print("  ".join(f"{k} {v:.1f}s" for k, v in timings.items()) + f"  total {sum(timings.values()):.1f}s")
     log.print(f"report: {out / 'router' / 'eval' / 'report.md'}; predictions: {out / 'predictions.jsonl'}")
+    log.rule("[bold]next (serve, triage, answer need `make install-all` or their extras)")
+    for what, argv in next_steps(out):
+        log.print(f"  {what}:\n    [cyan]triagekit {shlex.join(argv)}[/]", highlight=False)
     return 0
 
 
