@@ -59,3 +59,25 @@ def test_hybrid_router_trains_saves_and_loads(tiny_hybrid_router):
     assert isinstance(router.backend, HybridBackend)
     probs = router.predict_proba(["refund my double charge", "VPN is down"])
     np.testing.assert_allclose(probs["queue"].sum(1), 1.0, atol=1e-5)
+
+
+def test_eval_reuses_the_runs_tfidf_half_only_when_it_is_the_baseline(tiny_hybrid_router, prepared):
+    from pathlib import Path
+
+    from triagekit.data import load_prepared
+    from triagekit.route.commands import _baseline
+    from triagekit.route.tfidf import TfidfBackend
+
+    router = Router.load(tiny_hybrid_router)
+    data = load_prepared(Path(router.meta["data_dir"]))
+    reused = _baseline(router, tiny_hybrid_router, data["train"], data["val"])
+    assert reused is router.backend.lexical
+    fitted = TfidfBackend.baseline(data["train"], router.heads, router.text_fields, val_rows=data["val"])
+    assert fitted.chosen_C == reused.chosen_C
+    test = load_prepared(prepared)["test"][:60]
+    a, b = reused.logits(test), fitted.logits(test)
+    for head in router.heads:
+        np.testing.assert_allclose(a[head.name], b[head.name], rtol=1e-6, atol=1e-6)
+    # other training rows, or no validation rows, are another baseline: fitted, not reused
+    assert _baseline(router, tiny_hybrid_router, data["train"][1:], data["val"]) is not router.backend.lexical
+    assert _baseline(router, tiny_hybrid_router, data["train"], None) is not router.backend.lexical

@@ -102,6 +102,23 @@ def _eval_data(router, data: Path, val: Path | None, run_dir: Path):
     return test, val_rows, prepared.get("train")
 
 
+def _baseline(router, run_dir: Path, train_rows: list[dict], val: list[dict] | None):
+    """The tuned TF-IDF baseline: the run's own TF-IDF half when it was fitted with the baseline's settings on these
+    very rows (``baseline_key``; the same model, so no second C search), else fitted here."""
+    import json
+
+    from triagekit.route.router import ROUTER_FILE
+    from triagekit.route.tfidf import TfidfBackend, baseline_key
+
+    stored = (json.loads((run_dir / ROUTER_FILE).read_text()).get("lexical") or {}).get("baseline_key")
+    lexical = getattr(router.backend, "lexical", None)
+    if stored and lexical is not None and val:
+        if stored == baseline_key(train_rows, val, router.heads, router.text_fields):
+            console().print("baseline: the run's own TF-IDF half (fitted like the baseline on these train/val rows)")
+            return lexical
+    return TfidfBackend.baseline(train_rows, router.heads, router.text_fields, val_rows=val)
+
+
 def _critical(pairs: list[str] | None) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for pair in pairs or []:
@@ -136,13 +153,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     test, val, train_rows = _eval_data(router, Path(args.data), Path(args.val) if args.val else None, run_dir)
     baseline = None
     if not args.no_baseline and train_rows and router.meta.get("backbone") != "tfidf":
-        from triagekit.route.tfidf import TfidfBackend
-
-        baseline = Router(
-            TfidfBackend.baseline(train_rows, router.heads, router.text_fields, val_rows=val),
-            router.heads,
-            router.text_fields,
-        )
+        baseline = Router(_baseline(router, run_dir, train_rows, val), router.heads, router.text_fields)
     # A registry version is immutable (its files are checksummed): its report goes beside, its calibration stays.
     default_out = Path(f"eval-{router.model_version.replace('@', '-')}") if registered else run_dir / "eval"
     out = Path(args.out) if args.out else default_out

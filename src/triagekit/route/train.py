@@ -551,12 +551,22 @@ def _fit_lexical(
 
     lexical = _fit_tfidf(cfg, splits, heads)
     lexical.save(output / LEXICAL_DIR)
+    info: dict[str, Any] = {}
+    if _fits_like_baseline(cfg) and splits.get("val"):
+        from triagekit.route.tfidf import baseline_key
+
+        info["baseline_key"] = baseline_key(splits["train"], splits["val"], heads, cfg.text_fields)
     lexical_val = lexical.logits([build_text(r, cfg.text_fields) for r in splits["val"]])
     weights, scales = fit_fusion(heads, neural_val, lexical_val, val_targets)
     pooled = {h.name: fuse(h, neural_val[h.name], lexical_val[h.name], weights[h.name], scales[h.name]) for h in heads}
     f1 = _macro_f1(heads, pooled, val_targets)
     console.print(f"hybrid: lexical weights {weights}; pooled val macro-F1 {np.mean(list(f1.values())):.4f}")
-    return pooled, {"weights": weights, "scales": scales, "dir": LEXICAL_DIR, "val_macro_f1": f1}
+    return pooled, {"weights": weights, "scales": scales, "dir": LEXICAL_DIR, "val_macro_f1": f1, **info}
+
+
+def _fits_like_baseline(cfg: TrainConfig) -> bool:
+    """Whether ``_fit_tfidf`` fits what ``TfidfBackend.baseline`` does (so that ``route eval`` can reuse it)."""
+    return cfg.tfidf_C is None and cfg.objective == "macro_f1" and cfg.seed == 0
 
 
 def _fit_out_of_scope(cfg: TrainConfig, output: Path, splits, console) -> None:
