@@ -143,6 +143,9 @@ def tiny_router_config(tiny_encoder, **kw):
         max_length=48,
         trackers=[],
         prior_correction=False,
+        # The feature detector (not the default msp) so that every trained-run test covers the feature path: the
+        # features through ONNX, the service and batch prediction.
+        ood_detector="mahalanobis",
         **ROUTER_HEADS,
     )
     return TrainConfig(**{**base, **kw})

@@ -113,7 +113,17 @@ def test_save_and_load_round_trip(tmp_path, geometry):
 BAD = ["", "   \n\t ", "สวัสดีครับ บัตรของฉันหาย", "🙂🙂🙂 ☎️", "refund " * 4000, "\x00\x01 ctrl"]
 
 
-def test_training_fits_the_default_detector(tiny_router):
+def test_auto_is_the_measured_winner_for_neural_runs_and_energy_for_tfidf():
+    from triagekit.route.oos import resolve_detector
+
+    assert resolve_detector("auto", has_features=True) == "msp"
+    assert resolve_detector("auto", has_features=False) == "energy"
+    assert resolve_detector("knn", has_features=True) == "knn"
+    with pytest.raises(ValueError, match="ood_detector must be"):
+        resolve_detector("lof", has_features=True)
+
+
+def test_training_fits_the_configured_detector(tiny_router):
     info = json.loads((tiny_router / "router.json").read_text())
     assert info["oos"]["detector"] == "mahalanobis" and info["oos"]["target_rejection"] == 0.05
     assert set(info["oos"]["heads"]) == {"queue", "priority", "type"}  # single-label heads only
@@ -152,7 +162,9 @@ def test_detector_none_and_tfidf_fallback(tiny_encoder, prepared, tmp_path):
 
     from triagekit.route.train import train
 
-    cfg = tiny_router_config(tiny_encoder, backbone="tfidf", labels=["queue"], multilabel=[], tfidf_C=1.0)
+    cfg = tiny_router_config(
+        tiny_encoder, backbone="tfidf", labels=["queue"], multilabel=[], tfidf_C=1.0, ood_detector="auto"
+    )
     train(cfg, prepared, tmp_path / "tfidf", console=Console(quiet=True))
     router = Router.load(tmp_path / "tfidf")
     assert router.oos.detector == "energy"  # auto: no features in a TF-IDF run

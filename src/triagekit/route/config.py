@@ -117,7 +117,8 @@ class TrainConfig(LoRASettings, LoopSettings):
     ood_detector: str = "auto"
     """Out-of-scope detector of each single-label head, fitted on the known classes only: mahalanobis (pooled
     features, class means + shared covariance), knn (distance to the k-th nearest training ticket), energy or msp
-    (logits only), none, or auto (mahalanobis for neural runs, energy for TF-IDF). See docs/routing.md."""
+    (logits only), none, or auto (msp for neural runs, measured best on the open-intent
+    protocol; energy for TF-IDF). See docs/routing.md."""
     ood_target_rejection: float = 0.05
     """Share of in-scope validation tickets the out-of-scope threshold flags (0.05: 5 %)."""
 

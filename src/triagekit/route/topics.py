@@ -106,7 +106,7 @@ def topics_from_file(
 
     if router.oos is None:
         raise ValueError(
-            "this router has no out-of-scope detector: retrain with ood_detector: mahalanobis (the default, auto)"
+            "this router has no out-of-scope detector: retrain with ood_detector auto (the default), msp or mahalanobis"
         )
     if head is not None and head not in router.oos.heads:
         raise ValueError(f"--head {head!r}: the detector covers {sorted(router.oos.heads)}")
