@@ -26,7 +26,7 @@ from sklearn.pipeline import FeatureUnion
 from triagekit.core.features import tfidf_features
 from triagekit.route.heads import DEFAULT_TEXT_FIELDS, HeadSpec, build_text, row_targets
 
-__all__ = ["TfidfBackend", "C_GRID", "baseline_key"]
+__all__ = ["TfidfBackend", "C_GRID", "BASELINE", "baseline_key"]
 
 FILENAME = "tfidf.joblib"
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
@@ -34,6 +34,10 @@ C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
 UNSEEN_LOGIT = -1e4
 """Logit of a class the head knows but training never showed: its probability is exactly 0."""
 EPS = 1e-12
+MAX_ITER = 2000
+"""lbfgs iterations of every logistic regression."""
+BASELINE = {"C": None, "class_weight": "balanced", "objective": "macro_f1", "seed": 0}
+"""The ``fit`` settings of ``TfidfBackend.baseline`` (and what ``baseline_key`` fingerprints)."""
 FIT_THREADS = 2
 """Most classifier fits run at once (more gained nothing measurable on 2 cores)."""
 
@@ -43,12 +47,13 @@ def baseline_key(
 ) -> str:
     """Fingerprint of what ``TfidfBackend.baseline`` fits: its settings, the heads, the text fields and every row.
 
-    A hybrid run whose TF-IDF half was fitted with the baseline's settings stores it (``meta.lexical_baseline_key``):
+    A hybrid run whose TF-IDF half was fitted with the baseline's settings stores it (``router.json``,
+    ``lexical.baseline_key``):
     evaluating that run on the same train and validation rows reuses the half as the baseline instead of fitting
     the identical model again (the C search is most of a small evaluation: 15 of 22 s in the demo's).
     """
     digest = hashlib.sha256()
-    settings = {"C_GRID": C_GRID, "class_weight": "balanced", "objective": "macro_f1", "seed": 0, "max_iter": 2000}
+    settings = {**BASELINE, "C_GRID": C_GRID, "max_iter": MAX_ITER}
     head_info = [h.to_dict() for h in heads]
     digest.update(json.dumps([settings, head_info, list(text_fields)], sort_keys=True).encode())
     for part in (rows, val_rows or []):
@@ -115,28 +120,29 @@ class TfidfBackend:
         # Every (head, C) fit is independent: they run on a thread pool (lbfgs on sparse features holds the GIL
         # only part of the time: 10.4 -> 8.1 s for the demo's 15 fits on 2 cores) and are chosen in grid order, so
         # the result is the serial one.
-        jobs: dict[str, list] = {}
+        multi, single = {}, {}
         with ThreadPoolExecutor(max_workers=max(1, min(FIT_THREADS, os.cpu_count() or 1))) as pool:
             for head in self.heads:
                 if head.multilabel:
-                    jobs[head.name] = [pool.submit(self._fit_multi, x, rows, head, seed, C or 10.0)]
+                    multi[head.name] = pool.submit(self._fit_multi, x, rows, head, seed, C or 10.0)
                     continue
-                grid = C_GRID if C is None and x_val is not None else (C or 10.0,)
                 y = row_targets(rows, [head])[head.name]
                 keep = np.flatnonzero(y >= 0)
                 if len(np.unique(y[keep])) < 2:
                     # Nothing to discriminate: remember the only class seen (or none) instead of failing.
-                    jobs[head.name] = [{"constant": int(y[keep][0]) if len(keep) else None}]
+                    self.models[head.name] = {"constant": int(y[keep][0]) if len(keep) else None}
+                    self.chosen_C[head.name] = None
                     continue
+                grid = C_GRID if C is None and x_val is not None else (C or 10.0,)
                 x_head = x[keep]
-                jobs[head.name] = [pool.submit(self._fit_single, x_head, y[keep], c, seed, class_weight) for c in grid]
+                single[head.name] = [
+                    pool.submit(self._fit_single, x_head, y[keep], c, seed, class_weight) for c in grid
+                ]
             for head in self.heads:
-                fitted = [j.result() if hasattr(j, "result") else j for j in jobs[head.name]]
-                if head.multilabel:
-                    self.models[head.name] = fitted[0]
-                elif isinstance(fitted[0], dict):
-                    self.models[head.name], self.chosen_C[head.name] = fitted[0], None
-                else:
+                if head.name in multi:
+                    self.models[head.name] = multi[head.name].result()
+                elif head.name in single:
+                    fitted = [job.result() for job in single[head.name]]
                     val = (x_val, row_targets(val_rows, [head])[head.name]) if len(fitted) > 1 else None
                     self.models[head.name], self.chosen_C[head.name] = self._choose(fitted, val, objective)
         return self
@@ -155,11 +161,11 @@ class TfidfBackend:
         This is what a careful engineer would put up against a fine-tuned model; an unweighted C = 10 model
         loses 3-5 macro-F1 points on the minority classes of real tickets and would flatter the router.
         """
-        return cls().fit(rows, heads, text_fields, seed=seed, C=None, class_weight="balanced", val_rows=val_rows)
+        return cls().fit(rows, heads, text_fields, val_rows=val_rows, **{**BASELINE, "seed": seed})
 
     @staticmethod
     def _fit_single(x, y, c: float, seed: int, class_weight):
-        return LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight=class_weight).fit(x, y)
+        return LogisticRegression(C=c, max_iter=MAX_ITER, random_state=seed, class_weight=class_weight).fit(x, y)
 
     @staticmethod
     def _choose(models: Sequence[LogisticRegression], val, objective: str):
@@ -167,16 +173,14 @@ class TfidfBackend:
         C), or the only one."""
         from sklearn.metrics import accuracy_score, f1_score
 
-        if val is None:
-            return models[0], float(models[0].C)
+        if val is None or not (val[1] >= 0).any():
+            return models[0], float(models[0].C)  # nothing to choose on: the first (smallest) C, as before
         x_val, y_val = val
         ok = y_val >= 0
         best = None
         for model in models:
-            pred = model.predict(x_val[np.flatnonzero(ok)]) if ok.any() else None
-            if pred is None:
-                score = 0.0
-            elif objective == "macro_f1":
+            pred = model.predict(x_val[np.flatnonzero(ok)])
+            if objective == "macro_f1":
                 score = f1_score(y_val[ok], pred, average="macro", zero_division=0)
             else:
                 score = accuracy_score(y_val[ok], pred)
@@ -193,7 +197,7 @@ class TfidfBackend:
             # A tag always or never present gets a constant predictor (probability 1 or 0); that is intended.
             warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
             warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
-            return OneVsRestClassifier(LogisticRegression(C=C, max_iter=2000, random_state=seed)).fit(x, y)
+            return OneVsRestClassifier(LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed)).fit(x, y)
 
     def logits(
         self, inputs: list[str | dict], batch_size: int = 64, heads: Collection[str] | None = None

@@ -548,11 +548,12 @@ def _fit_lexical(
     """TF-IDF on the training split, its pooling weight per head on validation; returns the pooled val logits."""
     from triagekit.data.text import build_text
     from triagekit.route.hybrid import LEXICAL_DIR, fit_fusion, fuse
+    from triagekit.route.tfidf import BASELINE
 
     lexical = _fit_tfidf(cfg, splits, heads)
     lexical.save(output / LEXICAL_DIR)
     info: dict[str, Any] = {}
-    if _fits_like_baseline(cfg) and splits.get("val"):
+    if _tfidf_settings(cfg) == BASELINE and splits.get("val"):
         from triagekit.route.tfidf import baseline_key
 
         info["baseline_key"] = baseline_key(splits["train"], splits["val"], heads, cfg.text_fields)
@@ -562,11 +563,6 @@ def _fit_lexical(
     f1 = _macro_f1(heads, pooled, val_targets)
     console.print(f"hybrid: lexical weights {weights}; pooled val macro-F1 {np.mean(list(f1.values())):.4f}")
     return pooled, {"weights": weights, "scales": scales, "dir": LEXICAL_DIR, "val_macro_f1": f1, **info}
-
-
-def _fits_like_baseline(cfg: TrainConfig) -> bool:
-    """Whether ``_fit_tfidf`` fits what ``TfidfBackend.baseline`` does (so that ``route eval`` can reuse it)."""
-    return cfg.tfidf_C is None and cfg.objective == "macro_f1" and cfg.seed == 0
 
 
 def _fit_out_of_scope(cfg: TrainConfig, output: Path, splits, console) -> None:
@@ -600,15 +596,19 @@ def _fit_tfidf(cfg, splits, heads):
     from triagekit.route.tfidf import TfidfBackend
 
     return TfidfBackend().fit(
-        splits["train"],
-        heads,
-        cfg.text_fields,
-        seed=cfg.seed,
-        C=cfg.tfidf_C,
-        class_weight="balanced" if cfg.objective == "macro_f1" else None,
-        val_rows=splits.get("val"),
-        objective=cfg.objective,
+        splits["train"], heads, cfg.text_fields, val_rows=splits.get("val"), **_tfidf_settings(cfg)
     )
+
+
+def _tfidf_settings(cfg) -> dict[str, Any]:
+    """The ``TfidfBackend.fit`` settings of the hybrid's TF-IDF half; equal to ``tfidf.BASELINE`` when it is the
+    tuned baseline itself (then ``route eval`` reuses it)."""
+    return {
+        "C": cfg.tfidf_C,
+        "class_weight": "balanced" if cfg.objective == "macro_f1" else None,
+        "objective": cfg.objective,
+        "seed": cfg.seed,
+    }
 
 
 def _correct_and_calibrate(cfg, heads, logits, val_targets, splits, console) -> dict[str, dict[str, Any]]:
