@@ -12,25 +12,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def router_run(tiny_encoder, prepared, tmp_path_factory):
-    from triagekit.route.config import TrainConfig
-    from triagekit.route.train import train
-
-    out = tmp_path_factory.mktemp("ray-router") / "run"
-    train(
-        TrainConfig(
-            backbone=str(tiny_encoder),
-            epochs=1,
-            batch_size=16,
-            max_length=64,
-            trackers=[],
-            labels=["queue", "priority"],
-            multilabel=["tags"],
-        ),
-        prepared,
-        out,
-    )
-    return out
+def router_run(tiny_router):
+    """The suite's shared tiny router (queue, priority, type, tags; the feature detector): read-only, which
+    batch routing must respect."""
+    return tiny_router
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +38,18 @@ def shards(prepared, tmp_path_factory):
 def test_ray_matches_in_process_predict_and_resumes(router_run, shards, tmp_path):
     import ray
 
+    try:
+        _predict_and_resume(router_run, shards, tmp_path)
+    finally:
+        ray.shutdown()  # one local Ray for both runs: each start spawns its processes on the 2 cores again
+
+
+def _predict_and_resume(router_run, shards, tmp_path):
     from triagekit.route import Router
     from triagekit.route.distributed import predict_ray
     from triagekit.route.predict import predict_file
 
-    try:
-        counts = predict_ray(router_run, shards, tmp_path / "ray", num_actors=2, batch_size=8)
-    finally:
-        ray.shutdown()
+    counts = predict_ray(router_run, shards, tmp_path / "ray", num_actors=2, batch_size=8)
     assert counts == {"predicted": 60, "rejected": 2, "shards": 3, "skipped": 0}
     router = Router.load(router_run)
     for name in ("a.csv", "b.jsonl", "c.parquet"):
@@ -83,10 +72,7 @@ def test_ray_matches_in_process_predict_and_resumes(router_run, shards, tmp_path
     # A rerun skips every shard already written; removing one output redoes only that shard.
     assert predict_ray(router_run, shards, tmp_path / "ray")["skipped"] == 3
     (tmp_path / "ray" / "c.jsonl").unlink()
-    try:
-        again = predict_ray(router_run, str(shards / "*"), tmp_path / "ray", num_actors=1)
-    finally:
-        ray.shutdown()
+    again = predict_ray(router_run, str(shards / "*"), tmp_path / "ray", num_actors=1)
     assert again == {"predicted": 10, "rejected": 0, "shards": 1, "skipped": 2}
 
 

@@ -65,6 +65,57 @@ def _answer_loss(lm, pairs) -> float:
         )
 
 
+def test_answer_token_loss_is_the_labels_loss_and_its_gradient(tiny_llama):
+    """Logits only where an answer token is predicted: the same loss and gradients as ``labels=`` (full and LoRA,
+    the prompt masked, rows of different lengths padded), and the ``labels=`` path for a model without
+    ``logits_to_keep``."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from triagekit.sft.data import SFTCollator
+    from triagekit.sft.train import _keeps_logits, answer_token_loss
+
+    tok = _tokenizer(tiny_llama)
+    examples, _ = encode_pairs(tok, PAIRS[:4] + [(PAIRS[4][0] * 6, PAIRS[4][1])], max_length=256)
+    batch = SFTCollator(tok.pad_token_id)(list(enumerate(examples)))
+    assert (batch["labels"][:, 1:] == IGNORE_INDEX).all(0).any()  # some positions predict no answer token
+    torch.manual_seed(0)
+    full = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
+    lora = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tiny_llama)),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    refs = []
+    for model in (full, lora):
+        assert _keeps_logits(model)
+        grads = []
+        for fn in (
+            lambda m: m(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).loss,
+            lambda m: answer_token_loss(m, batch),
+        ):
+            model.zero_grad()
+            loss = fn(model)
+            loss.backward()
+            grads.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+        (ref, ref_g), (got, got_g) = grads
+        assert got == pytest.approx(ref, rel=1e-5)
+        refs.append(ref)
+        for a, b in zip(ref_g, got_g):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+    class NoKeep(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, labels=None):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+    plain = NoKeep(full)
+    assert not _keeps_logits(plain)
+    assert answer_token_loss(plain, batch, keeps_logits=False).item() == pytest.approx(refs[0], rel=1e-5)
+
+
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_training_lowers_the_loss_and_round_trips(tiny_llama, tmp_path, method):
     before = _answer_loss(load(str(tiny_llama), device="cpu"), PAIRS)

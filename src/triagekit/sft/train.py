@@ -132,13 +132,59 @@ def _val_loss(accelerator, model, loader) -> float:
     the model in eval mode)."""
     import torch
 
+    from triagekit.sft.data import IGNORE_INDEX
+
     total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
+    keeps = _keeps_logits(model)
     for batch in loader:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-        n = (batch["labels"][:, 1:] != -100).sum()
-        total += torch.stack([out.loss.double() * n, n.double()])
+        loss = answer_token_loss(model, batch, keeps)
+        n = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
+        total += torch.stack([loss.double() * n, n.double()])
     total = accelerator.reduce(total, reduction="sum")
     return float(total[0] / total[1].clamp(min=1))
+
+
+def _keeps_logits(model) -> bool:
+    """Whether the causal LM's forward takes ``logits_to_keep`` (transformers' Llama, Gemma, Qwen, Mistral, ...;
+    through Accelerate's, DDP's and peft's wrappers)."""
+    import inspect
+
+    inner = model
+    while True:
+        if hasattr(inner, "module"):  # DDP
+            inner = inner.module
+        elif hasattr(inner, "get_base_model"):  # peft
+            inner = inner.get_base_model()
+        else:
+            break
+    try:
+        return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def answer_token_loss(model, batch, keeps_logits: bool = True):
+    """The causal-LM loss on the answer tokens, the vocabulary projection computed only where it is needed.
+
+    The same mean cross-entropy as ``model(..., labels=...)`` (next-token targets, the prompt's ``IGNORE_INDEX``
+    left out), but the logits are made for the positions that predict an answer token in some row of the batch,
+    not for every position: the prompt (the ticket, the system prompt) is most of a sequence, and the (positions x
+    vocabulary) logits, their softmax and their gradient are the largest tensors of a step for a small model with a
+    large vocabulary (Gemma 3 270M: 168M of its 268M weights are the 262k-token table; SmolLM2: 49k tokens).
+    Falls back to ``labels=`` when the model's forward takes no ``logits_to_keep``."""
+    import torch
+
+    from triagekit.sft.data import IGNORE_INDEX
+
+    labels = batch["labels"]
+    targets = labels[:, 1:]
+    keep = (targets != IGNORE_INDEX).any(0).nonzero().squeeze(1)
+    if not keeps_logits or keep.numel() == 0:
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+    return torch.nn.functional.cross_entropy(
+        logits.float().flatten(0, 1), targets[:, keep].flatten(), ignore_index=IGNORE_INDEX
+    )
 
 
 class _SFTTask:
@@ -153,6 +199,7 @@ class _SFTTask:
 
         self.cfg, self.accelerator, self.model, self.tokenizer = cfg, accelerator, model, tokenizer
         self.output, self.meta, self.has_val = output, meta, bool(val_ex)
+        self.keeps_logits = _keeps_logits(model)
         collate = SFTCollator(tokenizer.pad_token_id)
         self.train_loader = torch.utils.data.DataLoader(
             IndexedDataset(train_ex),
@@ -171,7 +218,7 @@ class _SFTTask:
         return decay_groups(self.model.parameters(), self.cfg.resolved_lr, self.cfg.weight_decay)
 
     def step(self, model, batch):
-        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+        return answer_token_loss(model, batch, self.keeps_logits)
 
     def validate(self, model, loader):
         from triagekit.core.loop import Score
