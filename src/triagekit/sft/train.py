@@ -127,7 +127,7 @@ def _save_best(accelerator, model, tokenizer, output: Path, cfg: SFTConfig) -> N
     swap_in(output / "model", write)
 
 
-def _val_loss(accelerator, model, loader) -> float:
+def _val_loss(accelerator, model, loader, keeps_logits: bool) -> float:
     """Token-weighted mean loss on the answer tokens of the whole validation set (all processes; the caller puts
     the model in eval mode)."""
     import torch
@@ -135,9 +135,8 @@ def _val_loss(accelerator, model, loader) -> float:
     from triagekit.sft.data import IGNORE_INDEX
 
     total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
-    keeps = _keeps_logits(model)
     for batch in loader:
-        loss = answer_token_loss(model, batch, keeps)
+        loss = answer_token_loss(model, batch, keeps_logits)
         n = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
         total += torch.stack([loss.double() * n, n.double()])
     total = accelerator.reduce(total, reduction="sum")
@@ -149,14 +148,11 @@ def _keeps_logits(model) -> bool:
     through Accelerate's, DDP's and peft's wrappers)."""
     import inspect
 
-    inner = model
-    while True:
-        if hasattr(inner, "module"):  # DDP
-            inner = inner.module
-        elif hasattr(inner, "get_base_model"):  # peft
-            inner = inner.get_base_model()
-        else:
-            break
+    from accelerate.utils import extract_model_from_parallel
+
+    inner = extract_model_from_parallel(model)  # DDP, DeepSpeed, torch.compile
+    if hasattr(inner, "get_base_model"):  # peft
+        inner = inner.get_base_model()
     try:
         return "logits_to_keep" in inspect.signature(inner.forward).parameters
     except (TypeError, ValueError):
@@ -225,7 +221,7 @@ class _SFTTask:
 
         if not self.has_val:
             return None
-        loss = _val_loss(self.accelerator, model, loader)
+        loss = _val_loss(self.accelerator, model, loader, self.keeps_logits)
         return Score(loss, higher_is_better=False, metrics={"val_loss": loss}, text=f"val loss {loss:.4f}")
 
     def save_best(self, model) -> None:
