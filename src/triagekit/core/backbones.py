@@ -3,6 +3,7 @@ unless the user's environment allows it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -146,8 +147,9 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    with _gguf_parsed_once():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The dequantised weights are plain fp32, but transformers still flags the model as gguf-quantised and refuses
     # to save it: rebuild a clean model from the config and the state dict. Built on the meta device and filled
     # with assign=True, so no second fp32 copy of the weights is ever allocated.
@@ -165,6 +167,33 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     except OSError:  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def _gguf_parsed_once():
+    """Inside: ``gguf.GGUFReader`` returns one reader per file instead of parsing the file again.
+
+    transformers reads a GGUF's metadata once for the tokenizer, once for the config and once more for the weights
+    (``load_gguf_checkpoint`` builds a new ``GGUFReader`` each time); for Gemma 3's 262k-token vocabulary parsing
+    the metadata is most of a conversion. The reader is read-only (a memory map and the parsed fields), so sharing
+    it changes nothing else.
+    """
+    import gguf
+
+    original = gguf.GGUFReader
+    readers: dict[tuple, object] = {}
+
+    def reader(path, mode="r"):
+        key = (os.path.realpath(path), mode)
+        if key not in readers:
+            readers[key] = original(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = reader
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
 
 
 def is_decoder(config) -> bool:
